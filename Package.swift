@@ -1,0 +1,76 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings shared by every target of ours: Swift 6 mode, strict concurrency, warnings are errors.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .treatAllWarnings(as: .error),
+]
+
+let package = Package(
+    name: "imds",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "imds", targets: ["IMDSCommand"]),
+        /// The transport-free engine: request in, response out.
+        .library(name: "IMDSCore", targets: ["IMDSCore"]),
+        /// The SwiftNIO listeners (data plane and control plane).
+        .library(name: "IMDSServer", targets: ["IMDSServer"]),
+        /// An IMDS to run inside your own tests, in-process or on a live port-0 listener.
+        .library(name: "IMDSTesting", targets: ["IMDSTesting"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+    ],
+    targets: [
+        .target(
+            name: "IMDSCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IMDSServer",
+            dependencies: [
+                "IMDSCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IMDSTesting",
+            dependencies: ["IMDSCore", "IMDSServer"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "IMDSCommand",
+            dependencies: [
+                "IMDSCore",
+                "IMDSServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSCoreTests",
+            dependencies: ["IMDSCore", "IMDSTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSServerTests",
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting"],
+            swiftSettings: strict
+        ),
+    ]
+)

@@ -1,0 +1,15 @@
+import ArgumentParser
+
+@main
+struct IMDS: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "imds",
+        abstract: "A faithful Amazon EC2 Instance Metadata Service (IMDSv1 + IMDSv2).",
+        discussion: """
+            Run `imds serve` to serve the embedded default instance on 127.0.0.1:1338 (data plane) and
+            127.0.0.1:1339 (control plane).
+            """,
+        version: "0.1.0",
+        subcommands: [Serve.self]
+    )
+}

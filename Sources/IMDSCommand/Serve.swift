@@ -1,0 +1,163 @@
+import ArgumentParser
+import Crypto
+import Dispatch
+import Foundation
+import IMDSCore
+import IMDSServer
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve instance metadata (data plane) and the control plane.",
+        discussion: """
+            With no arguments, serves the embedded default instance on 127.0.0.1:1338 and the control
+            plane on 127.0.0.1:1339. SIGTERM and SIGINT shut down gracefully; SIGHUP reloads --config.
+            """)
+
+    @Option(name: .long, help: "Config file describing the instance (.yaml, .yml or .json).")
+    var config: String?
+
+    @Option(name: .long, help: ArgumentHelp("Data-plane address HOST:PORT (repeatable; port 0 picks a free port).", valueName: "host:port"))
+    var listen: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Control-plane address HOST:PORT.", valueName: "host:port"))
+    var controlListen: String?
+
+    @Option(name: .long, help: "Directory for state that survives a restart (the token key, changes made through the control plane).")
+    var stateDir: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        for l in listen where ListenAddress(parsing: l) == nil {
+            throw ValidationError("--listen '\(l)' is not HOST:PORT (for example 127.0.0.1:1338 or [::1]:1338).")
+        }
+        if let c = controlListen, ListenAddress(parsing: c) == nil {
+            throw ValidationError("--control-listen '\(c)' is not HOST:PORT (for example 127.0.0.1:1339).")
+        }
+        if Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical.")
+        }
+    }
+
+    func run() async throws {
+        Output.lineBuffered()
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let logger = Logger(label: "imds")
+
+        let imdsConfig: IMDSConfig
+        do {
+            imdsConfig = try config.map { try IMDSConfig.load(path: $0) } ?? .embeddedDefault
+        } catch let error as ConfigError {
+            throw CLIError("config error: \(error)")
+        }
+
+        let controlAddress = controlListen.flatMap(ListenAddress.init(parsing:)) ?? ListenAddress(host: "127.0.0.1", port: 1339)
+        if !controlAddress.isLoopback {
+            throw CLIError(
+                "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339).")
+        }
+
+        let secret: SymmetricKey
+        if let stateDir {
+            do {
+                secret = try SecretFile.loadOrCreate(directory: stateDir)
+            } catch {
+                throw CLIError("state directory \(stateDir): \(error)")
+            }
+        } else {
+            secret = SymmetricKey(size: .bits256)
+            print("imds: no --state-dir: changes made through the control plane are kept in memory only, and tokens do not survive a restart")
+        }
+
+        let engine = IMDSEngine(config: imdsConfig, secret: secret)
+        let dataAddresses = listen.isEmpty ? [ListenAddress(host: "127.0.0.1", port: 1338)] : listen.compactMap(ListenAddress.init(parsing:))
+        let service = IMDSService(
+            engine: engine, controlPlane: PlaceholderControlPlane(),
+            configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
+            logger: logger)
+
+        // Signals: handled on a dispatch queue and delivered to the loop below.
+        let (signals, continuation) = AsyncStream<Int32>.makeStream()
+        var sources: [any DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            source.setEventHandler { continuation.yield(sig) }
+            source.resume()
+            sources.append(source)
+        }
+
+        do {
+            try await service.start()
+        } catch {
+            throw CLIError("cannot listen: \(error). Is another imds (or something else) using the port? Pick another with --listen / --control-listen, or port 0.")
+        }
+        for a in service.dataAddresses { print("imds: data plane listening on \(a.url)") }
+        for a in service.controlAddresses { print("imds: control plane listening on \(a.url)") }
+        let id = imdsConfig.instance.instanceID
+        if let first = service.dataAddresses.first {
+            print("""
+                imds: serving instance \(id); try:
+                  curl -s \(first.url)/latest/meta-data/instance-id
+                  TOKEN=$(curl -s -X PUT \(first.url)/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 21600")
+                  curl -s -H "X-aws-ec2-metadata-token: $TOKEN" \(first.url)/latest/meta-data/
+                """)
+        }
+
+        for await sig in signals {
+            if sig == SIGHUP {
+                guard let path = config else {
+                    logger.notice("SIGHUP: no --config file to reload; nothing changed")
+                    continue
+                }
+                do {
+                    let fresh = try IMDSConfig.load(path: path)
+                    engine.reload(fresh)
+                    logger.notice("SIGHUP: reloaded \(path)")
+                    print("imds: reloaded \(path)")
+                } catch {
+                    logger.error("SIGHUP: config error, keeping the running configuration: \(error)")
+                    FileHandle.standardError.write(Data("imds: reload failed, keeping the running configuration: config error: \(error)\n".utf8))
+                }
+                continue
+            }
+            logger.notice("signal \(sig): shutting down")
+            break
+        }
+        await service.shutdown()
+        for s in sources { s.cancel() }
+        print("imds: stopped")
+    }
+}
+
+/// A one-paragraph error for the user, printed without a stack trace; exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}
+
+/// Until the EC2 Query API lands, the control plane answers every request with EC2's
+/// `InvalidAction` error, so that the AWS CLI reports it as it would a real unsupported action.
+struct PlaceholderControlPlane: AsyncResponder {
+    func respond(to request: IMDSRequest) async -> IMDSResponse {
+        let body = Array("""
+            <?xml version="1.0" encoding="UTF-8"?>
+            <Response><Errors><Error><Code>InvalidAction</Code><Message>The action is not supported by this endpoint yet.</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>
+            """.utf8)
+        return IMDSResponse(
+            status: 400, reason: "Bad Request",
+            headers: [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", String(body.count)), ("Connection", "close")],
+            body: body)
+    }
+}

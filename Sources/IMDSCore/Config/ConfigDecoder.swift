@@ -1,0 +1,267 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Turns a parsed document into an ``IMDSConfig``, strictly: unknown keys and invalid values are
+/// errors that name the key and say what is allowed.
+enum ConfigDecoder {
+    static func decode(_ value: ConfigValue, base: IMDSConfig? = IMDSConfig.embeddedDefault) throws(ConfigError) -> IMDSConfig {
+        if case .null = value { return base! }
+        var root = try ConfigMap(value, path: "")
+        var config = base ?? IMDSConfig(instance: blankInstance)
+        if var inst = try root.map("instance") {
+            config.instance = try decodeInstance(&inst, base: config.instance)
+            try inst.finish()
+        }
+        if let versions = try root.stringList("api-versions", element: isVersion, expected: "a version such as 2021-07-15 or 1.0") {
+            config.apiVersions = versions.filter { $0 != "latest" }
+        }
+        try root.finish()
+        return config
+    }
+
+    static let blankInstance = Instance(
+        instanceID: "", accountID: "", amiID: "", amiLaunchIndex: 0, amiManifestPath: "(unknown)", ancestorAMIIDs: [],
+        instanceType: "", architecture: "x86_64", availabilityZone: "", regionOverride: nil,
+        availabilityZoneIDOverride: nil, localIPv4: nil, publicIPv4: nil, ipv6Addresses: [], mac: "",
+        securityGroups: [], securityGroupIDsOverride: nil, subnetIDOverride: nil, vpcIDOverride: nil,
+        subnetIPv4CIDROverride: nil, vpcIPv4CIDROverride: nil, subnetIPv6CIDRs: [], vpcIPv6CIDRs: [],
+        interfaceIDOverride: nil, hostnameOverride: nil, publicHostnameOverride: nil, reservationIDOverride: nil,
+        kernelID: nil, ramdiskID: nil, productCodes: [], marketplaceProductCodes: [], billingProducts: [],
+        instanceLifeCycle: "on-demand", profile: "default-hvm", launchTime: nil, publicKeys: [], blockDevices: [],
+        placementGroup: nil, partitionNumber: nil, hostID: nil, userData: nil, iam: nil, tags: [],
+        metadataOptions: PartialMetadataOptions(), amiIMDSSupport: nil, monitoring: "disabled", overrides: [])
+
+    // MARK: - Validators
+
+    static func matches(_ s: String, _ pattern: String) -> Bool {
+        s.range(of: "^(?:" + pattern + ")$", options: .regularExpression) != nil
+    }
+    static func isVersion(_ s: String) -> Bool { s == "1.0" || s == "latest" || matches(s, "[0-9]{4}-[0-9]{2}-[0-9]{2}") }
+    static func isIPv4(_ s: String) -> Bool {
+        var a = in_addr()
+        return inet_pton(AF_INET, s, &a) == 1
+    }
+    static func isIPv6(_ s: String) -> Bool {
+        var a = in6_addr()
+        return inet_pton(AF_INET6, s, &a) == 1
+    }
+    static func isCIDR(_ s: String, v6: Bool) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let p = Int(parts[1]) else { return false }
+        return v6 ? (isIPv6(String(parts[0])) && (0...128).contains(p)) : (isIPv4(String(parts[0])) && (0...32).contains(p))
+    }
+    /// Tag keys EC2 allows when tags are exposed in metadata.
+    static func isMetadataTagKey(_ s: String) -> Bool {
+        matches(s, "[a-zA-Z0-9+=._:@-]{1,128}") && s != "." && s != ".." && s != "_index"
+    }
+
+    // MARK: - Instance
+
+    static func decodeInstance(_ m: inout ConfigMap, base: Instance) throws(ConfigError) -> Instance {
+        var i = base
+        if let v = try m.string("instance-id", pattern: { matches($0, "i-[0-9a-f]{8}([0-9a-f]{9})?") },
+                                expected: "i- followed by 8 or 17 lower-case hex digits") { i.instanceID = v }
+        if let v = try m.string("account-id", pattern: { matches($0, "[0-9]{12}") }, expected: "12 digits, quoted in YAML") { i.accountID = v }
+        if let v = try m.string("ami-id", pattern: { matches($0, "ami-[0-9a-f]{8,17}") }, expected: "ami- followed by 8 to 17 hex digits") { i.amiID = v }
+        if let v = try m.int("ami-launch-index", range: 0...9999) { i.amiLaunchIndex = v }
+        if let v = try m.string("ami-manifest-path") { i.amiManifestPath = v }
+        if let v = try m.stringList("ancestor-ami-ids", element: { matches($0, "ami-[0-9a-f]{8,17}") }, expected: "an AMI id") { i.ancestorAMIIDs = v }
+        if let v = try m.choice("ami-imds-support", ["v2.0"]) { i.amiIMDSSupport = v }
+        if let v = try m.string("instance-type", pattern: { matches($0, "[a-z0-9-]+\\.[a-z0-9-]+") }, expected: "a type such as t3.micro") { i.instanceType = v }
+        if let v = try m.choice("architecture", ["x86_64", "arm64", "i386"]) { i.architecture = v }
+        if let v = try m.string("availability-zone", pattern: { matches($0, "[a-z]{2}(-[a-z0-9]+)+[a-z]") },
+                                expected: "a zone such as ap-northeast-1a") { i.availabilityZone = v }
+        if let v = try m.string("region", pattern: { matches($0, "[a-z]{2}(-[a-z0-9]+)+") }, expected: "a region such as ap-northeast-1") { i.regionOverride = v }
+        if let v = try m.string("availability-zone-id", pattern: { matches($0, "[a-z0-9]+-az[0-9]+") }, expected: "an id such as apne1-az4") { i.availabilityZoneIDOverride = v }
+        // Addresses: `null` (or an empty value) removes what the default instance has.
+        if m.pairs.contains(where: { $0.key == "local-ipv4" }) { i.localIPv4 = try m.string("local-ipv4", pattern: isIPv4, expected: "an IPv4 address") }
+        if m.pairs.contains(where: { $0.key == "public-ipv4" }) { i.publicIPv4 = try m.string("public-ipv4", pattern: isIPv4, expected: "an IPv4 address") }
+        if let v = try m.stringList("ipv6", element: isIPv6, expected: "an IPv6 address") { i.ipv6Addresses = v }
+        if let v = try m.string("mac", pattern: { matches($0.lowercased(), "[0-9a-f]{2}(:[0-9a-f]{2}){5}") },
+                                expected: "six hex pairs separated by colons, e.g. 0e:12:34:56:78:9a") { i.mac = v.lowercased() }
+        if let v = try m.stringList("security-groups", element: { !$0.isEmpty && !$0.contains("\n") }, expected: "a group name") { i.securityGroups = v }
+        if let v = try m.stringList("security-group-ids", element: { matches($0, "sg-[0-9a-f]{8,17}") }, expected: "an id such as sg-0123456789abcdef0") { i.securityGroupIDsOverride = v }
+        if let v = try m.string("subnet-id", pattern: { matches($0, "subnet-[0-9a-f]{8,17}") }, expected: "an id such as subnet-0123456789abcdef0") { i.subnetIDOverride = v }
+        if let v = try m.string("vpc-id", pattern: { matches($0, "vpc-[0-9a-f]{8,17}") }, expected: "an id such as vpc-0123456789abcdef0") { i.vpcIDOverride = v }
+        if let v = try m.string("interface-id", pattern: { matches($0, "eni-[0-9a-f]{8,17}") }, expected: "an id such as eni-0123456789abcdef0") { i.interfaceIDOverride = v }
+        if let v = try m.string("subnet-ipv4-cidr-block", pattern: { isCIDR($0, v6: false) }, expected: "an IPv4 CIDR such as 10.0.1.0/24") { i.subnetIPv4CIDROverride = v }
+        if let v = try m.string("vpc-ipv4-cidr-block", pattern: { isCIDR($0, v6: false) }, expected: "an IPv4 CIDR such as 10.0.0.0/16") { i.vpcIPv4CIDROverride = v }
+        if let v = try m.stringList("subnet-ipv6-cidr-blocks", element: { isCIDR($0, v6: true) }, expected: "an IPv6 CIDR") { i.subnetIPv6CIDRs = v }
+        if let v = try m.stringList("vpc-ipv6-cidr-blocks", element: { isCIDR($0, v6: true) }, expected: "an IPv6 CIDR") { i.vpcIPv6CIDRs = v }
+        if let v = try m.string("hostname", pattern: { matches($0, "[A-Za-z0-9.-]{1,253}") }, expected: "a host name") { i.hostnameOverride = v }
+        if let v = try m.string("public-hostname", pattern: { matches($0, "[A-Za-z0-9.-]{1,253}") }, expected: "a host name") { i.publicHostnameOverride = v }
+        if let v = try m.string("reservation-id", pattern: { matches($0, "r-[0-9a-f]{8,17}") }, expected: "an id such as r-0123456789abcdef0") { i.reservationIDOverride = v }
+        if m.pairs.contains(where: { $0.key == "kernel-id" }) { i.kernelID = try m.string("kernel-id", pattern: { matches($0, "aki-[0-9a-f]{8,17}") }, expected: "aki-…") }
+        if m.pairs.contains(where: { $0.key == "ramdisk-id" }) { i.ramdiskID = try m.string("ramdisk-id", pattern: { matches($0, "ari-[0-9a-f]{8,17}") }, expected: "ari-…") }
+        if let v = try m.stringList("product-codes", element: { matches($0, "[a-z0-9]{1,64}") }, expected: "a product code") { i.productCodes = v }
+        if let v = try m.stringList("marketplace-product-codes", element: { matches($0, "[a-z0-9]{1,64}") }, expected: "a product code") { i.marketplaceProductCodes = v }
+        if let v = try m.stringList("billing-products", element: { matches($0, "bp-[0-9a-f]{8}") }, expected: "an id such as bp-6ba54002") { i.billingProducts = v }
+        if let v = try m.choice("instance-life-cycle", ["on-demand", "spot", "scheduled", "capacity-block"]) { i.instanceLifeCycle = v }
+        if let v = try m.string("profile") { i.profile = v }
+        if let v = try m.choice("monitoring", ["enabled", "disabled"]) { i.monitoring = v }
+        if let v = try m.string("launch-time", pattern: { TimeFormat.parseISO8601($0) != nil }, expected: "a time such as 2026-01-02T03:04:05Z") {
+            i.launchTime = TimeFormat.parseISO8601(v)
+        }
+        if var p = try m.map("placement") {
+            if let v = try p.string("group-name") { i.placementGroup = v }
+            if let v = try p.int("partition-number", range: 1...7) { i.partitionNumber = v }
+            if let v = try p.string("host-id", pattern: { matches($0, "h-[0-9a-f]{17}") }, expected: "an id such as h-0123456789abcdef0") { i.hostID = v }
+            try p.finish()
+        }
+        if let v = m.value("public-keys") {
+            i.publicKeys = try decodeKeys(v, path: m.child("public-keys"))
+        }
+        if var b = try m.map("block-device-mapping") {
+            var devices: [(name: String, device: String)] = []
+            for (k, _) in b.pairs {
+                guard matches(k, "ami|root|swap|ebs[0-9]+|ephemeral[0-9]+") else {
+                    throw ConfigError(path: b.child(k), line: b.pairs.first { $0.key == k }?.value.line,
+                                      message: "unknown device name '\(k)' (allowed: ami, root, swap, ebsN, ephemeralN)")
+                }
+                if let d = try b.string(k) { devices.append((k, d)) }
+            }
+            try b.finish()
+            i.blockDevices = devices
+        }
+        if m.pairs.contains(where: { $0.key == "user-data" }) || m.pairs.contains(where: { $0.key == "user-data-base64" }) {
+            var data: [UInt8]? = nil
+            if let text = try m.string("user-data") { data = Array(text.utf8) }
+            if let b64 = try m.string("user-data-base64") {
+                guard data == nil else {
+                    throw ConfigError(path: m.child("user-data-base64"), line: nil, message: "set user-data or user-data-base64, not both")
+                }
+                guard let d = Data(base64Encoded: b64, options: .ignoreUnknownCharacters) else {
+                    throw ConfigError(path: m.child("user-data-base64"), line: nil, message: "not valid base64")
+                }
+                data = Array(d)
+            }
+            if let d = data, d.count > 16384 {
+                throw ConfigError(path: m.child("user-data"), line: nil, message: "\(d.count) bytes is over EC2's limit of 16384 bytes")
+            }
+            i.userData = data
+        }
+        if m.pairs.contains(where: { $0.key == "iam" }) {
+            if var iam = try m.map("iam") {
+                i.iam = try decodeIAM(&iam, base: i.iam)
+                try iam.finish()
+            } else {
+                i.iam = nil  // `iam: null` detaches the default role
+            }
+        }
+        if m.pairs.contains(where: { $0.key == "tags" }) {
+            if var t = try m.map("tags") {
+                var tags: [(key: String, value: String)] = []
+                for (k, _) in t.pairs {
+                    guard isMetadataTagKey(k) else {
+                        throw ConfigError(path: t.child(k), line: t.pairs.first { $0.key == k }?.value.line,
+                                          message: "tag key '\(k)' cannot be exposed in instance metadata (allowed: 1-128 of a-z A-Z 0-9 + - = . _ : @, not '.', '..' or '_index')")
+                    }
+                    let v = try t.string(k) ?? ""
+                    guard v.count <= 256 else {
+                        throw ConfigError(path: t.child(k), line: nil, message: "tag values are at most 256 characters")
+                    }
+                    tags.append((k, v))
+                }
+                guard tags.count <= 50 else { throw ConfigError(path: m.child("tags"), line: nil, message: "at most 50 tags per instance") }
+                try t.finish()
+                i.tags = tags
+            } else {
+                i.tags = []
+            }
+        }
+        if var o = try m.map("metadata-options") {
+            var opts = PartialMetadataOptions()
+            if let v = try o.choice("http-tokens", ["optional", "required"]) { opts.httpTokens = .init(rawValue: v) }
+            if let v = try o.choice("http-endpoint", ["enabled", "disabled"]) { opts.httpEndpoint = .init(rawValue: v) }
+            if let v = try o.int("http-put-response-hop-limit", range: MetadataOptions.hopLimitRange) { opts.httpPutResponseHopLimit = v }
+            if let v = try o.choice("http-protocol-ipv6", ["enabled", "disabled"]) { opts.httpProtocolIPv6 = .init(rawValue: v) }
+            if let v = try o.choice("instance-metadata-tags", ["enabled", "disabled"]) { opts.instanceMetadataTags = .init(rawValue: v) }
+            try o.finish()
+            i.metadataOptions = opts
+        }
+        if var ov = try m.map("overrides") {
+            var list: [(path: String, value: String?)] = []
+            for (k, v) in ov.pairs {
+                let parts = k.split(separator: "/")
+                guard let first = parts.first, ["meta-data", "dynamic", "user-data"].contains(String(first)),
+                    !parts.contains(where: { $0 == "." || $0 == ".." })
+                else {
+                    throw ConfigError(path: ov.child(k), line: v.line,
+                                      message: "override paths start with meta-data/, dynamic/ or user-data (relative to /latest/)")
+                }
+                switch v {
+                case .null: list.append((k, nil))
+                case .scalar(let s, _): list.append((k, s))
+                default: throw ConfigError(path: ov.child(k), line: v.line, message: "expected a text value or null, found \(v.kindDescription)")
+                }
+                _ = ov.value(k)
+            }
+            try ov.finish()
+            i.overrides = list
+        }
+        return i
+    }
+
+    static func decodeKeys(_ v: ConfigValue, path: String) throws(ConfigError) -> [Instance.PublicKey] {
+        let isKey: (String) -> Bool = { matches($0, "(ssh-(rsa|ed25519|dss)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?") }
+        var keys: [Instance.PublicKey] = []
+        switch v {
+        case .mapping(let pairs, _):
+            for (name, value) in pairs {
+                guard case .scalar(let key, let line) = value, isKey(key) else {
+                    throw ConfigError(path: "\(path).\(name)", line: value.line, message: "expected an OpenSSH public key such as 'ssh-ed25519 AAAA… comment'")
+                }
+                _ = line
+                keys.append(.init(name: name, openSSHKey: key))
+            }
+        case .sequence: throw ConfigError(path: path, line: v.line, message: "expected a mapping of key name to OpenSSH public key")
+        default: throw ConfigError(path: path, line: v.line, message: "expected a mapping of key name to OpenSSH public key, found \(v.kindDescription)")
+        }
+        return keys
+    }
+
+    static func decodeIAM(_ m: inout ConfigMap, base: Instance.IAM?) throws(ConfigError) -> Instance.IAM {
+        let namePattern = "[A-Za-z0-9+=,.@_-]{1,64}"
+        guard let role = try m.string("role", pattern: { matches($0, namePattern) }, expected: "an IAM role name") ?? base?.role else {
+            throw ConfigError(path: m.child("role"), line: m.line, message: "missing: an instance with iam needs a role name")
+        }
+        var iam = Instance.IAM(role: role, credentials: base?.credentials ?? .init())
+        if let v = try m.string("instance-profile", pattern: { matches($0, namePattern) }, expected: "an instance profile name") { iam.instanceProfileName = v }
+        if let v = try m.string("instance-profile-id", pattern: { matches($0, "AIPA[A-Z0-9]{16,17}") }, expected: "an id such as AIPAVMQT32F2Q43IXV2TC") { iam.instanceProfileID = v }
+        if var c = try m.map("credentials") {
+            var s = iam.credentials
+            let source = try c.choice("source", ["generated", "fixed"]) ?? "generated"
+            if let v = try c.duration("lifetime", range: 600...43200) { s.lifetime = v }
+            let explicitRotation = try c.duration("rotate-before-expiry", range: 300...43200)
+            if let v = explicitRotation { s.rotateBeforeExpiry = v } else { s.rotateBeforeExpiry = min(3600, max(300, s.lifetime / 2)) }
+            if let v = try c.bool("distinct-v1-credentials") { s.distinctV1Credentials = v }
+            let akid = try c.string("access-key-id", pattern: { matches($0, "(ASIA|AKIA)[A-Z0-9]{12,124}") }, expected: "an access key id such as ASIAEXAMPLE123456789")
+            let secret = try c.string("secret-access-key", pattern: { $0.count >= 16 }, expected: "a secret of at least 16 characters")
+            let token = try c.string("token", pattern: { !$0.isEmpty }, expected: "a session token")
+            if source == "fixed" {
+                guard let akid, let secret, let token else {
+                    throw ConfigError(path: c.child("source"), line: nil,
+                                      message: "source 'fixed' needs access-key-id, secret-access-key and token")
+                }
+                s.source = .fixed(.init(accessKeyID: akid, secretAccessKey: secret, token: token))
+            } else {
+                guard akid == nil, secret == nil, token == nil else {
+                    throw ConfigError(path: c.child("access-key-id"), line: nil, message: "fixed values need source: fixed")
+                }
+                s.source = .generated
+            }
+            guard s.rotateBeforeExpiry < s.lifetime else {
+                throw ConfigError(path: c.child("rotate-before-expiry"), line: nil,
+                                  message: "must be shorter than lifetime (\(s.lifetime)s); new credentials must appear before the old ones expire")
+            }
+            try c.finish()
+            iam.credentials = s
+        }
+        return iam
+    }
+}

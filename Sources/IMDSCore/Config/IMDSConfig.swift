@@ -1,0 +1,82 @@
+import Foundation
+
+/// The whole config file: the instance and the service's data settings.
+public struct IMDSConfig: Sendable, Equatable {
+    public var instance: Instance
+    /// Versions listed at `/` and served as trees (`latest` is always served and listed last).
+    public var apiVersions: [String]
+
+    public init(instance: Instance, apiVersions: [String] = APIVersions.default) {
+        self.instance = instance
+        self.apiVersions = apiVersions
+    }
+
+    /// Reads a YAML (`.yaml`, `.yml`) or JSON (`.json`) file; other extensions are read as YAML.
+    public static func load(path: String) throws(ConfigError) -> IMDSConfig {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            let exists = FileManager.default.fileExists(atPath: path)
+            throw ConfigError(file: path, path: nil, line: nil, message: exists ? "cannot be read" : "no such file")
+        }
+        do {
+            return try parse(data, isJSON: path.lowercased().hasSuffix(".json"))
+        } catch var error {
+            error.file = path
+            throw error
+        }
+    }
+
+    /// Parses config bytes; keys absent from the document come from ``embeddedDefault``.
+    public static func parse(_ data: Data, isJSON: Bool) throws(ConfigError) -> IMDSConfig {
+        let value: ConfigValue
+        if isJSON {
+            value = try ConfigValue.parseJSON(data)
+        } else {
+            guard let text = String(data: data, encoding: .utf8) else {
+                throw ConfigError(path: nil, line: nil, message: "not UTF-8 text")
+            }
+            value = try ConfigValue.parseYAML(text)
+        }
+        return try ConfigDecoder.decode(value)
+    }
+
+    /// The realistic instance `imds serve` answers for when no config file is given.
+    public static let embeddedDefault: IMDSConfig = {
+        // The embedded YAML is part of the product; a failure here is a programming error caught by tests.
+        try! ConfigDecoder.decode(ConfigValue.parseYAML(EmbeddedDefault.yaml), base: nil)
+    }()
+}
+
+/// The embedded default instance, as a config document (every key set).
+public enum EmbeddedDefault {
+    public static let yaml = """
+        instance:
+          instance-id: i-0abc1234def567890
+          account-id: "123456789012"
+          ami-id: ami-0123456789abcdef0
+          ami-launch-index: 0
+          ami-manifest-path: (unknown)
+          instance-type: t3.micro
+          architecture: x86_64
+          availability-zone: ap-northeast-1a
+          local-ipv4: 10.0.1.23
+          public-ipv4: 203.0.113.10
+          mac: 0e:12:34:56:78:9a
+          security-groups: [default]
+          instance-life-cycle: on-demand
+          profile: default-hvm
+          monitoring: disabled
+          block-device-mapping:
+            ami: /dev/xvda
+            root: /dev/xvda
+          public-keys:
+            imds-default: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIElvGSH5XYwy/fTj98EfRraimnw1oWO3J6m1J699eTKi imds-default
+          user-data: |
+            #!/bin/bash
+            echo hello
+          iam:
+            role: app-role
+          tags:
+            Name: web-1
+            Env: dev
+        """
+}

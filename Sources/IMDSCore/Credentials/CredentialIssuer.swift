@@ -1,0 +1,86 @@
+import Crypto
+import Foundation
+
+/// One set of temporary credentials as IMDS serves them.
+public struct RoleCredentials: Sendable, Equatable {
+    public var accessKeyID: String
+    public var secretAccessKey: String
+    public var token: String
+    public var lastUpdated: Date
+    public var expiration: Date
+}
+
+/// Issues role credentials that rotate on a fixed schedule without keeping state: each rotation
+/// period's values are derived from the server secret, the instance, the role and the delivery
+/// (v1 or v2), so the same credentials are served throughout a period and survive a restart when
+/// the secret is persisted.
+public struct CredentialIssuer: Sendable {
+    private let key: SymmetricKey
+
+    public init(secret: SymmetricKey) {
+        self.key = SymmetricKey(
+            data: HKDF<SHA256>.deriveKey(
+                inputKeyMaterial: secret, info: Array("imds role credentials".utf8), outputByteCount: 32))
+    }
+
+    /// Which of EC2's role deliveries a request receives.
+    public enum Delivery: String, Sendable {
+        case v1 = "1.0"
+        case v2 = "2.0"
+        /// The instance identity role (`identity-credentials/ec2/...`).
+        case identity = "identity"
+    }
+
+    /// The credentials in force at `now`.
+    public func credentials(
+        instanceID: String, role: String, delivery: Delivery, settings: CredentialSettings, now: Date
+    ) -> RoleCredentials {
+        let period = max(60, settings.rotationPeriod)
+        let seed = "\(instanceID)|\(role)"
+        // Each instance and role rotates at its own offset within the period.
+        let offset = Int(mac(seed + "|offset").prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % UInt32(period))
+        let t = Int(now.timeIntervalSince1970.rounded(.down)) - offset
+        let epoch = t >= 0 ? t / period : (t - period + 1) / period
+        let issued = Date(timeIntervalSince1970: TimeInterval(epoch * period + offset))
+        let variant = settings.distinctV1Credentials ? delivery.rawValue : (delivery == .identity ? "identity" : "role")
+        let material = mac("\(seed)|\(variant)|\(epoch)")
+        // Up to 10% (at most 35 min) later than the nominal lifetime, as EC2's are; never earlier.
+        let jitterRange = min(2100, settings.lifetime / 10)
+        let jitter = jitterRange > 0 ? Int(material[0]) * 256 + Int(material[1]) : 0
+        let expiration = issued.addingTimeInterval(
+            TimeInterval(settings.lifetime + (jitterRange > 0 ? jitter % jitterRange : 0)))
+        switch settings.source {
+        case .fixed(let fixed):
+            return RoleCredentials(
+                accessKeyID: fixed.accessKeyID, secretAccessKey: fixed.secretAccessKey, token: fixed.token,
+                lastUpdated: issued, expiration: expiration)
+        case .generated:
+            let stream = expand(material, count: 900)
+            let base32 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+            let accessKey = "ASIA" + String(stream[0..<16].map { base32[Int($0) % 32] })
+            let b64 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+            let secret = String(stream[16..<56].map { b64[Int($0) % 64] })
+            // Session tokens from STS start with `IQoJb3JpZ2luX2Vj` and run to about 1 KB.
+            let tokenBody = Data(stream[56..<(56 + 780 + Int(material[2] % 32) * 3)]).base64EncodedString()
+            return RoleCredentials(
+                accessKeyID: accessKey, secretAccessKey: secret, token: "IQoJb3JpZ2luX2Vj" + tokenBody,
+                lastUpdated: issued, expiration: expiration)
+        }
+    }
+
+    private func mac(_ text: String) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: key))
+    }
+
+    private func expand(_ seed: [UInt8], count: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        var counter: UInt32 = 0
+        while out.count < count {
+            var block = seed
+            withUnsafeBytes(of: counter.bigEndian) { block.append(contentsOf: $0) }
+            out.append(contentsOf: HMAC<SHA256>.authenticationCode(for: block, using: key))
+            counter += 1
+        }
+        return Array(out.prefix(count))
+    }
+}

@@ -1,0 +1,405 @@
+import Crypto
+import Foundation
+import Synchronization
+
+/// What a request turned out to be, for logs and metrics (never contains a token or credential).
+public struct RequestOutcome: Sendable, Equatable {
+    public enum Version: String, Sendable { case v1, v2 }
+    public var instanceID: String?
+    /// v2 when a token header was present, v1 otherwise; nil for token PUTs.
+    public var version: Version?
+    /// `token`, `meta-data`, `user-data`, `dynamic`, `versions`, `other`.
+    public var category: String
+    /// Set when a token was refused (missing under `required`, malformed, bad signature, expired).
+    public var tokenRejection: String?
+    /// A token was issued.
+    public var tokenIssued: Bool
+
+    public init(instanceID: String? = nil, version: Version? = nil, category: String = "other",
+                tokenRejection: String? = nil, tokenIssued: Bool = false) {
+        self.instanceID = instanceID
+        self.version = version
+        self.category = category
+        self.tokenRejection = tokenRejection
+        self.tokenIssued = tokenIssued
+    }
+}
+
+/// The IMDS data plane as a pure function of state: request in, response out. It never throws;
+/// every failure becomes the response EC2 would send.
+public final class IMDSEngine: Sendable {
+    struct State: Sendable {
+        var instances: [String: InstanceRuntime]
+        /// The instance answering requests (the engine picks the instance per request; with one
+        /// instance configured, it answers every peer).
+        var primaryID: String
+        var apiVersions: [String]
+        var accountDefaults: AccountDefaults
+    }
+
+    private let state: Mutex<State>
+    public let clock: any IMDSClock
+    private let tokens: TokenAuthority
+    private let credentials: CredentialIssuer
+
+    /// - Parameters:
+    ///   - config: the instance and API versions.
+    ///   - secret: keys tokens and generated credentials; persist it to keep tokens valid across restarts.
+    ///   - accountDefaults: account-level metadata defaults applied at launch.
+    public init(
+        config: IMDSConfig, secret: SymmetricKey = SymmetricKey(size: .bits256), clock: any IMDSClock = SystemClock(),
+        accountDefaults: AccountDefaults = AccountDefaults()
+    ) {
+        self.clock = clock
+        self.tokens = TokenAuthority(secret: secret)
+        self.credentials = CredentialIssuer(secret: secret)
+        let now = clock.now()
+        let runtime = Self.launch(config.instance, accountDefaults: accountDefaults, now: now)
+        self.state = Mutex(
+            State(
+                instances: [runtime.instance.instanceID: runtime], primaryID: runtime.instance.instanceID,
+                apiVersions: config.apiVersions, accountDefaults: accountDefaults))
+    }
+
+    static func launch(_ instance: Instance, accountDefaults: AccountDefaults, now: Date) -> InstanceRuntime {
+        let options = LaunchOptions.resolve(instance: instance, accountDefaults: accountDefaults)
+        let launchTime = instance.launchTime ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        return InstanceRuntime(instance: instance, options: options, launchTime: launchTime, now: now)
+    }
+
+    // MARK: - State access (control plane)
+
+    /// The ids of the instances served.
+    public var instanceIDs: [String] { state.withLock { $0.instances.keys.sorted() } }
+
+    /// A copy of an instance's runtime state.
+    public func runtime(_ instanceID: String) -> InstanceRuntime? { state.withLock { $0.instances[instanceID] } }
+
+    /// Runs `body` on an instance's state under the lock; returns nil for an unknown instance.
+    @discardableResult
+    public func update<T>(_ instanceID: String, _ body: (inout InstanceRuntime, Date) throws -> T) rethrows -> T? {
+        let now = clock.now()
+        return try state.withLock { s -> T? in
+            guard var r = s.instances[instanceID] else { return nil }
+            let result = try body(&r, now)
+            s.instances[instanceID] = r
+            return result
+        }
+    }
+
+    public var accountDefaults: AccountDefaults {
+        get { state.withLock { $0.accountDefaults } }
+    }
+
+    public func setAccountDefaults(_ d: AccountDefaults) { state.withLock { $0.accountDefaults = d } }
+
+    /// Replaces the served instance with the one in `config` (a reload). An instance whose id is
+    /// unchanged keeps its launch time and tokens; it is launched anew from the file otherwise.
+    public func reload(_ config: IMDSConfig) {
+        let now = clock.now()
+        state.withLock { s in
+            var runtime = Self.launch(config.instance, accountDefaults: s.accountDefaults, now: now)
+            if let old = s.instances[config.instance.instanceID] {
+                runtime = InstanceRuntime(
+                    instance: config.instance, options: runtime.options,
+                    launchTime: config.instance.launchTime ?? old.launchTime, now: now,
+                    tokenGeneration: old.tokenGeneration)
+            }
+            s.instances = [runtime.instance.instanceID: runtime]
+            s.primaryID = runtime.instance.instanceID
+            s.apiVersions = config.apiVersions
+        }
+    }
+
+    // MARK: - Requests
+
+    /// Answers one data-plane request.
+    public func respond(to request: IMDSRequest) -> IMDSResponse {
+        let now = clock.now()
+        let (runtime, versions) = state.withLock { s in (s.instances[s.primaryID]!, s.apiVersions) }
+        var ctx = Context(request: request, now: now, runtime: runtime)
+        var response = handle(&ctx, versions: versions)
+        response.outcome = ctx.outcome
+        if request.method == "HEAD" { response.omitBody = true }
+        return response
+    }
+
+    struct Context {
+        let request: IMDSRequest
+        let now: Date
+        let runtime: InstanceRuntime
+        var outcome: RequestOutcome
+        /// Remaining seconds of a valid token, sent back on the response.
+        var remainingTTL: Int?
+        init(request: IMDSRequest, now: Date, runtime: InstanceRuntime) {
+            self.request = request
+            self.now = now
+            self.runtime = runtime
+            self.outcome = RequestOutcome(instanceID: runtime.instance.instanceID)
+        }
+    }
+
+    private func handle(_ ctx: inout Context, versions: [String]) -> IMDSResponse {
+        let req = ctx.request
+        let options = ctx.runtime.options
+        guard let parsed = RequestTarget(req.target) else { return errorResponse(.badRequest, ctx) }
+        let parts = parsed.components
+        let isTokenPath = parts.count == 3 && parts[1] == "api" && parts[2] == "token"
+
+        if options.httpEndpoint == .disabled {
+            ctx.outcome.category = isTokenPath ? "token" : "other"
+            var r = errorResponse(.endpointDisabled, ctx)
+            if isTokenPath && req.method == "PUT" { r.hopLimit = options.httpPutResponseHopLimit }
+            return r
+        }
+
+        if isTokenPath {
+            ctx.outcome.category = "token"
+            guard parts[0] == "latest" else {
+                if req.method == "PUT" {
+                    var r = errorResponse(.versionedTokenPath, ctx)
+                    r.hopLimit = options.httpPutResponseHopLimit
+                    return r
+                }
+                return errorResponse(.notFound, ctx)
+            }
+            return tokenRequest(&ctx)
+        }
+
+        guard req.method == "GET" || req.method == "HEAD" else {
+            return errorResponse(.methodNotAllowed(allow: BehaviourChoices.dataPathAllow), ctx)
+        }
+
+        // Authentication: a token header makes the request IMDSv2, and the token must be valid.
+        if let token = req.header(IMDSHeader.token) {
+            ctx.outcome.version = .v2
+            switch tokens.validate(token, instanceID: ctx.runtime.instance.instanceID, now: ctx.now,
+                                   generation: ctx.runtime.tokenGeneration) {
+            case .success(let remaining):
+                ctx.remainingTTL = remaining
+            case .failure(let why):
+                ctx.outcome.tokenRejection = why.rawValue
+                if BehaviourChoices.invalidTokenRejectedWhenOptional || options.httpTokens == .required {
+                    ctx.outcome.category = Self.category(parts)
+                    return errorResponse(.invalidToken, ctx)
+                }
+                ctx.outcome.version = .v1
+            }
+        } else {
+            ctx.outcome.version = .v1
+            if options.httpTokens == .required {
+                ctx.outcome.tokenRejection = "missing"
+                ctx.outcome.category = Self.category(parts)
+                return errorResponse(.missingToken, ctx)
+            }
+        }
+        ctx.outcome.category = Self.category(parts)
+        return lookup(&ctx, parts: parts, trailingSlash: parsed.trailingSlash, versions: versions)
+    }
+
+    static func category(_ parts: [String]) -> String {
+        guard parts.count >= 2 else { return parts.isEmpty ? "versions" : "version-root" }
+        switch parts[1] {
+        case "meta-data": return "meta-data"
+        case "user-data": return "user-data"
+        case "dynamic": return "dynamic"
+        default: return "other"
+        }
+    }
+
+    private func tokenRequest(_ ctx: inout Context) -> IMDSResponse {
+        let req = ctx.request
+        let hop = ctx.runtime.options.httpPutResponseHopLimit
+        switch req.method {
+        case "PUT":
+            if req.header(IMDSHeader.forwardedFor) != nil {
+                var r = errorResponse(.forwardedTokenRequest, ctx)
+                r.hopLimit = hop
+                return r
+            }
+            guard let raw = req.header(IMDSHeader.tokenTTLRequest), let ttl = Self.parseTTL(raw) else {
+                var r = errorResponse(.invalidTokenTTL, ctx)
+                r.hopLimit = hop
+                return r
+            }
+            let token = tokens.issue(
+                instanceID: ctx.runtime.instance.instanceID, ttl: ttl, now: ctx.now,
+                generation: ctx.runtime.tokenGeneration)
+            ctx.outcome.tokenIssued = true
+            let body = Array(token.utf8)
+            return IMDSResponse(
+                status: 200, reason: "OK",
+                headers: [
+                    (IMDSHeader.tokenTTLResponse, String(ttl)),
+                    ("Content-Length", String(body.count)),
+                    ("Date", TimeFormat.http(ctx.now)),
+                    ("Server", "EC2ws"),
+                    ("Connection", "close"),
+                    ("Content-Type", "text/plain"),
+                ],
+                body: body, hopLimit: hop)
+        case "OPTIONS" where BehaviourChoices.optionsOnTokenPathAllowed:
+            return IMDSResponse(
+                status: 200, reason: "OK",
+                headers: [("Allow", "OPTIONS, PUT"), ("Content-Length", "0"), ("Content-Type", "text/plain"),
+                          ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")],
+                body: [])
+        default:
+            return errorResponse(.methodNotAllowed(allow: "OPTIONS, PUT"), ctx)
+        }
+    }
+
+    /// A TTL is 1...21600 written as decimal digits only.
+    static func parseTTL(_ raw: String) -> Int? {
+        let s = raw.trimmingCharacters(in: .whitespaces)
+        guard !s.isEmpty, s.utf8.count <= 10, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(s),
+            (TokenAuthority.minTTL...TokenAuthority.maxTTL).contains(n)
+        else { return nil }
+        return n
+    }
+
+    // MARK: - Tree lookup
+
+    private func lookup(_ ctx: inout Context, parts: [String], trailingSlash: Bool, versions: [String]) -> IMDSResponse {
+        if parts.isEmpty {
+            return ok(ctx, body: Array((versions + ["latest"]).joined(separator: "\n").utf8), contentType: "text/plain",
+                      lastModified: ctx.runtime.lastModified)
+        }
+        let version = parts[0]
+        guard version == "latest" || versions.contains(version) else { return errorResponse(.notFound, ctx) }
+        var node = MetadataNode.directory(ctx.runtime.tree)
+        var walked: [String] = []
+        for name in parts.dropFirst() {
+            guard case .directory(let dir) = node, let child = dir.children[name],
+                APIVersions.isVisible((walked + [name]).joined(separator: "/"), in: version)
+            else { return errorResponse(.notFound, ctx) }
+            walked.append(name)
+            node = child
+        }
+        switch node {
+        case .directory(let dir):
+            if !trailingSlash && BehaviourChoices.redirectEveryDirectory {
+                return redirect(ctx, to: "/" + parts.joined(separator: "/") + "/")
+            }
+            let names = dir.orderedNames.filter {
+                APIVersions.isVisible((walked + [$0]).joined(separator: "/"), in: version)
+            }
+            let listing = names.map { dir.listingEntry($0) }.joined(separator: "\n")
+            return ok(ctx, body: Array(listing.utf8), contentType: "text/plain", lastModified: ctx.runtime.lastModified)
+        case .leaf(.text(let s)):
+            return ok(ctx, body: Array(s.utf8), contentType: "text/plain", lastModified: ctx.runtime.lastModified)
+        case .leaf(.bytes(let b)):
+            return ok(ctx, body: b, contentType: "application/octet-stream", lastModified: ctx.runtime.lastModified)
+        case .leaf(.dynamic(let d)):
+            let (text, modified) = dynamicValue(d, ctx)
+            return ok(ctx, body: Array(text.utf8), contentType: "text/plain", lastModified: modified)
+        }
+    }
+
+    private func dynamicValue(_ value: DynamicValue, _ ctx: Context) -> (String, Date) {
+        let i = ctx.runtime.instance
+        let delivery: CredentialIssuer.Delivery = ctx.outcome.version == .v2 ? .v2 : .v1
+        switch value {
+        case .iamInfo:
+            guard let iam = i.iam else { return ("", ctx.now) }
+            let c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
+                                            settings: iam.credentials, now: ctx.now)
+            return (EC2JSON.pretty([
+                ("Code", .string("Success")),
+                ("LastUpdated", .string(TimeFormat.iso8601(c.lastUpdated))),
+                ("InstanceProfileArn", .string(i.instanceProfileARN ?? "")),
+                ("InstanceProfileId", .string(i.instanceProfileID ?? "")),
+            ]), c.lastUpdated)
+        case .roleCredentials(let extended):
+            guard let iam = i.iam else { return ("", ctx.now) }
+            let c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
+                                            settings: iam.credentials, now: ctx.now)
+            return (Self.credentialsJSON(c, accountID: extended ? i.accountID : nil), c.lastUpdated)
+        case .identityCredentialsInfo:
+            let c = credentials.credentials(instanceID: i.instanceID, role: "ec2-instance", delivery: .identity,
+                                            settings: CredentialSettings(distinctV1Credentials: false), now: ctx.now)
+            return (EC2JSON.pretty([
+                ("Code", .string("Success")),
+                ("LastUpdated", .string(TimeFormat.iso8601(c.lastUpdated))),
+                ("AccountId", .string(i.accountID)),
+            ]), c.lastUpdated)
+        case .identityCredentials:
+            let c = credentials.credentials(instanceID: i.instanceID, role: "ec2-instance", delivery: .identity,
+                                            settings: CredentialSettings(distinctV1Credentials: false), now: ctx.now)
+            return (Self.credentialsJSON(c, accountID: nil), c.lastUpdated)
+        }
+    }
+
+    /// The credentials document, in EC2's field order.
+    public static func credentialsJSON(_ c: RoleCredentials, accountID: String?) -> String {
+        var fields: [(String, JSONValue)] = [
+            ("Code", .string("Success")),
+            ("LastUpdated", .string(TimeFormat.iso8601(c.lastUpdated))),
+            ("Type", .string("AWS-HMAC")),
+            ("AccessKeyId", .string(c.accessKeyID)),
+            ("SecretAccessKey", .string(c.secretAccessKey)),
+            ("Token", .string(c.token)),
+            ("Expiration", .string(TimeFormat.iso8601(c.expiration))),
+        ]
+        if let accountID { fields.append(("AccountId", .string(accountID))) }
+        return EC2JSON.pretty(fields)
+    }
+
+    // MARK: - Responses
+
+    private func ok(_ ctx: Context, body: [UInt8], contentType: String, lastModified: Date) -> IMDSResponse {
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(8)
+        if let ttl = ctx.remainingTTL { headers.append((IMDSHeader.tokenTTLResponse, String(ttl))) }
+        headers.append(("Content-Type", contentType))
+        headers.append(("Accept-Ranges", "none"))
+        headers.append(("Last-Modified", TimeFormat.http(lastModified)))
+        headers.append(("Content-Length", String(body.count)))
+        headers.append(("Date", TimeFormat.http(ctx.now)))
+        headers.append(("Server", "EC2ws"))
+        headers.append(("Connection", "close"))
+        return IMDSResponse(status: 200, reason: "OK", headers: headers, body: body)
+    }
+
+    private func redirect(_ ctx: Context, to path: String) -> IMDSResponse {
+        let host = ctx.request.header("Host").flatMap { Self.isSafeHost($0) ? $0 : nil } ?? BehaviourChoices.redirectHostFallback
+        var headers: [(name: String, value: String)] = []
+        if let ttl = ctx.remainingTTL { headers.append((IMDSHeader.tokenTTLResponse, String(ttl))) }
+        headers += [("Location", "http://\(host)\(RequestTarget.encode(path))"), ("Content-Length", "0"),
+                    ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
+        return IMDSResponse(status: 301, reason: "Moved Permanently", headers: headers, body: [])
+    }
+
+    /// A Host header usable in a Location: host or [v6], optional port, nothing else.
+    static func isSafeHost(_ host: String) -> Bool {
+        !host.isEmpty && host.utf8.count <= 255
+            && host.utf8.allSatisfy { c in
+                (c >= 48 && c <= 58) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == 45 || c == 46 || c == 91 || c == 93
+            }
+    }
+
+    func errorResponse(_ error: IMDSError, _ ctx: Context) -> IMDSResponse {
+        var headers: [(name: String, value: String)] = []
+        if let ttl = ctx.remainingTTL { headers.append((IMDSHeader.tokenTTLResponse, String(ttl))) }
+        if case .methodNotAllowed(let allow) = error {
+            headers += [("Allow", allow), ("Content-Length", "0"), ("Content-Type", "text/plain"),
+                        ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
+            return IMDSResponse(status: error.status, reason: error.reason, headers: headers, body: [])
+        }
+        let body = ErrorPage.html(status: error.status, reason: error.reason == "Not Allowed" ? "Method Not Allowed" : error.reason)
+        headers += [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
+                    ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
+        return IMDSResponse(status: error.status, reason: error.reason, headers: headers, body: body)
+    }
+
+    /// The response for a request the transport could not parse (sent before any engine logic).
+    public func malformedRequestResponse(status: Int = 400) -> IMDSResponse {
+        let reason = IMDSError.reasonPhrase(status)
+        let body = ErrorPage.html(status: status, reason: reason)
+        return IMDSResponse(
+            status: status, reason: reason,
+            headers: [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
+                      ("Date", TimeFormat.http(clock.now())), ("Server", "EC2ws"), ("Connection", "close")],
+            body: body)
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// One instance as it is right now: its description, its metadata options and tags (which the
+/// control plane changes at runtime) and the tree derived from them.
+public struct InstanceRuntime: Sendable {
+    public private(set) var instance: Instance
+    public private(set) var options: MetadataOptions
+    public private(set) var tags: [(key: String, value: String)]
+    public let launchTime: Date
+    /// Bumped to invalidate every token issued so far.
+    public var tokenGeneration: UInt64
+    /// The version root (`/latest/`).
+    public private(set) var tree: MetadataDirectory
+    /// When the tree last changed (sent as `Last-Modified`).
+    public private(set) var lastModified: Date
+
+    public init(instance: Instance, options: MetadataOptions, launchTime: Date, now: Date, tokenGeneration: UInt64 = 0) {
+        self.instance = instance
+        self.options = options
+        self.tags = instance.tags
+        self.launchTime = launchTime
+        self.tokenGeneration = tokenGeneration
+        self.tree = MetadataDirectory()
+        self.lastModified = now
+        rebuild(now: now)
+    }
+
+    mutating func rebuild(now: Date) {
+        tree = MetadataTreeBuilder.build(
+            instance: instance, tags: tags, tagsVisible: options.instanceMetadataTags == .enabled, launchTime: launchTime)
+        lastModified = now
+    }
+
+    public mutating func setOptions(_ new: MetadataOptions, now: Date) {
+        let tagsChanged = new.instanceMetadataTags != options.instanceMetadataTags
+        options = new
+        if tagsChanged { rebuild(now: now) }
+    }
+
+    public mutating func setTags(_ new: [(key: String, value: String)], now: Date) {
+        tags = new
+        rebuild(now: now)
+    }
+}

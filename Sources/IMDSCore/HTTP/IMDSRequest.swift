@@ -1,0 +1,71 @@
+/// The address of the peer that sent a request, as the transport saw it.
+public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
+    /// The IP address in text form (`127.0.0.1`, `::1`, `::ffff:10.0.0.5`).
+    public var ip: String
+    /// The peer's source port.
+    public var port: Int
+
+    public init(ip: String, port: Int) {
+        self.ip = ip
+        self.port = port
+    }
+
+    public var description: String { ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+}
+
+/// An HTTP request as the data plane sees it, independent of any transport.
+public struct IMDSRequest: Sendable {
+    /// The method exactly as sent (`GET`, `PUT`, ...).
+    public var method: String
+    /// The request target exactly as sent (path and optional query).
+    public var target: String
+    /// Header fields in arrival order; names keep their original case.
+    public var headers: [(name: String, value: String)]
+    /// The peer, when known.
+    public var peer: PeerAddress?
+    /// Number of body bytes received.
+    public var bodyLength: Int
+    /// The body, kept only by listeners that need it (the control plane); the data plane ignores bodies.
+    public var body: [UInt8]
+
+    public init(
+        method: String,
+        target: String,
+        headers: [(name: String, value: String)] = [],
+        peer: PeerAddress? = nil,
+        bodyLength: Int = 0,
+        body: [UInt8] = []
+    ) {
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.peer = peer
+        self.bodyLength = max(bodyLength, body.count)
+        self.body = body
+    }
+
+    /// The first value of a header, matching the name case-insensitively.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.caseInsensitiveEquals(name) }?.value
+    }
+
+    /// All values of a header, matching the name case-insensitively.
+    public func headerValues(_ name: String) -> [String] {
+        headers.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
+    }
+}
+
+extension String {
+    /// ASCII case-insensitive comparison (HTTP header names are ASCII).
+    @inlinable
+    func caseInsensitiveEquals(_ other: String) -> Bool {
+        let a = self.utf8, b = other.utf8
+        guard a.count == b.count else { return false }
+        for (x, y) in zip(a, b) where x != y {
+            let lx = (x >= 65 && x <= 90) ? x | 0x20 : x
+            let ly = (y >= 65 && y <= 90) ? y | 0x20 : y
+            if lx != ly { return false }
+        }
+        return true
+    }
+}

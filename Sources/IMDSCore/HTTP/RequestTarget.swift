@@ -1,0 +1,63 @@
+/// A request target split into decoded path components.
+struct RequestTarget {
+    var components: [String]
+    /// Whether the path ends in `/` (a listing request); `/` itself counts.
+    var trailingSlash: Bool
+
+    /// Parses origin-form (`/latest/meta-data/`) and absolute-form (`http://host/latest/...`) targets.
+    /// Returns nil for targets no HTTP server would accept (asterisk-form, control bytes).
+    init?(_ target: String) {
+        var path = Substring(target)
+        if path.hasPrefix("http://") || path.hasPrefix("https://") {
+            let afterScheme = path[path.index(path.firstIndex(of: ":")!, offsetBy: 3)...]
+            path = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        }
+        guard path.first == "/" else { return nil }
+        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
+        for b in path.utf8 where b < 0x20 || b == 0x7F { return nil }
+        trailingSlash = path.hasSuffix("/")
+        let raw = path.split(separator: "/", omittingEmptySubsequences: BehaviourChoices.collapseDuplicateSlashes)
+        components = raw.map { RequestTarget.percentDecode(String($0)) }
+        if !BehaviourChoices.collapseDuplicateSlashes { components = Array(components.dropFirst()) }
+    }
+
+    /// Decodes `%XX`; an invalid escape is kept as it is (and so matches nothing).
+    static func percentDecode(_ s: String) -> String {
+        guard s.utf8.contains(37) else { return s }
+        var out: [UInt8] = []
+        let u = Array(s.utf8)
+        var i = 0
+        func hex(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 65...70: c - 55
+            case 97...102: c - 87
+            default: nil
+            }
+        }
+        while i < u.count {
+            if u[i] == 37, i + 2 < u.count, let h = hex(u[i + 1]), let l = hex(u[i + 2]) {
+                out.append(h << 4 | l)
+                i += 3
+            } else {
+                out.append(u[i])
+                i += 1
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Percent-encodes what may not appear raw in a path.
+    static func encode(_ path: String) -> String {
+        var out = ""
+        for b in path.utf8 {
+            let safe = (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122)
+                || [45, 46, 95, 126, 47, 58, 64, 43, 61, 44].contains(b)
+            if safe { out.unicodeScalars.append(Unicode.Scalar(b)) } else {
+                let h = String(b, radix: 16, uppercase: true)
+                out += "%" + (h.count == 1 ? "0" + h : h)
+            }
+        }
+        return out
+    }
+}

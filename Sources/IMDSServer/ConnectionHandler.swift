@@ -1,0 +1,154 @@
+import IMDSCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Answers one HTTP/1 request per connection, as IMDS does, then closes.
+///
+/// The handler collects the request head (and, for listeners that need it, the body), hands an
+/// ``IMDSRequest`` to the responder, writes the serialized response and closes the connection.
+/// Anything after the first request (pipelined requests) is ignored. Malformed requests get a
+/// 400 page (431 for oversized headers) and a close, never a crash.
+final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    enum Responder {
+        /// Answered synchronously on the event loop (the data plane: the engine is lock-and-go).
+        case sync(@Sendable (IMDSRequest) -> IMDSResponse)
+        /// Answered asynchronously (the control plane persists state before replying).
+        case async(@Sendable (IMDSRequest) async -> IMDSResponse)
+    }
+
+    private let responder: Responder
+    private let keepBody: Bool
+    private let maxBody: Int
+    private let malformed: @Sendable (Int) -> IMDSResponse
+    private let observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)?
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var bodyLength = 0
+    private var done = false
+    private var started: NIODeadline = .now()
+
+    init(
+        responder: Responder, keepBody: Bool, maxBody: Int = 1 << 20,
+        malformed: @escaping @Sendable (Int) -> IMDSResponse,
+        observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)? = nil
+    ) {
+        self.responder = responder
+        self.keepBody = keepBody
+        self.maxBody = maxBody
+        self.malformed = malformed
+        self.observer = observer
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else { return }
+        switch unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            started = .now()
+        case .body(var buf):
+            bodyLength += buf.readableBytes
+            if bodyLength > maxBody {
+                finish(context: context, response: malformed(413))
+                return
+            }
+            if keepBody, let bytes = buf.readBytes(length: buf.readableBytes) { body.append(contentsOf: bytes) }
+        case .end:
+            guard let head else { return }
+            done = true
+            let request = IMDSRequest(
+                method: head.method.rawValue, target: head.uri,
+                headers: head.headers.map { ($0.name, $0.value) },
+                peer: context.channel.remoteAddress?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) },
+                bodyLength: bodyLength, body: body)
+            switch responder {
+            case .sync(let respond):
+                deliver(context: context, request: request, response: respond(request))
+            case .async(let respond):
+                let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+                let promise = context.eventLoop.makePromise(of: IMDSResponse.self)
+                promise.completeWithTask { await respond(request) }
+                promise.futureResult.whenSuccess { response in
+                    let (handler, ctx) = loopBound.value
+                    handler.deliver(context: ctx, request: request, response: response)
+                }
+            }
+        }
+    }
+
+    private func deliver(context: ChannelHandlerContext, request: IMDSRequest, response: IMDSResponse) {
+        let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
+        observer?(request, response, elapsed)
+        switch response.action {
+        case .hang:
+            return  // the idle timeout closes it eventually
+        case .reset:
+            // SO_LINGER 0 makes close() send an RST instead of a FIN.
+            if let provider = context.channel as? any SocketOptionProvider {
+                let channel = context.channel
+                provider.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in channel.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
+            return
+        case .respondAndClose:
+            break
+        }
+        if response.delayMilliseconds > 0 {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.scheduleTask(in: .milliseconds(Int64(response.delayMilliseconds))) {
+                let (handler, ctx) = loopBound.value
+                var r = response
+                r.delayMilliseconds = 0
+                handler.finish(context: ctx, response: r)
+            }
+            return
+        }
+        finish(context: context, response: response)
+    }
+
+    private func finish(context: ChannelHandlerContext, response: IMDSResponse) {
+        done = true
+        if let hops = response.hopLimit { context.channel.setHopLimitSync(hops) }
+        let bytes = response.serialized()
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard !done else {
+            context.close(promise: nil)
+            return
+        }
+        if let parse = error as? HTTPParserError {
+            let status: Int
+            switch parse {
+            case .headerOverflow: status = 431
+            default: status = 400
+            }
+            finish(context: context, response: malformed(status))
+        } else {
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+}
+

@@ -1,0 +1,72 @@
+import Crypto
+import Foundation
+import IMDSCore
+import IMDSServer
+
+/// An IMDS for your own tests.
+///
+/// In-process (no sockets):
+/// ```swift
+/// let imds = try TestIMDS(yaml: "instance:\n  instance-id: i-0123456789abcdef0\n")
+/// let response = imds.request("GET", "/latest/meta-data/instance-id")
+/// // response.status == 200, response.bodyText == "i-0123456789abcdef0"
+/// ```
+///
+/// On a live port-0 listener:
+/// ```swift
+/// let imds = try TestIMDS()
+/// let server = try await imds.startLive()
+/// // point clients at server.dataURL, e.g. AWS_EC2_METADATA_SERVICE_ENDPOINT
+/// await server.stop()
+/// ```
+public final class TestIMDS: Sendable {
+    public let engine: IMDSEngine
+    public let clock: ManualClock?
+
+    /// An IMDS for `config` (the embedded default instance when nil).
+    /// - Parameter manualClock: pass a ``ManualClock`` to control token expiry and rotation.
+    public init(config: IMDSConfig = .embeddedDefault, manualClock: ManualClock? = nil,
+                accountDefaults: AccountDefaults = AccountDefaults()) {
+        self.clock = manualClock
+        self.engine = IMDSEngine(
+            config: config, secret: SymmetricKey(size: .bits256), clock: manualClock ?? SystemClock(),
+            accountDefaults: accountDefaults)
+    }
+
+    /// An IMDS for a YAML config document (keys absent from it come from the embedded default).
+    public convenience init(yaml: String, manualClock: ManualClock? = nil) throws {
+        self.init(config: try IMDSConfig.parse(Data(yaml.utf8), isJSON: false), manualClock: manualClock)
+    }
+
+    /// Sends a request to the engine directly (no sockets).
+    public func request(_ method: String, _ target: String, headers: [(String, String)] = []) -> IMDSResponse {
+        engine.respond(to: IMDSRequest(method: method, target: target, headers: headers.map { ($0.0, $0.1) },
+                                       peer: PeerAddress(ip: "127.0.0.1", port: 40000)))
+    }
+
+    /// A fresh IMDSv2 token (the body of a token PUT), or nil when the PUT fails.
+    public func token(ttl: Int = 21600) -> String? {
+        let r = request("PUT", "/latest/api/token", headers: [(IMDSHeader.tokenTTLRequest, String(ttl))])
+        return r.status == 200 ? r.bodyText : nil
+    }
+
+    /// Starts a data-plane listener on `host` port 0 (no control plane unless one is given).
+    public func startLive(host: String = "127.0.0.1", controlPlane: (any AsyncResponder)? = nil) async throws -> LiveIMDS {
+        let service = IMDSService(
+            engine: engine, controlPlane: controlPlane,
+            configuration: .init(dataListen: [ListenAddress(host: host, port: 0)],
+                                 controlListen: [ListenAddress(host: host, port: 0)]))
+        try await service.start()
+        return LiveIMDS(service: service)
+    }
+}
+
+/// A running live test server.
+public struct LiveIMDS: Sendable {
+    public let service: IMDSService
+    /// `http://127.0.0.1:<port>` of the data plane.
+    public var dataURL: String { service.dataAddresses.first!.url }
+    public var dataAddress: ListenAddress { service.dataAddresses.first! }
+    public var controlURL: String? { service.controlAddresses.first?.url }
+    public func stop() async { await service.shutdown() }
+}
