@@ -64,7 +64,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSCoreTests",
-            dependencies: ["IMDSCore", "IMDSTesting"],
+            dependencies: ["IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(

@@ -278,7 +278,7 @@ public final class IMDSEngine: Sendable {
         }
         switch node {
         case .directory(let dir):
-            if !trailingSlash && BehaviourChoices.redirectEveryDirectory {
+            if !trailingSlash && parts.count > BehaviourChoices.listingWithoutSlashMaxDepth {
                 return redirect(ctx, to: "/" + parts.joined(separator: "/") + "/")
             }
             let names = dir.orderedNames.filter {

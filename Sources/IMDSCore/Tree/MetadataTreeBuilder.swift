@@ -104,7 +104,8 @@ public enum MetadataTreeBuilder {
             md.children["tags"] = .directory(MetadataDirectory(["instance": .directory(dir)]))
         }
 
-        var root = MetadataDirectory()
+        // The version root lists its directories without a trailing slash: `dynamic\nmeta-data\nuser-data`.
+        var root = MetadataDirectory(displayNames: ["dynamic": "dynamic", "meta-data": "meta-data"])
         root.children["meta-data"] = .directory(md)
         root.children["dynamic"] = .directory(dynamic(instance: i, launchTime: launchTime))
         if let ud = i.userData { root.children["user-data"] = .leaf(.bytes(ud)) }
