@@ -39,6 +39,12 @@ public final class TestIMDS: Sendable {
         do { return try IdentityKey.generate() } catch { fatalError("cannot generate an RSA key: \(error)") }
     }()
 
+    /// An IMDS around an engine you built (custom clock, randomness or signer).
+    public init(engine: IMDSEngine) {
+        self.engine = engine
+        self.clock = engine.clock as? ManualClock
+    }
+
     /// An IMDS for a YAML config document (keys absent from it come from the embedded default).
     public convenience init(yaml: String, manualClock: ManualClock? = nil) throws {
         self.init(config: try IMDSConfig.parse(Data(yaml.utf8), isJSON: false), manualClock: manualClock)

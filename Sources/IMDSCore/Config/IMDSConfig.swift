@@ -9,6 +9,8 @@ public struct IMDSConfig: Sendable, Equatable {
     /// relative paths are resolved against the config file's directory.
     public var identityKeyFile: String?
     public var identityCertificateFile: String?
+    /// Faults active from the start (off unless listed).
+    public var faults: [Fault] = []
 
     public init(instance: Instance, apiVersions: [String] = APIVersions.default) {
         self.instance = instance
