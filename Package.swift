@@ -50,6 +50,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IMDSAdmin",
+            dependencies: ["IMDSCore"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IMDSIdentity",
             dependencies: [
                 "IMDSCore",
@@ -71,6 +76,7 @@ let package = Package(
                 "IMDSCore",
                 "IMDSServer",
                 "IMDSIdentity",
+                "IMDSAdmin",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -83,7 +89,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSServerTests",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin"],
             swiftSettings: strict
         ),
     ]
