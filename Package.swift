@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
     ],
     targets: [
         .target(
@@ -51,8 +53,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IMDSIdentity",
+            dependencies: [
+                "IMDSCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IMDSTesting",
-            dependencies: ["IMDSCore", "IMDSServer"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity"],
             swiftSettings: strict
         ),
         .target(
@@ -69,7 +82,11 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSServer",
+<<<<<<< HEAD
                 "IMDSClient",
+=======
+                "IMDSIdentity",
+>>>>>>> main
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -77,7 +94,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSCoreTests",
-            dependencies: ["IMDSCore", "IMDSTesting"],
+            dependencies: ["IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: strict
         ),
         .testTarget(

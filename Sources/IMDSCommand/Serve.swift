@@ -3,6 +3,7 @@ import Crypto
 import Dispatch
 import Foundation
 import IMDSCore
+import IMDSIdentity
 import IMDSServer
 import Logging
 
@@ -80,7 +81,20 @@ struct Serve: AsyncParsableCommand {
             print("imds: no --state-dir: changes made through the control plane are kept in memory only, and tokens do not survive a restart")
         }
 
-        let engine = IMDSEngine(config: imdsConfig, secret: secret)
+        let identity: IdentityKey
+        do {
+            if let key = imdsConfig.identityKeyFile, let cert = imdsConfig.identityCertificateFile {
+                identity = try IdentityKey.load(keyPath: key, certificatePath: cert)
+            } else if let stateDir {
+                identity = try IdentityKey.loadOrCreate(directory: stateDir)
+            } else {
+                identity = try IdentityKey.generate()
+            }
+        } catch {
+            throw CLIError("identity signing key: \(error)")
+        }
+
+        let engine = IMDSEngine(config: imdsConfig, secret: secret, signer: identity)
         let dataAddresses = listen.isEmpty ? [ListenAddress(host: "127.0.0.1", port: 1338)] : listen.compactMap(ListenAddress.init(parsing:))
         let service = IMDSService(
             engine: engine, controlPlane: PlaceholderControlPlane(),

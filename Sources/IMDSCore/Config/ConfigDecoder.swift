@@ -20,6 +20,14 @@ enum ConfigDecoder {
         if let versions = try root.stringList("api-versions", element: isVersion, expected: "a version such as 2021-07-15 or 1.0") {
             config.apiVersions = versions.filter { $0 != "latest" }
         }
+        if var id = try root.map("identity") {
+            config.identityKeyFile = try id.string("private-key", expected: "a PEM file path")
+            config.identityCertificateFile = try id.string("certificate", expected: "a PEM file path")
+            guard (config.identityKeyFile == nil) == (config.identityCertificateFile == nil) else {
+                throw ConfigError(path: "identity", line: id.line, message: "set both private-key and certificate, or neither")
+            }
+            try id.finish()
+        }
         try root.finish()
         return config
     }

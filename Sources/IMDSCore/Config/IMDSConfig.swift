@@ -5,6 +5,10 @@ public struct IMDSConfig: Sendable, Equatable {
     public var instance: Instance
     /// Versions listed at `/` and served as trees (`latest` is always served and listed last).
     public var apiVersions: [String]
+    /// PEM files with the key and certificate that sign identity documents (both or neither);
+    /// relative paths are resolved against the config file's directory.
+    public var identityKeyFile: String?
+    public var identityCertificateFile: String?
 
     public init(instance: Instance, apiVersions: [String] = APIVersions.default) {
         self.instance = instance
@@ -18,7 +22,15 @@ public struct IMDSConfig: Sendable, Equatable {
             throw ConfigError(file: path, path: nil, line: nil, message: exists ? "cannot be read" : "no such file")
         }
         do {
-            return try parse(data, isJSON: path.lowercased().hasSuffix(".json"))
+            var config = try parse(data, isJSON: path.lowercased().hasSuffix(".json"))
+            let dir = (path as NSString).deletingLastPathComponent
+            func resolve(_ p: String?) -> String? {
+                guard let p, !p.hasPrefix("/") else { return p }
+                return (dir.isEmpty ? p : (dir as NSString).appendingPathComponent(p))
+            }
+            config.identityKeyFile = resolve(config.identityKeyFile)
+            config.identityCertificateFile = resolve(config.identityCertificateFile)
+            return config
         } catch var error {
             error.file = path
             throw error

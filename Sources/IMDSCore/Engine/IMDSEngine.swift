@@ -41,6 +41,7 @@ public final class IMDSEngine: Sendable {
     public let clock: any IMDSClock
     private let tokens: TokenAuthority
     private let credentials: CredentialIssuer
+    private let signer: (any IdentityDocumentSigner)?
 
     /// - Parameters:
     ///   - config: the instance and API versions.
@@ -48,23 +49,26 @@ public final class IMDSEngine: Sendable {
     ///   - accountDefaults: account-level metadata defaults applied at launch.
     public init(
         config: IMDSConfig, secret: SymmetricKey = SymmetricKey(size: .bits256), clock: any IMDSClock = SystemClock(),
-        accountDefaults: AccountDefaults = AccountDefaults()
+        accountDefaults: AccountDefaults = AccountDefaults(), signer: (any IdentityDocumentSigner)? = nil
     ) {
         self.clock = clock
+        self.signer = signer
         self.tokens = TokenAuthority(secret: secret)
         self.credentials = CredentialIssuer(secret: secret)
         let now = clock.now()
-        let runtime = Self.launch(config.instance, accountDefaults: accountDefaults, now: now)
+        let runtime = Self.launch(config.instance, accountDefaults: accountDefaults, now: now, signer: signer)
         self.state = Mutex(
             State(
                 instances: [runtime.instance.instanceID: runtime], primaryID: runtime.instance.instanceID,
                 apiVersions: config.apiVersions, accountDefaults: accountDefaults))
     }
 
-    static func launch(_ instance: Instance, accountDefaults: AccountDefaults, now: Date) -> InstanceRuntime {
+    static func launch(
+        _ instance: Instance, accountDefaults: AccountDefaults, now: Date, signer: (any IdentityDocumentSigner)?
+    ) -> InstanceRuntime {
         let options = LaunchOptions.resolve(instance: instance, accountDefaults: accountDefaults)
         let launchTime = instance.launchTime ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        return InstanceRuntime(instance: instance, options: options, launchTime: launchTime, now: now)
+        return InstanceRuntime(instance: instance, options: options, launchTime: launchTime, now: now, signer: signer)
     }
 
     // MARK: - State access (control plane)
@@ -98,12 +102,12 @@ public final class IMDSEngine: Sendable {
     public func reload(_ config: IMDSConfig) {
         let now = clock.now()
         state.withLock { s in
-            var runtime = Self.launch(config.instance, accountDefaults: s.accountDefaults, now: now)
+            var runtime = Self.launch(config.instance, accountDefaults: s.accountDefaults, now: now, signer: signer)
             if let old = s.instances[config.instance.instanceID] {
                 runtime = InstanceRuntime(
                     instance: config.instance, options: runtime.options,
                     launchTime: config.instance.launchTime ?? old.launchTime, now: now,
-                    tokenGeneration: old.tokenGeneration)
+                    tokenGeneration: old.tokenGeneration, signer: signer)
             }
             s.instances = [runtime.instance.instanceID: runtime]
             s.primaryID = runtime.instance.instanceID
@@ -278,7 +282,7 @@ public final class IMDSEngine: Sendable {
         }
         switch node {
         case .directory(let dir):
-            if !trailingSlash && BehaviourChoices.redirectEveryDirectory {
+            if !trailingSlash && parts.count > BehaviourChoices.listingWithoutSlashMaxDepth {
                 return redirect(ctx, to: "/" + parts.joined(separator: "/") + "/")
             }
             let names = dir.orderedNames.filter {

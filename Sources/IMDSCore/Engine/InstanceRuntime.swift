@@ -13,8 +13,13 @@ public struct InstanceRuntime: Sendable {
     public private(set) var tree: MetadataDirectory
     /// When the tree last changed (sent as `Last-Modified`).
     public private(set) var lastModified: Date
+    let signer: (any IdentityDocumentSigner)?
 
-    public init(instance: Instance, options: MetadataOptions, launchTime: Date, now: Date, tokenGeneration: UInt64 = 0) {
+    public init(
+        instance: Instance, options: MetadataOptions, launchTime: Date, now: Date, tokenGeneration: UInt64 = 0,
+        signer: (any IdentityDocumentSigner)? = nil
+    ) {
+        self.signer = signer
         self.instance = instance
         self.options = options
         self.tags = instance.tags
@@ -27,7 +32,8 @@ public struct InstanceRuntime: Sendable {
 
     mutating func rebuild(now: Date) {
         tree = MetadataTreeBuilder.build(
-            instance: instance, tags: tags, tagsVisible: options.instanceMetadataTags == .enabled, launchTime: launchTime)
+            instance: instance, tags: tags, tagsVisible: options.instanceMetadataTags == .enabled, launchTime: launchTime,
+            signer: signer)
         lastModified = now
     }
 
