@@ -82,11 +82,8 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSServer",
-<<<<<<< HEAD
-                "IMDSClient",
-=======
                 "IMDSIdentity",
->>>>>>> main
+                "IMDSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
