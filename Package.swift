@@ -100,6 +100,7 @@ let package = Package(
                 "IMDSClient", "IMDSCore", "IMDSServer", "IMDSTesting",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),

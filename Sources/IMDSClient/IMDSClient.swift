@@ -93,8 +93,8 @@ public final class IMDSClient: Sendable {
         let path = IMDSPath.normalize(path)
         var attempt = 0
         var retriedAfter401 = false
+        var token = try await currentToken()
         while true {
-            let token = try await currentToken()
             var headers: [IMDSHeaderField] = []
             if let token { headers.append(IMDSHeaderField("x-aws-ec2-metadata-token", token.value)) }
             let response: IMDSHTTPResponse
@@ -118,6 +118,7 @@ public final class IMDSClient: Sendable {
                     $0.token = nil
                     $0.tokenDisabled = false
                 }
+                token = try await currentToken()
                 continue
             case 429 where attempt < configuration.retries, 500..<600 where attempt < configuration.retries:
                 attempt += 1
