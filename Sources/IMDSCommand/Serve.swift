@@ -34,6 +34,12 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @Flag(name: .long, help: "Also serve on the real addresses: add 169.254.169.254/32 (and fd00:ec2::254/128) to --link-local-interface and listen on port 80 there; removed on exit. Needs root or CAP_NET_ADMIN + CAP_NET_BIND_SERVICE.")
+    var linkLocal = false
+
+    @Option(name: .long, help: "Interface for --link-local.")
+    var linkLocalInterface: String = "lo"
+
     func validate() throws {
         for l in listen where ListenAddress(parsing: l) == nil {
             throw ValidationError("--listen '\(l)' is not HOST:PORT (for example 127.0.0.1:1338 or [::1]:1338).")
@@ -95,7 +101,26 @@ struct Serve: AsyncParsableCommand {
         }
 
         let engine = IMDSEngine(config: imdsConfig, secret: secret, signer: identity)
-        let dataAddresses = listen.isEmpty ? [ListenAddress(host: "127.0.0.1", port: 1338)] : listen.compactMap(ListenAddress.init(parsing:))
+        var dataAddresses = listen.isEmpty
+            ? [ListenAddress(host: "127.0.0.1", port: 1338), ListenAddress(host: "::1", port: 1338)]
+            : listen.compactMap(ListenAddress.init(parsing:))
+
+        var linkLocalAddresses: LinkLocalAddresses?
+        if linkLocal {
+            if let missing = LinkLocalAddresses.missingPrivileges() {
+                throw CLIError(
+                    "--link-local needs privileges this process does not have: \(missing). Run as root, or grant the capabilities to the binary once: sudo setcap cap_net_admin,cap_net_bind_service=ep $(command -v imds). Without --link-local, imds serves on 127.0.0.1:1338 and needs no privileges.")
+            }
+            do {
+                linkLocalAddresses = try LinkLocalAddresses.add(interface: linkLocalInterface, ipv6: true)
+            } catch {
+                throw CLIError("--link-local: \(error)")
+            }
+            dataAddresses += [ListenAddress(host: LinkLocalAddresses.ipv4, port: 80), ListenAddress(host: LinkLocalAddresses.ipv6, port: 80)]
+            if let l = linkLocalAddresses, !l.added.isEmpty {
+                print("imds: added \(l.added.joined(separator: ", ")) to \(l.interface) (removed on exit)")
+            }
+        }
         let service = IMDSService(
             engine: engine, controlPlane: PlaceholderControlPlane(),
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
@@ -112,12 +137,20 @@ struct Serve: AsyncParsableCommand {
             sources.append(source)
         }
 
+        service.onIPv6Change = { address, on in
+            print(on ? "imds: data plane listening on \(address.url) (http-protocol-ipv6 enabled)"
+                     : "imds: data plane on \(address.url) stopped (http-protocol-ipv6 disabled)")
+        }
         do {
             try await service.start()
         } catch {
+            linkLocalAddresses?.remove()
             throw CLIError("cannot listen: \(error). Is another imds (or something else) using the port? Pick another with --listen / --control-listen, or port 0.")
         }
-        for a in service.dataAddresses { print("imds: data plane listening on \(a.url)") }
+        for a in service.dataAddresses where !a.isIPv6 { print("imds: data plane listening on \(a.url)") }
+        for a in service.inactiveIPv6Addresses {
+            print("imds: data plane on \(a.url) is off while http-protocol-ipv6 is disabled")
+        }
         for a in service.controlAddresses { print("imds: control plane listening on \(a.url)") }
         let id = imdsConfig.instance.instanceID
         if let first = service.dataAddresses.first {
@@ -150,6 +183,10 @@ struct Serve: AsyncParsableCommand {
             break
         }
         await service.shutdown()
+        if let l = linkLocalAddresses, !l.added.isEmpty {
+            l.remove()
+            print("imds: removed \(l.added.joined(separator: ", ")) from \(l.interface)")
+        }
         for s in sources { s.cancel() }
         print("imds: stopped")
     }

@@ -118,17 +118,39 @@ struct LiveServerTests {
         }
     }
 
-    @Test func ipv6Listener() async throws {
-        let imds = TestIMDS()
-        let live: LiveIMDS
-        do {
-            live = try await imds.startLive(host: "::1")
-        } catch {
-            // No IPv6 loopback here: nothing to test.
+    /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
+    /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
+    @Test func ipv6ListenerFollowsTheOption() async throws {
+        let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
+        let service = IMDSService(
+            engine: imds.engine, controlPlane: nil,
+            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)]))
+        try await service.start()
+        guard let v6 = service.dataAddresses.first(where: \.isIPv6) else {
+            await service.shutdown()
+            Issue.record("no IPv6 loopback on this machine")
             return
         }
-        let r = try RawHTTP.exchange(host: "::1", port: live.dataAddress.port, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n")
-        await live.stop()
-        #expect(r.status == 200)
+        let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
+        #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
+
+        let id = imds.engine.instanceIDs[0]
+        imds.engine.update(id) { rt, now in
+            var o = rt.options
+            o.httpProtocolIPv6 = .disabled
+            rt.setOptions(o, now: now)
+        }
+        await service.reconcileIPv6()
+        #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
+        #expect(service.inactiveIPv6Addresses.map(\.port) == [v6.port])
+
+        imds.engine.update(id) { rt, now in
+            var o = rt.options
+            o.httpProtocolIPv6 = .enabled
+            rt.setOptions(o, now: now)
+        }
+        await service.reconcileIPv6()
+        #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
+        await service.shutdown()
     }
 }
