@@ -1,6 +1,7 @@
 import Foundation
 import IMDSClient
 import IMDSCore
+import IMDSServer
 import IMDSTesting
 import Testing
 
@@ -29,8 +30,11 @@ struct LiveClientTests {
 
     @Test(.enabled("needs ::1 (IPv6 loopback); skipped because it cannot be bound on this host") { await ipv6LoopbackAvailable() })
     func ipv6Endpoint() async throws {
-        let imds = try TestIMDS(yaml: clientTestYAML)
+        // IPv6 listeners serve only while the instance has http-protocol-ipv6 enabled, as on EC2.
+        let imds = try TestIMDS(yaml: clientTestYAML.replacingOccurrences(
+            of: "    instance-metadata-tags: enabled", with: "    instance-metadata-tags: enabled\n    http-protocol-ipv6: enabled"))
         let server = try await imds.startLive(host: "::1")
+        try #require(!server.service.dataAddresses.isEmpty, "the [::1] listener did not start")
         #expect(server.dataURL.hasPrefix("http://[::1]:"))
         let env = ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.dataURL]
         var config = try IMDSClientConfiguration.resolve(environment: env)
