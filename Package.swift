@@ -19,6 +19,9 @@ let package = Package(
         .library(name: "IMDSServer", targets: ["IMDSServer"]),
         /// An IMDS to run inside your own tests, in-process or on a live port-0 listener.
         .library(name: "IMDSTesting", targets: ["IMDSTesting"]),
+        /// An IMDS client following the AWS SDK conventions (endpoint resolution, tokens, v1 fallback,
+        /// credentials with static stability).
+        .library(name: "IMDSClient", targets: ["IMDSClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
@@ -70,6 +73,15 @@ let package = Package(
             dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity"],
             swiftSettings: strict
         ),
+        .target(
+            name: "IMDSClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "IMDSCommand",
             dependencies: [
@@ -77,6 +89,7 @@ let package = Package(
                 "IMDSServer",
                 "IMDSIdentity",
                 "IMDSAdmin",
+                "IMDSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -85,6 +98,16 @@ let package = Package(
         .testTarget(
             name: "IMDSCoreTests",
             dependencies: ["IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSClientTests",
+            dependencies: [
+                "IMDSClient", "IMDSCore", "IMDSServer", "IMDSTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
