@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Dispatch
 import Foundation
+import IMDSAdmin
 import IMDSCore
 import IMDSIdentity
 import IMDSServer
@@ -121,8 +122,11 @@ struct Serve: AsyncParsableCommand {
                 print("imds: added \(l.added.joined(separator: ", ")) to \(l.interface) (removed on exit)")
             }
         }
+        let admin = AdminAPI(engine: engine) { line in logger.notice("admin: \(line)") }
+        let controlPlane = ControlPlaneRouter(
+            routes: [.init(prefix: AdminAPI.prefix, responder: admin)], fallback: PlaceholderControlPlane())
         let service = IMDSService(
-            engine: engine, controlPlane: PlaceholderControlPlane(),
+            engine: engine, controlPlane: controlPlane,
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
             logger: logger)
 
