@@ -38,7 +38,8 @@ public struct AdminAPI: AsyncResponder {
         } catch let f as Failure {
             return Self.json(f.status, ["error": ["code": f.code, "message": f.message]])
         } catch let e as ConfigError {
-            return Self.json(400, ["error": ["code": "InvalidParameterValue", "message": e.description]])
+            let message = (e.path.map { $0.isEmpty ? "" : "\($0): " } ?? "") + e.message
+            return Self.json(400, ["error": ["code": "InvalidParameterValue", "message": message]])
         } catch {
             return Self.json(400, ["error": ["code": "BadRequest", "message": "\(error)"]])
         }
@@ -207,6 +208,7 @@ public struct AdminAPI: AsyncResponder {
         default: break
         }
         if let i = f.instanceID { d["instance-id"] = i }
+        if let r = f.remaining { d["remaining"] = r }
         return d
     }
 

@@ -58,8 +58,15 @@ public struct NIOIMDSTransport: IMDSTransport {
         head.headers.add(name: "User-Agent", value: userAgent)
         head.headers.add(name: "Accept", value: "*/*")
         for h in request.headers { head.headers.add(name: h.name, value: h.value) }
-        if request.method == "PUT" || request.method == "POST" { head.headers.add(name: "Content-Length", value: "0") }
+        if !request.body.isEmpty || request.method == "PUT" || request.method == "POST" {
+            head.headers.add(name: "Content-Length", value: String(request.body.count))
+        }
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if !request.body.isEmpty {
+            var buffer = channel.allocator.buffer(capacity: request.body.count)
+            buffer.writeBytes(request.body)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+        }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         do {
             let response = try await promise.futureResult.get()

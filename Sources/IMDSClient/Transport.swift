@@ -6,11 +6,14 @@ public struct IMDSHTTPRequest: Sendable, Equatable {
     public var path: String
     /// Header fields in the order they are sent.
     public var headers: [IMDSHeaderField]
+    /// A request body (empty for IMDS itself; the admin API takes JSON).
+    public var body: [UInt8]
 
-    public init(method: String, path: String, headers: [IMDSHeaderField] = []) {
+    public init(method: String, path: String, headers: [IMDSHeaderField] = [], body: [UInt8] = []) {
         self.method = method
         self.path = path
         self.headers = headers
+        self.body = body
     }
 
     /// The first value of a header, matching the name case-insensitively.

@@ -397,7 +397,7 @@ public final class IMDSEngine: Sendable {
             case .latency, .tokenTTLHeaderMissing: continue  // applied after the response is built
             default: break
             }
-            guard random() < f.probability else { continue }
+            guard random() < f.probability, consume(f) else { continue }
             ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
             switch f.kind {
             case .hang, .tokenTimeout:
@@ -432,16 +432,28 @@ public final class IMDSEngine: Sendable {
         for f in faults where (f.instanceID == nil || f.instanceID == ctx.runtime.instance.instanceID) && f.matches(path: path) {
             switch f.kind {
             case .latency(let ms):
-                guard random() < f.probability else { continue }
+                guard random() < f.probability, consume(f) else { continue }
                 response.delayMilliseconds += ms
                 ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
             case .tokenTTLHeaderMissing where ctx.outcome.tokenIssued:
-                guard random() < f.probability else { continue }
+                guard random() < f.probability, consume(f) else { continue }
                 response.headers.removeAll { $0.name == IMDSHeader.tokenTTLResponse }
                 ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
             default:
                 continue
             }
+        }
+    }
+
+    /// Takes one use of a counted fault; false when it has been used up (by a concurrent request).
+    private func consume(_ fault: Fault) -> Bool {
+        guard fault.remaining != nil else { return true }
+        return state.withLock { s in
+            guard let i = s.faults.firstIndex(where: { $0.id == fault.id }), let left = s.faults[i].remaining, left > 0 else {
+                return false
+            }
+            if left == 1 { s.faults.remove(at: i) } else { s.faults[i].remaining = left - 1 }
+            return true
         }
     }
 

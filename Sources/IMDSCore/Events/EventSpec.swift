@@ -155,6 +155,7 @@ public enum FaultSpec {
             probability = v
         }
         let instance = try m.string("instance-id")
-        return Fault(kind: kind, pathPattern: path, probability: probability, instanceID: instance)
+        let count = try m.int("count", range: 1...1_000_000)
+        return Fault(kind: kind, pathPattern: path, probability: probability, instanceID: instance, remaining: count)
     }
 }

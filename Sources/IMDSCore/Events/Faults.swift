@@ -48,13 +48,20 @@ public struct Fault: Sendable, Equatable {
     public var probability: Double
     /// The instance it applies to; nil for every instance.
     public var instanceID: String?
+    /// How many more requests it may affect; nil for no limit. A fault whose count reaches 0 is removed
+    /// (for example "throttle the next 2 requests", to test a client's retries deterministically).
+    public var remaining: Int?
 
-    public init(id: String = Fault.newID(), kind: Kind, pathPattern: String? = nil, probability: Double = 1, instanceID: String? = nil) {
+    public init(
+        id: String = Fault.newID(), kind: Kind, pathPattern: String? = nil, probability: Double = 1,
+        instanceID: String? = nil, remaining: Int? = nil
+    ) {
         self.id = id
         self.kind = kind
         self.pathPattern = pathPattern
         self.probability = probability
         self.instanceID = instanceID
+        self.remaining = remaining
     }
 
     public static func newID() -> String { "fault-" + (0..<12).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined() }
