@@ -53,6 +53,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IMDSCredentials",
+            dependencies: ["IMDSCore", "IMDSClient"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IMDSAdmin",
             dependencies: ["IMDSCore"],
             swiftSettings: strict
@@ -90,6 +95,7 @@ let package = Package(
                 "IMDSIdentity",
                 "IMDSAdmin",
                 "IMDSClient",
+                "IMDSCredentials",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -4,6 +4,7 @@ import Dispatch
 import Foundation
 import IMDSAdmin
 import IMDSCore
+import IMDSCredentials
 import IMDSIdentity
 import IMDSServer
 import Logging
@@ -101,7 +102,13 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("identity signing key: \(error)")
         }
 
-        let engine = IMDSEngine(config: imdsConfig, secret: secret, signer: identity)
+        let sts = AssumeRoleProvider(observer: { ok, message in
+            if ok { logger.info("\(message)") } else { logger.warning("\(message)") }
+        })
+        let engine = IMDSEngine(config: imdsConfig, secret: secret, signer: identity, externalCredentials: sts)
+        // Obtain STS credentials (if the config asks for them) before serving, then keep them fresh.
+        await sts.refreshDue(engine: engine)
+        let stsTask = Task { await sts.run(engine: engine) }
         var dataAddresses = listen.isEmpty
             ? [ListenAddress(host: "127.0.0.1", port: 1338), ListenAddress(host: "::1", port: 1338)]
             : listen.compactMap(ListenAddress.init(parsing:))
@@ -186,6 +193,7 @@ struct Serve: AsyncParsableCommand {
             logger.notice("signal \(sig): shutting down")
             break
         }
+        stsTask.cancel()
         await service.shutdown()
         if let l = linkLocalAddresses, !l.added.isEmpty {
             l.remove()

@@ -167,7 +167,7 @@ enum ConfigDecoder {
         }
         if m.pairs.contains(where: { $0.key == "iam" }) {
             if var iam = try m.map("iam") {
-                i.iam = try decodeIAM(&iam, base: i.iam)
+                i.iam = try decodeIAM(&iam, base: i.iam, accountIDForARN: i.accountID)
                 try iam.finish()
             } else {
                 i.iam = nil  // `iam: null` detaches the default role
@@ -257,7 +257,7 @@ enum ConfigDecoder {
         return keys
     }
 
-    static func decodeIAM(_ m: inout ConfigMap, base: Instance.IAM?) throws(ConfigError) -> Instance.IAM {
+    static func decodeIAM(_ m: inout ConfigMap, base: Instance.IAM?, accountIDForARN: String = "123456789012") throws(ConfigError) -> Instance.IAM {
         let namePattern = "[A-Za-z0-9+=,.@_-]{1,64}"
         guard let role = try m.string("role", pattern: { matches($0, namePattern) }, expected: "an IAM role name") ?? base?.role else {
             throw ConfigError(path: m.child("role"), line: m.line, message: "missing: an instance with iam needs a role name")
@@ -267,7 +267,7 @@ enum ConfigDecoder {
         if let v = try m.string("instance-profile-id", pattern: { matches($0, "AIPA[A-Z0-9]{16,17}") }, expected: "an id such as AIPAVMQT32F2Q43IXV2TC") { iam.instanceProfileID = v }
         if var c = try m.map("credentials") {
             var s = iam.credentials
-            let source = try c.choice("source", ["generated", "fixed"]) ?? "generated"
+            let source = try c.choice("source", ["generated", "fixed", "assume-role"]) ?? "generated"
             if let v = try c.duration("lifetime", range: 600...43200) { s.lifetime = v }
             let explicitRotation = try c.duration("rotate-before-expiry", range: 300...43200)
             if let v = explicitRotation { s.rotateBeforeExpiry = v } else { s.rotateBeforeExpiry = min(3600, max(300, s.lifetime / 2)) }
@@ -275,7 +275,27 @@ enum ConfigDecoder {
             let akid = try c.string("access-key-id", pattern: { matches($0, "(ASIA|AKIA)[A-Z0-9]{12,124}") }, expected: "an access key id such as ASIAEXAMPLE123456789")
             let secret = try c.string("secret-access-key", pattern: { $0.count >= 16 }, expected: "a secret of at least 16 characters")
             let token = try c.string("token", pattern: { !$0.isEmpty }, expected: "a session token")
-            if source == "fixed" {
+            if source == "assume-role" {
+                guard akid == nil, secret == nil, token == nil else {
+                    throw ConfigError(path: c.child("access-key-id"), line: nil, message: "assume-role takes source-access-key-id and source-secret-access-key, not fixed values")
+                }
+                guard let endpoint = try c.string("sts-endpoint", pattern: { $0.hasPrefix("http://") }, expected: "an http:// URL such as http://127.0.0.1:5000 (https is not supported)") else {
+                    throw ConfigError(path: c.child("sts-endpoint"), line: c.line, message: "missing: the STS endpoint to call, e.g. http://127.0.0.1:5000")
+                }
+                guard let sak = try c.string("source-access-key-id", pattern: { !$0.isEmpty }, expected: "an access key id"),
+                      let ssk = try c.string("source-secret-access-key", pattern: { !$0.isEmpty }, expected: "a secret access key")
+                else {
+                    throw ConfigError(path: c.child("source-access-key-id"), line: c.line, message: "missing: assume-role needs source-access-key-id and source-secret-access-key (the credentials that call AssumeRole)")
+                }
+                let arn = try c.string("role-arn", pattern: { matches($0, "arn:aws[a-z-]*:iam::[0-9]{12}:role/.+") }, expected: "a role ARN such as arn:aws:iam::123456789012:role/app-role")
+                s.source = .assumeRole(.init(
+                    roleARN: arn ?? "arn:aws:iam::\(accountIDForARN):role/\(role)", stsEndpoint: endpoint,
+                    region: try c.string("region", pattern: { matches($0, "[a-z]{2}(-[a-z0-9]+)+") }, expected: "a region") ?? "us-east-1",
+                    sourceAccessKeyID: sak, sourceSecretAccessKey: ssk,
+                    sourceSessionToken: try c.string("source-session-token"),
+                    sessionName: try c.string("session-name", pattern: { matches($0, "[\\w+=,.@-]{2,64}") }, expected: "2-64 of letters, digits and +=,.@_-"),
+                    externalID: try c.string("external-id")))
+            } else if source == "fixed" {
                 guard let akid, let secret, let token else {
                     throw ConfigError(path: c.child("source"), line: nil,
                                       message: "source 'fixed' needs access-key-id, secret-access-key and token")

@@ -1,8 +1,27 @@
 import Crypto
 import Foundation
 
+/// Credentials obtained elsewhere (STS), or why they could not be.
+public enum ExternalCredentials: Sendable, Equatable {
+    case credentials(RoleCredentials)
+    /// Served as EC2 does: a 200 whose JSON has this `Code` and `Message`.
+    case failure(code: String, message: String, lastUpdated: Date)
+}
+
+/// Supplies credentials for instances whose role credentials come from outside (STS AssumeRole).
+public protocol ExternalCredentialSource: Sendable {
+    func current(instanceID: String, role: String) -> ExternalCredentials?
+}
+
 /// One set of temporary credentials as IMDS serves them.
 public struct RoleCredentials: Sendable, Equatable {
+    public init(accessKeyID: String, secretAccessKey: String, token: String, lastUpdated: Date, expiration: Date) {
+        self.accessKeyID = accessKeyID
+        self.secretAccessKey = secretAccessKey
+        self.token = token
+        self.lastUpdated = lastUpdated
+        self.expiration = expiration
+    }
     public var accessKeyID: String
     public var secretAccessKey: String
     public var token: String
@@ -54,7 +73,7 @@ public struct CredentialIssuer: Sendable {
             return RoleCredentials(
                 accessKeyID: fixed.accessKeyID, secretAccessKey: fixed.secretAccessKey, token: fixed.token,
                 lastUpdated: issued, expiration: expiration)
-        case .generated:
+        case .generated, .assumeRole:
             let stream = expand(material, count: 1024)
             let base32 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
             let accessKey = "ASIA" + String(stream[0..<16].map { base32[Int($0) % 32] })

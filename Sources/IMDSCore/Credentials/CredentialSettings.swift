@@ -12,11 +12,38 @@ public struct CredentialSettings: Sendable, Equatable {
         }
     }
 
+    /// Real credentials from STS `AssumeRole`.
+    public struct AssumeRole: Sendable, Equatable {
+        public var roleARN: String
+        /// `http://HOST:PORT` of the STS endpoint (e.g. a local moto server).
+        public var stsEndpoint: String
+        public var region: String
+        public var sourceAccessKeyID: String
+        public var sourceSecretAccessKey: String
+        public var sourceSessionToken: String?
+        public var sessionName: String?
+        public var externalID: String?
+        public init(roleARN: String, stsEndpoint: String, region: String, sourceAccessKeyID: String,
+                    sourceSecretAccessKey: String, sourceSessionToken: String? = nil, sessionName: String? = nil,
+                    externalID: String? = nil) {
+            self.roleARN = roleARN
+            self.stsEndpoint = stsEndpoint
+            self.region = region
+            self.sourceAccessKeyID = sourceAccessKeyID
+            self.sourceSecretAccessKey = sourceSecretAccessKey
+            self.sourceSessionToken = sourceSessionToken
+            self.sessionName = sessionName
+            self.externalID = externalID
+        }
+    }
+
     public enum Source: Sendable, Equatable {
         /// Realistic credentials derived from the server's secret (default).
         case generated
         /// The same values on every rotation; `Expiration` and `LastUpdated` still roll.
         case fixed(Fixed)
+        /// Obtained from STS `AssumeRole` and refreshed before they expire.
+        case assumeRole(AssumeRole)
     }
 
     public var source: Source

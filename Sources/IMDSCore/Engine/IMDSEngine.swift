@@ -46,6 +46,7 @@ public final class IMDSEngine: Sendable {
     private let credentials: CredentialIssuer
     private let signer: (any IdentityDocumentSigner)?
     private let random: @Sendable () -> Double
+    private let external: (any ExternalCredentialSource)?
 
     /// - Parameters:
     ///   - config: the instance and API versions.
@@ -54,9 +55,11 @@ public final class IMDSEngine: Sendable {
     public init(
         config: IMDSConfig, secret: SymmetricKey = SymmetricKey(size: .bits256), clock: any IMDSClock = SystemClock(),
         accountDefaults: AccountDefaults = AccountDefaults(), signer: (any IdentityDocumentSigner)? = nil,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        externalCredentials: (any ExternalCredentialSource)? = nil
     ) {
         self.clock = clock
+        self.external = externalCredentials
         self.signer = signer
         self.random = random
         self.tokens = TokenAuthority(secret: secret)
@@ -328,8 +331,11 @@ public final class IMDSEngine: Sendable {
         switch value {
         case .iamInfo:
             guard let iam = i.iam else { return ("", ctx.now) }
-            let c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
+            var c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
                                             settings: iam.credentials, now: ctx.now)
+            if case .assumeRole = iam.credentials.source, case .credentials(let real)? = external?.current(instanceID: i.instanceID, role: iam.role) {
+                c = real
+            }
             return (EC2JSON.pretty([
                 ("Code", .string("Success")),
                 ("LastUpdated", .string(TimeFormat.iso8601(c.lastUpdated))),
@@ -340,6 +346,23 @@ public final class IMDSEngine: Sendable {
             guard let iam = i.iam else { return ("", ctx.now) }
             var c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
                                             settings: iam.credentials, now: ctx.now)
+            if case .assumeRole = iam.credentials.source {
+                switch external?.current(instanceID: i.instanceID, role: iam.role) {
+                case .credentials(let real)?:
+                    c = real
+                case .failure(let code, let message, let lastUpdated)?:
+                    return (EC2JSON.pretty([
+                        ("Code", .string(code)), ("Message", .string(message)),
+                        ("LastUpdated", .string(TimeFormat.iso8601(lastUpdated))),
+                    ]), lastUpdated)
+                case nil:
+                    return (EC2JSON.pretty([
+                        ("Code", .string("AssumeRoleUnauthorizedAccess")),
+                        ("Message", .string("EC2 cannot assume the role \(iam.role). No credentials have been obtained from STS yet.")),
+                        ("LastUpdated", .string(TimeFormat.iso8601(ctx.now))),
+                    ]), ctx.now)
+                }
+            }
             switch ctx.runtime.credentialScenario {
             case .nearExpiry(let seconds):
                 c.expiration = Date(timeIntervalSince1970: (ctx.now.timeIntervalSince1970 + Double(seconds)).rounded(.down))
