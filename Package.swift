@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "IMDSCore", targets: ["IMDSCore"]),
         /// The SwiftNIO listeners (data plane and control plane).
         .library(name: "IMDSServer", targets: ["IMDSServer"]),
+        /// Finds IMDSv1 usage in source trees and rewrites shell requests into the token form.
+        .library(name: "IMDSScan", targets: ["IMDSScan"]),
         /// An IMDS to run inside your own tests, in-process or on a live port-0 listener.
         .library(name: "IMDSTesting", targets: ["IMDSTesting"]),
     ],
@@ -48,6 +50,10 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IMDSScan",
+            swiftSettings: strict
+        ),
+        .target(
             name: "IMDSTesting",
             dependencies: ["IMDSCore", "IMDSServer"],
             swiftSettings: strict
@@ -57,6 +63,7 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSServer",
+                "IMDSScan",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -70,6 +77,12 @@ let package = Package(
         .testTarget(
             name: "IMDSServerTests",
             dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSScanTests",
+            dependencies: ["IMDSScan"],
+            exclude: ["Corpus"],
             swiftSettings: strict
         ),
     ]
