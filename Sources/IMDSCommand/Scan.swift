@@ -88,7 +88,7 @@ struct Scan: ParsableCommand {
         } else if !quiet {
             var out = ""
             for f in fixedFiles {
-                out += "fixed \(f.file): \(f.requestsFixed) request\(f.requestsFixed == 1 ? "" : "s") now send the token (original saved as \(f.backup))\n"
+                out += "fixed \(f.file): \(f.requestsFixed == 1 ? "1 request now sends" : "\(f.requestsFixed) requests now send") the IMDSv2 token (original saved as \(f.backup))\n"
             }
             for f in remaining { out += "\(f.file):\(f.line): \(f.reason)\n" }
             FileHandle.standardOutput.write(Data(out.utf8))

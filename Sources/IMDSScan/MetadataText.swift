@@ -106,8 +106,9 @@ struct VariableTable: Sendable {
     private(set) var endpointVars: Set<String> = []
     private(set) var tokenHeaderVars: Set<String> = []
     private(set) var tokenPathVars: Set<String> = []
-    /// Variables mutated with the token header (`req.add_header("X-aws-ec2-metadata-token", t)`).
-    private var mutatedWithToken: Set<String> = []
+    /// Statements that mutate a variable (`req.add_header(…)`, `$wc.Headers.Add(…)`): the variable
+    /// carries the token header when the statement mentions it, directly or through a variable.
+    private var mutations: [(name: String, text: String)] = []
     let references: @Sendable (String) -> [String]
     let caseInsensitive: Bool
 
@@ -122,18 +123,24 @@ struct VariableTable: Sendable {
         assignments.append(Assignment(name: key(name), value: value, line: line, isRequestResult: isRequestResult))
     }
 
-    mutating func markTokenHeader(_ name: String) { mutatedWithToken.insert(key(name)) }
+    mutating func mutation(of name: String, text: String) { mutations.append((key(name), text)) }
 
     /// Computes the variable sets; call once after every assignment is recorded.
     mutating func resolve() {
         var endpoint: Set<String> = []
-        var header: Set<String> = mutatedWithToken
+        var header: Set<String> = []
         var path: Set<String> = []
         var changed = true
         var rounds = 0
         while changed && rounds < 20 {
             changed = false
             rounds += 1
+            for m in mutations where !header.contains(m.name) {
+                if MetadataText.mentionsTokenHeader(m.text) || references(m.text).map(key).contains(where: header.contains) {
+                    header.insert(m.name)
+                    changed = true
+                }
+            }
             for a in assignments {
                 let refs = references(a.value).map(key)
                 if !a.isRequestResult, !endpoint.contains(a.name),

@@ -48,8 +48,8 @@ enum PowerShellScanner {
                 let valueStart = s[k] == "=" ? k + 1 : k + 2
                 let value = References.stringOf(s[min(valueStart, s.count)...])
                 table.assign(name, value: value, line: 0, isRequestResult: containsRequest(value))
-            } else if MetadataText.mentionsTokenHeader(t), k < s.count, s[k] == "." || s[k] == "[" {
-                table.markTokenHeader(name)
+            } else if k < s.count, s[k] == "." || s[k] == "[" {
+                table.mutation(of: name, text: t)
             }
         }
         table.resolve()
@@ -110,12 +110,20 @@ enum PowerShellScanner {
     }
 
     private static func url(_ args: String, receiver: [String], table: VariableTable) -> String {
-        var candidates = PythonScanner.literals(args)
-        for name in References.powershell(args) + receiver {
-            if let v = table.value(of: name) { candidates += PythonScanner.literals(v) + [v.trimmed()] }
+        let words = args.split(whereSeparator: { $0 == " " || $0 == "(" || $0 == ")" }).map(String.init)
+        let candidates = PythonScanner.literals(args) + words
+        let direct = candidates.first { c in
+            MetadataText.mentionsEndpoint(c) || References.powershell(c).contains(where: table.isEndpoint)
         }
-        for word in args.split(separator: " ") where MetadataText.mentionsEndpoint(String(word)) { candidates.insert(String(word), at: 0) }
-        return candidates.first(where: { MetadataText.mentionsEndpoint($0) })?.trimming("\"'()") ?? ""
+        guard var url = direct ?? (References.powershell(args) + receiver).compactMap({ table.value(of: $0) }).first else { return "" }
+        url = (PythonScanner.literals(url).first ?? url).trimming("\"'")
+        // Substitute the variables that hold the endpoint: "$imds/latest/user-data" → http://169.254.169.254/latest/user-data
+        for name in References.powershell(url) where table.isEndpoint(name) {
+            guard let v = table.value(of: name) else { continue }
+            let value = (PythonScanner.literals(v).first ?? v.trimmed()).trimming("\"'")
+            url = url.replacingOccurrences(of: "${\(name)}", with: value).replacingOccurrences(of: "$\(name)", with: value)
+        }
+        return url
     }
 
     static func skipString(_ s: [Unicode.Scalar], _ i: Int) -> Int {

@@ -118,8 +118,8 @@ enum PythonScanner {
                     }
                 }
             }
-            if MetadataText.mentionsTokenHeader(st.text), let lead = leadingMutated(st.text) {
-                for n in References.dotted(lead) { table.markTokenHeader(n) }
+            if let lead = leadingMutated(st.text) {
+                for n in References.dotted(lead) { table.mutation(of: n, text: st.text) }
             }
         }
         // Variables whose value is a client get their kind once the other client variables are known.

@@ -435,7 +435,7 @@ struct ShellScanner {
                     while j < s.count, s[j] != "}" { j += 1 }
                     j += 1
                 }
-                if !name.isEmpty, depth < 3, let v = variables.value(of: name) {
+                if !name.isEmpty, depth < 3, variables.isEndpoint(name), let v = variables.value(of: name) {
                     out += expand(v, depth: depth + 1)
                 } else {
                     out += References.stringOf(s[i..<min(j, s.count)])

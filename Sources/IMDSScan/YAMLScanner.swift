@@ -277,6 +277,10 @@ enum YAMLScanner {
                 key = k
                 value = v
             }
+            // A tag before a block scalar or value (`!Sub |`, `!Base64 …`) does not change what follows.
+            if value.hasPrefix("!"), let space = value.firstIndex(of: " ") {
+                value = String(value[value.index(after: space)...]).trimmed()
+            }
             out.append(Line(number: number, start: start, text: text, code: code, indent: indent, isListItem: isListItem, contentIndent: contentIndent, key: key, value: value))
             if end >= s.count { break }
             start = end + 1
