@@ -138,5 +138,22 @@ before=$(cd "$WORK" && md5sum "${NAMES[@]}")
 after=$(cd "$WORK" && md5sum "${NAMES[@]}")
 if [ "$before" = "$after" ]; then pass "second --fix changes nothing"; else fail "second --fix changed files"; fi
 
+# 6. the command's contract: exit codes and --json
+"$BIN" scan --quiet "$TMP/does-not-exist" 2>/dev/null; status=$?
+[ $status -eq 2 ] && pass "missing path: exit 2" || fail "missing path: exit $status, expected 2"
+"$BIN" scan 2>/dev/null; status=$?
+[ $status -eq 2 ] && pass "no path: exit 2" || fail "no path: exit $status, expected 2"
+"$BIN" scan --json "$TMP/run-v1" > "$TMP/scan.json" 2>/dev/null; status=$?
+if [ $status -eq 1 ] && python3 - "$TMP/scan.json" <<'PY'
+import json, sys
+items = json.load(open(sys.argv[1]))
+assert items, "no findings"
+for f in items:
+    assert set(f) >= {"file", "line", "language", "kind", "url", "reason", "fixable"}, f
+    assert isinstance(f["line"], int) and f["line"] > 0
+    assert f["language"] == "shell" and f["kind"] in ("curl", "wget") and f["fixable"] is True
+PY
+then pass "--json: exit 1 and an array of findings with the documented keys"; else fail "--json output or exit status ($status)"; fi
+
 echo "scan-fix: $PASS passed, $FAIL failed"
 [ "$FAIL" -eq 0 ]
