@@ -118,6 +118,7 @@ public struct IMDSScanner: Sendable {
         var detection = LanguageDetector.detect(path: path, text: text)
         if detection == nil, explicit { detection = .init(language: .shell, fixable: false) }
         guard let detection else { return Analysis(detection: nil, findings: []) }
+        guard Self.mayContainRequests(text) else { return Analysis(detection: detection, findings: []) }
         let requests = Self.requests(text: text, language: detection.language)
         let findings = requests.map { r in
             let fixable = detection.fixable && r.fix != nil
@@ -126,6 +127,14 @@ public struct IMDSScanner: Sendable {
                 reason: r.reason + (fixable ? "" : "; not auto-fixable"), fixable: fixable)
         }
         return Analysis(detection: detection, findings: findings)
+    }
+
+    /// Every finding needs the endpoint written somewhere in the file (requests through variables
+    /// included), or one of boto's helpers that default to it; files with neither are skipped cheaply.
+    static func mayContainRequests(_ text: String) -> Bool {
+        let lower = text.lowercased()
+        return ["169.254.169.254", "fd00:ec2::254", "instance-data", "get_instance_metadata", "get_instance_identity", "get_instance_userdata"]
+            .contains { lower.contains($0) }
     }
 
     static func requests(text: String, language: SourceLanguage) -> [DetectedRequest] {
@@ -154,7 +163,7 @@ public struct IMDSScanner: Sendable {
             errors.append("\(file): cannot read: \(error.localizedDescription)")
             return nil
         }
-        if data.count > maxFileSize { return nil }
+        if data.count > maxFileSize && !explicit { return nil }
         if data.prefix(8192).contains(0) { return nil }
         return String(decoding: data, as: UTF8.self)
     }

@@ -63,9 +63,12 @@ enum PythonScanner {
                     let chained = start > 0 && s[start - 1] == "."
                     var receiver = ""
                     if let dot = name.lastIndex(of: ".") { receiver = String(name[name.startIndex..<dot]) }
-                    let receiverText = chained ? References.stringOf(s[0..<start]) : receiver
-                    let before = References.stringOf(s[0..<start]).trimmingSuffixSpaces()
-                    let def = before.hasSuffix("def") || before.hasSuffix("class")
+                    // For `requests.Session().get(…)` the receiver is the expression before the dot (bounded).
+                    let receiverText = chained ? References.stringOf(s[max(0, start - 240)..<start]) : receiver
+                    var b = start - 1
+                    while b >= 0, s[b] == " " || s[b] == "\t" { b -= 1 }
+                    let keyword = References.stringOf(s[max(0, b - 4)...max(0, b)])
+                    let def = b >= 2 && (keyword.hasSuffix("def") || keyword.hasSuffix("class"))
                     if !def {
                         out.append(Call(name: name, receiver: receiver, receiverText: receiverText, args: args, offset: st.range.lowerBound + offsetOf(scalarIndex: start, in: st)))
                     }
