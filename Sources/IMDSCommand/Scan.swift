@@ -6,16 +6,15 @@ struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Find IMDSv1 usage (metadata requests without a session token) in a source tree.",
         discussion: """
-            Reads shell scripts, Python, PowerShell, Dockerfiles, cloud-init user-data and Ansible/YAML,
-            and reports each request to 169.254.169.254, fd00:ec2::254 or instance-data that does not send
-            the X-aws-ec2-metadata-token header, as FILE:LINE: REASON. Directories are walked
-            recursively (.git, node_modules and .build are skipped, as are binary files and files over
-            1 MiB).
+            Reads shell scripts, Python, PowerShell, Dockerfiles, cloud-init user-data and Ansible/YAML, \
+            and reports each request to 169.254.169.254, fd00:ec2::254 or instance-data that does not send \
+            the X-aws-ec2-metadata-token header, as FILE:LINE: REASON. Directories are walked recursively \
+            (.git, node_modules and .build are skipped, as are binary files and files over 1 MiB).
 
-            Exit status: 0 when nothing is found, 1 when there are findings (after --fix: findings that
+            Exit status: 0 when nothing is found, 1 when there are findings (after --fix: findings that \
             could not be fixed), 2 when a path cannot be read or no path is given.
 
-            --fix rewrites curl/wget requests in sh/bash scripts and Dockerfile RUN lines into the token
+            --fix rewrites curl/wget requests in sh/bash scripts and Dockerfile RUN lines into the token \
             form (one token per script), saving the original as FILE.imds-bak. See docs/scan.md.
             """)
 
