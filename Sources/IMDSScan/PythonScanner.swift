@@ -70,7 +70,7 @@ enum PythonScanner {
                     let keyword = References.stringOf(s[max(0, b - 4)...max(0, b)])
                     let def = b >= 2 && (keyword.hasSuffix("def") || keyword.hasSuffix("class"))
                     if !def {
-                        out.append(Call(name: name, receiver: receiver, receiverText: receiverText, args: args, offset: st.range.lowerBound + offsetOf(scalarIndex: start, in: st)))
+                        out.append(Call(name: name, receiver: receiver, receiverText: receiverText, args: args, offset: st.range.lowerBound + start))
                     }
                     i = j
                     continue
@@ -125,7 +125,6 @@ enum PythonScanner {
                 for n in References.dotted(lead) { table.mutation(of: n, text: st.text) }
             }
         }
-        // Variables whose value is a client get their kind once the other client variables are known.
         table.resolve()
 
         // Pass 2: requests.
@@ -370,8 +369,6 @@ enum PythonScanner {
         close(s.count)
         return out
     }
-
-    fileprivate static func offsetOf(scalarIndex: Int, in st: Statement) -> Int { scalarIndex }
 }
 
 extension String {

@@ -408,9 +408,6 @@ struct ShellScanner {
                 let values = argv.dropFirst(3).map(\.raw).joined(separator: " ")
                 variables.assign(argv[1].value, value: values, line: source.line(of: argv[1].start), isRequestResult: Self.isRequestResult(values))
                 assignmentEnds[argv[1].value, default: []].append(cmd.end)
-            } else if program == "read", let last = argv.last, argv.count >= 2 {
-                // `read -r MD <<< "http://169.254.169.254/…"` is rare; names read from input are unknown.
-                _ = last
             }
         }
         variables.resolve()
