@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "IMDSCore", targets: ["IMDSCore"]),
         /// The SwiftNIO listeners (data plane and control plane).
         .library(name: "IMDSServer", targets: ["IMDSServer"]),
+        /// Finds IMDSv1 usage in source trees and rewrites shell requests into the token form.
+        .library(name: "IMDSScan", targets: ["IMDSScan"]),
         /// An IMDS to run inside your own tests, in-process or on a live port-0 listener.
         .library(name: "IMDSTesting", targets: ["IMDSTesting"]),
         /// An IMDS client following the AWS SDK conventions (endpoint resolution, tokens, v1 fallback,
@@ -50,6 +52,11 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IMDSScan",
+            dependencies: [],
             swiftSettings: strict
         ),
         .target(
@@ -96,6 +103,7 @@ let package = Package(
                 "IMDSAdmin",
                 "IMDSClient",
                 "IMDSCredentials",
+                "IMDSScan",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -119,6 +127,12 @@ let package = Package(
         .testTarget(
             name: "IMDSServerTests",
             dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSScanTests",
+            dependencies: ["IMDSScan"],
+            exclude: ["Corpus"],
             swiftSettings: strict
         ),
     ]

@@ -10,6 +10,9 @@ struct IMDS: AsyncParsableCommand {
             127.0.0.1:1339 (control plane).
             """,
         version: "0.1.0",
-        subcommands: [Serve.self, Identity.self, Events.self, Faults.self, Get.self, Ls.self, Dump.self, TokenCommand.self, DoctorCommand.self]
+        subcommands: [
+            Serve.self, Get.self, Ls.self, Dump.self, TokenCommand.self, DoctorCommand.self, Scan.self, Events.self,
+            Faults.self, Identity.self,
+        ]
     )
 }
