@@ -54,7 +54,7 @@ public struct CredentialIssuer: Sendable {
     public func credentials(
         instanceID: String, role: String, delivery: Delivery, settings: CredentialSettings, now: Date
     ) -> RoleCredentials {
-        let period = max(60, settings.rotationPeriod)
+        let period = max(1, settings.rotationPeriod)
         let seed = "\(instanceID)|\(role)"
         // Each instance and role rotates at its own offset within the period.
         let offset = Int(mac(seed + "|offset").prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % UInt32(period))
