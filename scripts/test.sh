@@ -16,6 +16,20 @@ record() { # record NAME PASSED FAILED
     if [ "$3" -gt 0 ]; then failures+=("$1"); fi
 }
 
+step "installing test dependencies (apt, when root)"
+# cloud-init (real EC2 datasource), tcpdump (hop-limit packets), iproute2 (namespaces), openssl, curl.
+APT_PACKAGES="cloud-init tcpdump iproute2 openssl curl"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing) \
+            >/tmp/imds-apt.log 2>&1 || echo "apt-get install$missing failed (see /tmp/imds-apt.log); the tests that need them will say skipped"
+    else
+        echo "not root: not installing$missing; the tests that need them will say skipped"
+    fi
+fi
+
 step "installing test dependencies (pip)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     awscli boto3 botocore ec2-metadata moto pytest 2>&1 | grep -v -i "warning" || true
