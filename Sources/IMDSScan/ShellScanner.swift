@@ -267,27 +267,12 @@ struct ShellScanner {
     }
 
     /// Index of the `)` matching the `(` at `open` (quotes and nesting respected), or `end - 1`.
-    private func matchParen(_ open: Int, end: Int) -> Int {
-        var depth = 0
-        var j = open
-        while j < end {
-            let c = source[j]
-            switch c {
-            case "\\": j += 2; continue
-            case "'": j = (findScalar("'", from: j + 1, end: end) ?? end) + 1; continue
-            case "\"": j = (findScalar("\"", from: j + 1, end: end) ?? end) + 1; continue
-            case "(": depth += 1
-            case ")":
-                depth -= 1
-                if depth == 0 { return j }
-            default: break
-            }
-            j += 1
-        }
-        return max(open, end - 1)
-    }
+    private func matchParen(_ open: Int, end: Int) -> Int { matchClosing(open, end: end, opener: "(", closer: ")") }
 
-    private func matchBrace(_ open: Int, end: Int) -> Int {
+    /// Index of the `}` matching the `{` at `open`, or `end - 1`.
+    private func matchBrace(_ open: Int, end: Int) -> Int { matchClosing(open, end: end, opener: "{", closer: "}") }
+
+    private func matchClosing(_ open: Int, end: Int, opener: Unicode.Scalar, closer: Unicode.Scalar) -> Int {
         var depth = 0
         var j = open
         while j < end {
@@ -296,8 +281,8 @@ struct ShellScanner {
             case "\\": j += 2; continue
             case "'": j = (findScalar("'", from: j + 1, end: end) ?? end) + 1; continue
             case "\"": j = (findScalar("\"", from: j + 1, end: end) ?? end) + 1; continue
-            case "{": depth += 1
-            case "}":
+            case opener: depth += 1
+            case closer:
                 depth -= 1
                 if depth == 0 { return j }
             default: break

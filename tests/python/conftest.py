@@ -86,3 +86,15 @@ def clean_aws_env(endpoint=None, extra=None):
         env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = endpoint
     env.update(extra or {})
     return env
+
+
+# ec2-metadata has no base-URL argument: point its four URLs at the server given as argv[1].
+EC2_METADATA_SETUP = """import json, sys
+from ec2_metadata import EC2Metadata
+base = sys.argv[1]
+m = EC2Metadata()
+m.service_url = f'{base}/latest/'
+m.metadata_url = f'{m.service_url}meta-data/'
+m.dynamic_url = f'{m.service_url}dynamic/'
+m.userdata_url = f'{m.service_url}user-data/'
+"""

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from conftest import IMDS, clean_aws_env
+from conftest import EC2_METADATA_SETUP, IMDS, clean_aws_env
 
 PAGE_401 = (
     '<?xml version="1.0" encoding="iso-8859-1"?>\n'
@@ -70,15 +70,7 @@ def test_boto3_credential_chain_uses_imds(serve, product_example):
     assert out["akid"].startswith("ASIA")
 
 
-EC2_METADATA_PROBE = r"""
-import json, sys
-from ec2_metadata import EC2Metadata
-base = sys.argv[1]
-m = EC2Metadata()
-m.service_url = f'{base}/latest/'
-m.metadata_url = f'{m.service_url}meta-data/'
-m.dynamic_url = f'{m.service_url}dynamic/'
-m.userdata_url = f'{m.service_url}user-data/'
+EC2_METADATA_PROBE = EC2_METADATA_SETUP + r"""
 print(json.dumps({'instance_id': m.instance_id, 'region': m.region, 'az': m.availability_zone,
                   'account_id': m.account_id, 'tags': dict(m.tags), 'user_data': m.user_data.decode(),
                   'profile': m.instance_profile_name, 'mac': m.mac, 'public_ipv4': m.public_ipv4,

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import IMDS, clean_aws_env
+from conftest import EC2_METADATA_SETUP, IMDS, clean_aws_env
 
 
 def admin(server, method, path, body=None):
@@ -63,15 +63,7 @@ def test_timeline_observed_by_a_poller(serve):
     assert seen["spot"][1] == '{"action": "stop", "time": "%s"}' % spot["time"]
 
 
-EC2_METADATA_EVENTS = r"""
-import json, sys
-from ec2_metadata import EC2Metadata
-base = sys.argv[1]
-m = EC2Metadata()
-m.service_url = f'{base}/latest/'
-m.metadata_url = f'{m.service_url}meta-data/'
-m.dynamic_url = f'{m.service_url}dynamic/'
-m.userdata_url = f'{m.service_url}user-data/'
+EC2_METADATA_EVENTS = EC2_METADATA_SETUP + r"""
 sia = m.spot_instance_action
 print(json.dumps({'spot': None if sia is None else {'action': sia.action, 'time': sia.time.isoformat()},
                   'lifecycle': m.autoscaling_target_lifecycle_state}))
