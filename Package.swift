@@ -17,6 +17,8 @@ let package = Package(
         .library(name: "IMDSCore", targets: ["IMDSCore"]),
         /// The SwiftNIO listeners (data plane and control plane).
         .library(name: "IMDSServer", targets: ["IMDSServer"]),
+        /// The EC2 Query API subset the AWS CLI drives (transport-free).
+        .library(name: "IMDSControlPlane", targets: ["IMDSControlPlane"]),
         /// An IMDS to run inside your own tests, in-process or on a live port-0 listener.
         .library(name: "IMDSTesting", targets: ["IMDSTesting"]),
     ],
@@ -48,6 +50,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IMDSControlPlane",
+            dependencies: [
+                "IMDSCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IMDSTesting",
             dependencies: ["IMDSCore", "IMDSServer"],
             swiftSettings: strict
@@ -57,6 +67,7 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSServer",
+                "IMDSControlPlane",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -65,6 +76,11 @@ let package = Package(
         .testTarget(
             name: "IMDSCoreTests",
             dependencies: ["IMDSCore", "IMDSTesting"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSControlPlaneTests",
+            dependencies: ["IMDSControlPlane", "IMDSCore", "IMDSServer", "IMDSTesting"],
             swiftSettings: strict
         ),
         .testTarget(

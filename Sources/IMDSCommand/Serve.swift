@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Dispatch
 import Foundation
+import IMDSControlPlane
 import IMDSCore
 import IMDSServer
 import Logging
@@ -62,28 +63,61 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("config error: \(error)")
         }
 
+        var accessKeys = imdsConfig.controlPlane.accessKeys
+        let env = ProcessInfo.processInfo.environment
+        if let id = env["IMDS_CONTROL_ACCESS_KEY_ID"], !id.isEmpty {
+            guard let secret = env["IMDS_CONTROL_SECRET_ACCESS_KEY"], !secret.isEmpty else {
+                throw CLIError("IMDS_CONTROL_ACCESS_KEY_ID is set but IMDS_CONTROL_SECRET_ACCESS_KEY is not: set both, or neither.")
+            }
+            accessKeys.removeAll { $0.accessKeyID == id }
+            accessKeys.append(ControlPlaneAccessKey(accessKeyID: id, secretAccessKey: secret))
+        }
+
         let controlAddress = controlListen.flatMap(ListenAddress.init(parsing:)) ?? ListenAddress(host: "127.0.0.1", port: 1339)
-        if !controlAddress.isLoopback {
+        if !controlAddress.isLoopback && accessKeys.isEmpty {
             throw CLIError(
-                "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339).")
+                "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339), or configure access keys (control-plane.access-keys in --config, or IMDS_CONTROL_ACCESS_KEY_ID and IMDS_CONTROL_SECRET_ACCESS_KEY) so that every request must carry an AWS SigV4 signature.")
         }
 
         let secret: SymmetricKey
+        var store: ControlPlaneStateStore? = nil
+        var saved: ControlPlaneState? = nil
         if let stateDir {
             do {
                 secret = try SecretFile.loadOrCreate(directory: stateDir)
             } catch {
                 throw CLIError("state directory \(stateDir): \(error)")
             }
+            let s = ControlPlaneStateStore(directory: stateDir)
+            do {
+                saved = try s.load()
+            } catch {
+                throw CLIError("\(error)")
+            }
+            store = s
         } else {
             secret = SymmetricKey(size: .bits256)
             print("imds: no --state-dir: changes made through the control plane are kept in memory only, and tokens do not survive a restart")
         }
 
-        let engine = IMDSEngine(config: imdsConfig, secret: secret)
+        let accountDefaults = saved?.accountDefaults ?? imdsConfig.accountDefaults ?? AccountDefaults()
+        if saved?.instances[imdsConfig.instance.instanceID] == nil,
+            let why = LaunchPolicy.violation(instance: imdsConfig.instance, accountDefaults: accountDefaults)
+        {
+            throw CLIError("cannot launch: \(why).")
+        }
+        let engine = IMDSEngine(config: imdsConfig, secret: secret, accountDefaults: accountDefaults)
+        let controlPlane = EC2ControlPlane(
+            engine: engine, accessKeys: accessKeys, store: store, restoring: saved, configDefaults: imdsConfig.accountDefaults)
+        if let saved, let store {
+            print("imds: restored the control-plane state from \(store.path) (change \(saved.sequence))")
+        }
+        if !accessKeys.isEmpty {
+            print("imds: control plane requires AWS Signature Version 4 (service ec2) by one of \(accessKeys.count) access key(s)")
+        }
         let dataAddresses = listen.isEmpty ? [ListenAddress(host: "127.0.0.1", port: 1338)] : listen.compactMap(ListenAddress.init(parsing:))
         let service = IMDSService(
-            engine: engine, controlPlane: PlaceholderControlPlane(),
+            engine: engine, controlPlane: controlPlane,
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
             logger: logger)
 
@@ -123,9 +157,12 @@ struct Serve: AsyncParsableCommand {
                 }
                 do {
                     let fresh = try IMDSConfig.load(path: path)
-                    engine.reload(fresh)
+                    try controlPlane.reload(fresh)
                     logger.notice("SIGHUP: reloaded \(path)")
                     print("imds: reloaded \(path)")
+                } catch let error as EC2Error {
+                    logger.error("SIGHUP: launch refused, keeping the running configuration: \(error.message)")
+                    FileHandle.standardError.write(Data("imds: reload failed, keeping the running configuration: launch refused: \(error.message)\n".utf8))
                 } catch {
                     logger.error("SIGHUP: config error, keeping the running configuration: \(error)")
                     FileHandle.standardError.write(Data("imds: reload failed, keeping the running configuration: config error: \(error)\n".utf8))
@@ -145,19 +182,4 @@ struct Serve: AsyncParsableCommand {
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ message: String) { description = message }
-}
-
-/// Until the EC2 Query API lands, the control plane answers every request with EC2's
-/// `InvalidAction` error, so that the AWS CLI reports it as it would a real unsupported action.
-struct PlaceholderControlPlane: AsyncResponder {
-    func respond(to request: IMDSRequest) async -> IMDSResponse {
-        let body = Array("""
-            <?xml version="1.0" encoding="UTF-8"?>
-            <Response><Errors><Error><Code>InvalidAction</Code><Message>The action is not supported by this endpoint yet.</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>
-            """.utf8)
-        return IMDSResponse(
-            status: 400, reason: "Bad Request",
-            headers: [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", String(body.count)), ("Connection", "close")],
-            body: body)
-    }
 }

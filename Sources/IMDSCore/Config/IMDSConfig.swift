@@ -5,10 +5,18 @@ public struct IMDSConfig: Sendable, Equatable {
     public var instance: Instance
     /// Versions listed at `/` and served as trees (`latest` is always served and listed last).
     public var apiVersions: [String]
+    /// `account-defaults:`: account-level metadata defaults applied when the instance is launched
+    /// (nil when the file does not set them).
+    public var accountDefaults: AccountDefaults?
+    /// `control-plane:`: access keys for the control plane.
+    public var controlPlane: ControlPlaneSettings
 
-    public init(instance: Instance, apiVersions: [String] = APIVersions.default) {
+    public init(instance: Instance, apiVersions: [String] = APIVersions.default,
+                accountDefaults: AccountDefaults? = nil, controlPlane: ControlPlaneSettings = ControlPlaneSettings()) {
         self.instance = instance
         self.apiVersions = apiVersions
+        self.accountDefaults = accountDefaults
+        self.controlPlane = controlPlane
     }
 
     /// Reads a YAML (`.yaml`, `.yml`) or JSON (`.json`) file; other extensions are read as YAML.
