@@ -81,6 +81,7 @@ let package = Package(
         .testTarget(
             name: "IMDSControlPlaneTests",
             dependencies: ["IMDSControlPlane", "IMDSCore", "IMDSServer", "IMDSTesting"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
