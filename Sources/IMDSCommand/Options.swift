@@ -8,10 +8,12 @@ struct Options: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show or change an instance's metadata options through the control plane.",
         discussion: """
-            Talks to `imds serve`'s control plane (the EC2 Query API). When IMDS_CONTROL_ACCESS_KEY_ID and
-            IMDS_CONTROL_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) are set, requests
-            are signed with AWS Signature Version 4. Exit status: 0 on success, 1 when the control plane
-            answers with an EC2 error, 3 when it cannot be reached.
+            Talks to `imds serve`'s control plane (the EC2 Query API). When IMDS_CONTROL_ACCESS_KEY_ID and \
+            IMDS_CONTROL_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) are set, requests \
+            are signed with AWS Signature Version 4.
+
+            Exit status: 0 on success, 1 when the control plane answers with an EC2 error, 3 when it \
+            cannot be reached.
             """,
         subcommands: [Show.self, Set.self])
 
