@@ -21,6 +21,9 @@ let package = Package(
         .library(name: "IMDSControlPlane", targets: ["IMDSControlPlane"]),
         /// An IMDS to run inside your own tests, in-process or on a live port-0 listener.
         .library(name: "IMDSTesting", targets: ["IMDSTesting"]),
+        /// An IMDS client following the AWS SDK conventions (endpoint resolution, tokens, v1 fallback,
+        /// credentials with static stability).
+        .library(name: "IMDSClient", targets: ["IMDSClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
@@ -28,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
     ],
     targets: [
         .target(
@@ -58,8 +63,33 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IMDSAdmin",
+            dependencies: ["IMDSCore"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IMDSIdentity",
+            dependencies: [
+                "IMDSCore",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IMDSTesting",
-            dependencies: ["IMDSCore", "IMDSServer"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity"],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "IMDSClient",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(
@@ -68,6 +98,9 @@ let package = Package(
                 "IMDSCore",
                 "IMDSServer",
                 "IMDSControlPlane",
+                "IMDSIdentity",
+                "IMDSAdmin",
+                "IMDSClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -75,7 +108,17 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSCoreTests",
-            dependencies: ["IMDSCore", "IMDSTesting"],
+            dependencies: ["IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSClientTests",
+            dependencies: [
+                "IMDSClient", "IMDSCore", "IMDSServer", "IMDSTesting",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -86,7 +129,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSServerTests",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin"],
             swiftSettings: strict
         ),
     ]

@@ -10,6 +10,6 @@ struct IMDS: AsyncParsableCommand {
             127.0.0.1:1339 (control plane).
             """,
         version: "0.1.0",
-        subcommands: [Serve.self, Options.self]
+        subcommands: [Serve.self, Options.self, Identity.self, Events.self, Faults.self, Get.self, Ls.self, Dump.self, TokenCommand.self, DoctorCommand.self]
     )
 }

@@ -2,8 +2,10 @@ import ArgumentParser
 import Crypto
 import Dispatch
 import Foundation
+import IMDSAdmin
 import IMDSControlPlane
 import IMDSCore
+import IMDSIdentity
 import IMDSServer
 import Logging
 
@@ -33,6 +35,12 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
+
+    @Flag(name: .long, help: "Also serve on the real addresses: add 169.254.169.254/32 (and fd00:ec2::254/128) to --link-local-interface and listen on port 80 there; removed on exit. Needs root or CAP_NET_ADMIN + CAP_NET_BIND_SERVICE.")
+    var linkLocal = false
+
+    @Option(name: .long, help: "Interface for --link-local.")
+    var linkLocalInterface: String = "lo"
 
     func validate() throws {
         for l in listen where ListenAddress(parsing: l) == nil {
@@ -100,14 +108,27 @@ struct Serve: AsyncParsableCommand {
             print("imds: no --state-dir: changes made through the control plane are kept in memory only, and tokens do not survive a restart")
         }
 
+        let identity: IdentityKey
+        do {
+            if let key = imdsConfig.identityKeyFile, let cert = imdsConfig.identityCertificateFile {
+                identity = try IdentityKey.load(keyPath: key, certificatePath: cert)
+            } else if let stateDir {
+                identity = try IdentityKey.loadOrCreate(directory: stateDir)
+            } else {
+                identity = try IdentityKey.generate()
+            }
+        } catch {
+            throw CLIError("identity signing key: \(error)")
+        }
+
         let accountDefaults = saved?.accountDefaults ?? imdsConfig.accountDefaults ?? AccountDefaults()
         if saved?.instances[imdsConfig.instance.instanceID] == nil,
             let why = LaunchPolicy.violation(instance: imdsConfig.instance, accountDefaults: accountDefaults)
         {
             throw CLIError("cannot launch: \(why).")
         }
-        let engine = IMDSEngine(config: imdsConfig, secret: secret, accountDefaults: accountDefaults)
-        let controlPlane = EC2ControlPlane(
+        let engine = IMDSEngine(config: imdsConfig, secret: secret, accountDefaults: accountDefaults, signer: identity)
+        let ec2 = EC2ControlPlane(
             engine: engine, accessKeys: accessKeys, store: store, restoring: saved, configDefaults: imdsConfig.accountDefaults)
         if let saved, let store {
             print("imds: restored the control-plane state from \(store.path) (change \(saved.sequence))")
@@ -115,7 +136,31 @@ struct Serve: AsyncParsableCommand {
         if !accessKeys.isEmpty {
             print("imds: control plane requires AWS Signature Version 4 (service ec2) by one of \(accessKeys.count) access key(s)")
         }
-        let dataAddresses = listen.isEmpty ? [ListenAddress(host: "127.0.0.1", port: 1338)] : listen.compactMap(ListenAddress.init(parsing:))
+        var dataAddresses = listen.isEmpty
+            ? [ListenAddress(host: "127.0.0.1", port: 1338), ListenAddress(host: "::1", port: 1338)]
+            : listen.compactMap(ListenAddress.init(parsing:))
+
+        var linkLocalAddresses: LinkLocalAddresses?
+        if linkLocal {
+            if let missing = LinkLocalAddresses.missingPrivileges() {
+                throw CLIError(
+                    "--link-local needs privileges this process does not have: \(missing). Run as root, or grant the capabilities to the binary once: sudo setcap cap_net_admin,cap_net_bind_service=ep $(command -v imds). Without --link-local, imds serves on 127.0.0.1:1338 and needs no privileges.")
+            }
+            do {
+                linkLocalAddresses = try LinkLocalAddresses.add(interface: linkLocalInterface, ipv6: true)
+            } catch {
+                throw CLIError("--link-local: \(error)")
+            }
+            dataAddresses += [ListenAddress(host: LinkLocalAddresses.ipv4, port: 80), ListenAddress(host: LinkLocalAddresses.ipv6, port: 80)]
+            if let l = linkLocalAddresses, !l.added.isEmpty {
+                print("imds: added \(l.added.joined(separator: ", ")) to \(l.interface) (removed on exit)")
+            }
+        }
+        let admin = AdminAPI(engine: engine) { line in logger.notice("admin: \(line)") }
+        let controlPlane = ControlPlaneRouter(
+            routes: [.init(prefix: AdminAPI.prefix, responder: admin)], fallback: ec2,
+            // With access keys, every control-plane request (admin API too) must be signed.
+            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) })
         let service = IMDSService(
             engine: engine, controlPlane: controlPlane,
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
@@ -132,12 +177,20 @@ struct Serve: AsyncParsableCommand {
             sources.append(source)
         }
 
+        service.onIPv6Change = { address, on in
+            print(on ? "imds: data plane listening on \(address.url) (http-protocol-ipv6 enabled)"
+                     : "imds: data plane on \(address.url) stopped (http-protocol-ipv6 disabled)")
+        }
         do {
             try await service.start()
         } catch {
+            linkLocalAddresses?.remove()
             throw CLIError("cannot listen: \(error). Is another imds (or something else) using the port? Pick another with --listen / --control-listen, or port 0.")
         }
-        for a in service.dataAddresses { print("imds: data plane listening on \(a.url)") }
+        for a in service.dataAddresses where !a.isIPv6 { print("imds: data plane listening on \(a.url)") }
+        for a in service.inactiveIPv6Addresses {
+            print("imds: data plane on \(a.url) is off while http-protocol-ipv6 is disabled")
+        }
         for a in service.controlAddresses { print("imds: control plane listening on \(a.url)") }
         let id = imdsConfig.instance.instanceID
         if let first = service.dataAddresses.first {
@@ -157,7 +210,7 @@ struct Serve: AsyncParsableCommand {
                 }
                 do {
                     let fresh = try IMDSConfig.load(path: path)
-                    try controlPlane.reload(fresh)
+                    try ec2.reload(fresh)
                     logger.notice("SIGHUP: reloaded \(path)")
                     print("imds: reloaded \(path)")
                 } catch let error as EC2Error {
@@ -173,6 +226,10 @@ struct Serve: AsyncParsableCommand {
             break
         }
         await service.shutdown()
+        if let l = linkLocalAddresses, !l.added.isEmpty {
+            l.remove()
+            print("imds: removed \(l.added.joined(separator: ", ")) from \(l.interface)")
+        }
         for s in sources { s.cancel() }
         print("imds: stopped")
     }

@@ -91,6 +91,16 @@ public final class EC2ControlPlane: AsyncResponder {
         }
     }
 
+    /// With access keys configured, the error response for a request that does not carry a valid
+    /// signature by one of them (nil when it does, or when no keys are configured). For routers that
+    /// put other APIs next to this one on the control-plane listener.
+    public func authenticationRefusal(_ request: IMDSRequest) -> IMDSResponse? {
+        guard !accessKeys.isEmpty else { return nil }
+        guard case .failure(let error) = SigV4.verify(request, keys: accessKeys, now: clock.now()) else { return nil }
+        let requestID = makeRequestID()
+        return Self.xmlResponse(status: error.status, body: error.xml(requestID: requestID), requestID: requestID, now: clock.now())
+    }
+
     /// What a call may do, and how it was asked.
     struct Call {
         var params: QueryParameters

@@ -30,6 +30,16 @@ public final class IMDSService: Sendable {
     let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let listeners = Mutex<(data: [HTTPListener], control: [HTTPListener])>(([], []))
+    /// IPv6 data-plane addresses: bound only while the instance's `http-protocol-ipv6` is enabled.
+    private let gated = Mutex<[GatedListener]>([])
+    private let watcher = Mutex<Task<Void, Never>?>(nil)
+
+    struct GatedListener {
+        var requested: ListenAddress
+        /// The port actually used the first time (kept so that re-enabling serves the same URL).
+        var port: Int?
+        var listener: HTTPListener?
+    }
     /// Called after every data-plane request (access log, metrics).
     private let observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)?
 
@@ -52,7 +62,7 @@ public final class IMDSService: Sendable {
         var data: [HTTPListener] = []
         var control: [HTTPListener] = []
         do {
-            for address in configuration.dataListen {
+            for address in configuration.dataListen where !address.isIPv6 {
                 data.append(try await startDataListener(address))
             }
             if let controlPlane {
@@ -65,6 +75,51 @@ public final class IMDSService: Sendable {
             throw error
         }
         listeners.withLock { $0 = (data, control) }
+        gated.withLock { $0 = configuration.dataListen.filter(\.isIPv6).map { GatedListener(requested: $0) } }
+        await reconcileIPv6()
+        let task = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .milliseconds(100))
+                guard let self else { return }
+                await self.reconcileIPv6()
+            }
+        }
+        watcher.withLock { $0 = task }
+    }
+
+    /// Binds or closes the IPv6 data-plane listeners to match `http-protocol-ipv6`.
+    /// Runs every 100 ms, so a change through the control plane takes effect without a restart.
+    public func reconcileIPv6() async {
+        let enabled = engine.instanceIDs.compactMap { engine.runtime($0)?.options.httpProtocolIPv6 }.contains(.enabled)
+        let current = gated.withLock { $0 }
+        for (index, g) in current.enumerated() {
+            if enabled, g.listener == nil {
+                let address = ListenAddress(host: g.requested.host, port: g.port ?? g.requested.port)
+                do {
+                    let l = try await startDataListener(address)
+                    gated.withLock { $0[index].listener = l; $0[index].port = l.boundAddress.port }
+                    onIPv6Change?(l.boundAddress, true)
+                } catch {
+                    logger.warning("cannot bind IPv6 data plane \(address): \(error)")
+                }
+            } else if !enabled, let l = g.listener {
+                await l.close()
+                gated.withLock { $0[index].listener = nil }
+                onIPv6Change?(l.boundAddress, false)
+            }
+        }
+    }
+
+    /// Called when an IPv6 listener starts (`true`) or stops (`false`) serving.
+    public var onIPv6Change: (@Sendable (ListenAddress, Bool) -> Void)? {
+        get { ipv6Callback.withLock { $0 } }
+        set { ipv6Callback.withLock { $0 = newValue } }
+    }
+    private let ipv6Callback = Mutex<(@Sendable (ListenAddress, Bool) -> Void)?>(nil)
+
+    /// IPv6 data-plane addresses that are configured but off (`http-protocol-ipv6` disabled).
+    public var inactiveIPv6Addresses: [ListenAddress] {
+        gated.withLock { $0.filter { $0.listener == nil }.map { ListenAddress(host: $0.requested.host, port: $0.port ?? $0.requested.port) } }
     }
 
     func startDataListener(_ address: ListenAddress) async throws -> HTTPListener {
@@ -95,16 +150,22 @@ public final class IMDSService: Sendable {
     }
 
     /// The addresses the data plane is bound to (real ports).
-    public var dataAddresses: [ListenAddress] { listeners.withLock { $0.data.map(\.boundAddress) } }
+    public var dataAddresses: [ListenAddress] {
+        listeners.withLock { $0.data.map(\.boundAddress) } + gated.withLock { $0.compactMap { $0.listener?.boundAddress } }
+    }
     /// The addresses the control plane is bound to (real ports).
     public var controlAddresses: [ListenAddress] { listeners.withLock { $0.control.map(\.boundAddress) } }
 
     /// Stops accepting, lets in-flight requests finish (each connection carries one request), and
     /// releases the event loops if this service created them.
     public func shutdown() async {
+        watcher.withLock { $0?.cancel() }
         let all = listeners.withLock { l -> [HTTPListener] in
             defer { l = ([], []) }
             return l.data + l.control
+        } + gated.withLock { g -> [HTTPListener] in
+            defer { for i in g.indices { g[i].listener = nil } }
+            return g.compactMap(\.listener)
         }
         for l in all { await l.close() }
         // Give connections that are mid-response a moment to finish.

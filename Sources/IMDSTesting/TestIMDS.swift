@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import IMDSCore
+import IMDSIdentity
 import IMDSServer
 
 /// An IMDS for your own tests.
@@ -30,7 +31,18 @@ public final class TestIMDS: Sendable {
         self.clock = manualClock
         self.engine = IMDSEngine(
             config: config, secret: SymmetricKey(size: .bits256), clock: manualClock ?? SystemClock(),
-            accountDefaults: accountDefaults)
+            accountDefaults: accountDefaults, signer: TestIMDS.identity)
+    }
+
+    /// One identity key for every test server of the process (RSA key generation is slow).
+    public static let identity: IdentityKey = {
+        do { return try IdentityKey.generate() } catch { fatalError("cannot generate an RSA key: \(error)") }
+    }()
+
+    /// An IMDS around an engine you built (custom clock, randomness or signer).
+    public init(engine: IMDSEngine) {
+        self.engine = engine
+        self.clock = engine.clock as? ManualClock
     }
 
     /// An IMDS for a YAML config document (keys absent from it come from the embedded default).

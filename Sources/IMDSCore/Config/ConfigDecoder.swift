@@ -17,6 +17,18 @@ enum ConfigDecoder {
             config.instance = try decodeInstance(&inst, base: config.instance)
             try inst.finish()
         }
+        if let fv = root.value("faults") {
+            guard case .sequence(let items, _) = fv else {
+                throw ConfigError(path: "faults", line: fv.line, message: "expected a list of faults, found \(fv.kindDescription)")
+            }
+            var faults: [Fault] = []
+            for (index, item) in items.enumerated() {
+                var fm = try ConfigMap(item, path: "faults[\(index)]")
+                faults.append(try FaultSpec.decode(&fm))
+                try fm.finish()
+            }
+            config.faults = faults
+        }
         if let versions = try root.stringList("api-versions", element: isVersion, expected: "a version such as 2021-07-15 or 1.0") {
             config.apiVersions = versions.filter { $0 != "latest" }
         }
@@ -27,6 +39,14 @@ enum ConfigDecoder {
         if var c = try root.map("control-plane") {
             config.controlPlane = try decodeControlPlane(&c)
             try c.finish()
+        }
+        if var id = try root.map("identity") {
+            config.identityKeyFile = try id.string("private-key", expected: "a PEM file path")
+            config.identityCertificateFile = try id.string("certificate", expected: "a PEM file path")
+            guard (config.identityKeyFile == nil) == (config.identityCertificateFile == nil) else {
+                throw ConfigError(path: "identity", line: id.line, message: "set both private-key and certificate, or neither")
+            }
+            try id.finish()
         }
         try root.finish()
         return config
@@ -191,6 +211,18 @@ enum ConfigDecoder {
             if let v = try o.choice("instance-metadata-tags", ["enabled", "disabled"]) { opts.instanceMetadataTags = .init(rawValue: v) }
             try o.finish()
             i.metadataOptions = opts
+        }
+        if let ev = m.value("events") {
+            guard case .sequence(let items, _) = ev else {
+                throw ConfigError(path: m.child("events"), line: ev.line, message: "expected a list of events, found \(ev.kindDescription)")
+            }
+            var specs: [EventSpec] = []
+            for (index, item) in items.enumerated() {
+                var em = try ConfigMap(item, path: "\(m.child("events"))[\(index)]")
+                specs.append(try EventSpec.decode(&em))
+                try em.finish()
+            }
+            i.eventTimeline = specs
         }
         if var ov = try m.map("overrides") {
             var list: [(path: String, value: String?)] = []

@@ -47,7 +47,7 @@ public indirect enum ConfigValue: Sendable {
         let line = node.mark.map { $0.line }
         switch node {
         case .scalar(let s):
-            if s.tag.description == Tag.Name.null.rawValue, s.style == .plain { return .null(line: line) }
+            if s.style == .plain, ["", "~", "null", "Null", "NULL"].contains(s.string) { return .null(line: line) }
             return .scalar(s.string, line: line)
         case .sequence(let seq):
             var items: [ConfigValue] = []

@@ -10,6 +10,12 @@ public struct IMDSConfig: Sendable, Equatable {
     public var accountDefaults: AccountDefaults?
     /// `control-plane:`: access keys for the control plane.
     public var controlPlane: ControlPlaneSettings
+    /// PEM files with the key and certificate that sign identity documents (both or neither);
+    /// relative paths are resolved against the config file's directory.
+    public var identityKeyFile: String?
+    public var identityCertificateFile: String?
+    /// Faults active from the start (off unless listed).
+    public var faults: [Fault] = []
 
     public init(instance: Instance, apiVersions: [String] = APIVersions.default,
                 accountDefaults: AccountDefaults? = nil, controlPlane: ControlPlaneSettings = ControlPlaneSettings()) {
@@ -26,7 +32,15 @@ public struct IMDSConfig: Sendable, Equatable {
             throw ConfigError(file: path, path: nil, line: nil, message: exists ? "cannot be read" : "no such file")
         }
         do {
-            return try parse(data, isJSON: path.lowercased().hasSuffix(".json"))
+            var config = try parse(data, isJSON: path.lowercased().hasSuffix(".json"))
+            let dir = (path as NSString).deletingLastPathComponent
+            func resolve(_ p: String?) -> String? {
+                guard let p, !p.hasPrefix("/") else { return p }
+                return (dir.isEmpty ? p : (dir as NSString).appendingPathComponent(p))
+            }
+            config.identityKeyFile = resolve(config.identityKeyFile)
+            config.identityCertificateFile = resolve(config.identityCertificateFile)
+            return config
         } catch var error {
             error.file = path
             throw error

@@ -55,7 +55,7 @@ public struct CredentialIssuer: Sendable {
                 accessKeyID: fixed.accessKeyID, secretAccessKey: fixed.secretAccessKey, token: fixed.token,
                 lastUpdated: issued, expiration: expiration)
         case .generated:
-            let stream = expand(material, count: 900)
+            let stream = expand(material, count: 1024)
             let base32 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
             let accessKey = "ASIA" + String(stream[0..<16].map { base32[Int($0) % 32] })
             let b64 = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")

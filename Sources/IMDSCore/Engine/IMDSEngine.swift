@@ -14,6 +14,8 @@ public struct RequestOutcome: Sendable, Equatable {
     public var tokenRejection: String?
     /// A token was issued.
     public var tokenIssued: Bool
+    /// The fault applied to this request, if any (its type name and id).
+    public var fault: String?
 
     public init(instanceID: String? = nil, version: Version? = nil, category: String = "other",
                 tokenRejection: String? = nil, tokenIssued: Bool = false) {
@@ -35,12 +37,15 @@ public final class IMDSEngine: Sendable {
         var primaryID: String
         var apiVersions: [String]
         var accountDefaults: AccountDefaults
+        var faults: [Fault] = []
     }
 
     private let state: Mutex<State>
     public let clock: any IMDSClock
     private let tokens: TokenAuthority
     private let credentials: CredentialIssuer
+    private let signer: (any IdentityDocumentSigner)?
+    private let random: @Sendable () -> Double
 
     /// - Parameters:
     ///   - config: the instance and API versions.
@@ -48,23 +53,30 @@ public final class IMDSEngine: Sendable {
     ///   - accountDefaults: account-level metadata defaults applied at launch.
     public init(
         config: IMDSConfig, secret: SymmetricKey = SymmetricKey(size: .bits256), clock: any IMDSClock = SystemClock(),
-        accountDefaults: AccountDefaults = AccountDefaults()
+        accountDefaults: AccountDefaults = AccountDefaults(), signer: (any IdentityDocumentSigner)? = nil,
+        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }
     ) {
         self.clock = clock
+        self.signer = signer
+        self.random = random
         self.tokens = TokenAuthority(secret: secret)
         self.credentials = CredentialIssuer(secret: secret)
         let now = clock.now()
-        let runtime = Self.launch(config.instance, accountDefaults: accountDefaults, now: now)
+        let runtime = Self.launch(config.instance, accountDefaults: accountDefaults, now: now, signer: signer)
         self.state = Mutex(
             State(
                 instances: [runtime.instance.instanceID: runtime], primaryID: runtime.instance.instanceID,
-                apiVersions: config.apiVersions, accountDefaults: accountDefaults))
+                apiVersions: config.apiVersions, accountDefaults: accountDefaults, faults: config.faults))
     }
 
-    static func launch(_ instance: Instance, accountDefaults: AccountDefaults, now: Date) -> InstanceRuntime {
+    static func launch(
+        _ instance: Instance, accountDefaults: AccountDefaults, now: Date, signer: (any IdentityDocumentSigner)?
+    ) -> InstanceRuntime {
         let options = LaunchOptions.resolve(instance: instance, accountDefaults: accountDefaults)
         let launchTime = instance.launchTime ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        return InstanceRuntime(instance: instance, options: options, launchTime: launchTime, now: now)
+        var runtime = InstanceRuntime(instance: instance, options: options, launchTime: launchTime, now: now, signer: signer)
+        runtime.events = instance.eventTimeline.map { $0.resolve(base: now) }
+        return runtime
     }
 
     // MARK: - State access (control plane)
@@ -98,16 +110,19 @@ public final class IMDSEngine: Sendable {
     public func reload(_ config: IMDSConfig) {
         let now = clock.now()
         state.withLock { s in
-            var runtime = Self.launch(config.instance, accountDefaults: s.accountDefaults, now: now)
+            var runtime = Self.launch(config.instance, accountDefaults: s.accountDefaults, now: now, signer: signer)
             if let old = s.instances[config.instance.instanceID] {
+                let events = runtime.events
                 runtime = InstanceRuntime(
                     instance: config.instance, options: runtime.options,
                     launchTime: config.instance.launchTime ?? old.launchTime, now: now,
-                    tokenGeneration: old.tokenGeneration)
+                    tokenGeneration: old.tokenGeneration, signer: signer)
+                runtime.events = events
             }
             s.instances = [runtime.instance.instanceID: runtime]
             s.primaryID = runtime.instance.instanceID
             s.apiVersions = config.apiVersions
+            s.faults = config.faults
         }
     }
 
@@ -116,9 +131,15 @@ public final class IMDSEngine: Sendable {
     /// Answers one data-plane request.
     public func respond(to request: IMDSRequest) -> IMDSResponse {
         let now = clock.now()
-        let (runtime, versions) = state.withLock { s in (s.instances[s.primaryID]!, s.apiVersions) }
+        let (runtime, versions, faults) = state.withLock { s in (s.instances[s.primaryID]!, s.apiVersions, s.faults) }
         var ctx = Context(request: request, now: now, runtime: runtime)
-        var response = handle(&ctx, versions: versions)
+        var response: IMDSResponse
+        if !faults.isEmpty, let faulted = applyFaults(faults, &ctx) {
+            response = faulted
+        } else {
+            response = handle(&ctx, versions: versions)
+            if !faults.isEmpty { applyPostFaults(faults, &ctx, &response) }
+        }
         response.outcome = ctx.outcome
         if request.method == "HEAD" { response.omitBody = true }
         return response
@@ -267,7 +288,12 @@ public final class IMDSEngine: Sendable {
         }
         let version = parts[0]
         guard version == "latest" || versions.contains(version) else { return errorResponse(.notFound, ctx) }
-        var node = MetadataNode.directory(ctx.runtime.tree)
+        var root = ctx.runtime.tree
+        if !ctx.runtime.events.isEmpty {
+            let overlay = ctx.runtime.eventOverlay(now: ctx.now)
+            for (path, n) in overlay { root.set(path.split(separator: "/").map(String.init)[...], n) }
+        }
+        var node = MetadataNode.directory(root)
         var walked: [String] = []
         for name in parts.dropFirst() {
             guard case .directory(let dir) = node, let child = dir.children[name],
@@ -278,7 +304,7 @@ public final class IMDSEngine: Sendable {
         }
         switch node {
         case .directory(let dir):
-            if !trailingSlash && BehaviourChoices.redirectEveryDirectory {
+            if !trailingSlash && parts.count > BehaviourChoices.listingWithoutSlashMaxDepth {
                 return redirect(ctx, to: "/" + parts.joined(separator: "/") + "/")
             }
             let names = dir.orderedNames.filter {
@@ -312,8 +338,22 @@ public final class IMDSEngine: Sendable {
             ]), c.lastUpdated)
         case .roleCredentials(let extended):
             guard let iam = i.iam else { return ("", ctx.now) }
-            let c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
+            var c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
                                             settings: iam.credentials, now: ctx.now)
+            switch ctx.runtime.credentialScenario {
+            case .nearExpiry(let seconds):
+                c.expiration = Date(timeIntervalSince1970: (ctx.now.timeIntervalSince1970 + Double(seconds)).rounded(.down))
+            case .expired:
+                c.expiration = Date(timeIntervalSince1970: (ctx.now.timeIntervalSince1970 - 3600).rounded(.down))
+                c.lastUpdated = c.expiration.addingTimeInterval(-Double(iam.credentials.lifetime))
+            case .error(let code, let message):
+                return (EC2JSON.pretty([
+                    ("Code", .string(code)), ("Message", .string(message)),
+                    ("LastUpdated", .string(TimeFormat.iso8601(c.lastUpdated))),
+                ]), c.lastUpdated)
+            case .normal, .detached, .roleChanged:
+                break
+            }
             return (Self.credentialsJSON(c, accountID: extended ? i.accountID : nil), c.lastUpdated)
         case .identityCredentialsInfo:
             let c = credentials.credentials(instanceID: i.instanceID, role: "ec2-instance", delivery: .identity,
@@ -344,6 +384,104 @@ public final class IMDSEngine: Sendable {
         if let accountID { fields.append(("AccountId", .string(accountID))) }
         return EC2JSON.pretty(fields)
     }
+
+    // MARK: - Faults
+
+    /// Faults that replace the response (or the connection's fate) before any IMDS logic.
+    private func applyFaults(_ faults: [Fault], _ ctx: inout Context) -> IMDSResponse? {
+        let path = RequestTarget(ctx.request.target).map { "/" + $0.components.joined(separator: "/") + ($0.trailingSlash && !$0.components.isEmpty ? "/" : "") } ?? ctx.request.target
+        let isTokenPUT = ctx.request.method == "PUT" && path.hasSuffix("/api/token")
+        for f in faults where (f.instanceID == nil || f.instanceID == ctx.runtime.instance.instanceID) && f.matches(path: path) {
+            if f.kind.isTokenFault && !isTokenPUT { continue }
+            switch f.kind {
+            case .latency, .tokenTTLHeaderMissing: continue  // applied after the response is built
+            default: break
+            }
+            guard random() < f.probability, consume(f) else { continue }
+            ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
+            switch f.kind {
+            case .hang, .tokenTimeout:
+                var r = IMDSResponse(status: 0, reason: "", headers: [], body: [])
+                r.action = .hang
+                return r
+            case .reset:
+                var r = IMDSResponse(status: 0, reason: "", headers: [], body: [])
+                r.action = .reset
+                return r
+            case .throttle:
+                return errorResponse(.throttled, ctx)
+            case .error(let status):
+                return errorResponse(status == 503 ? .unavailable : .internalError, ctx)
+            case .tokenStatus(let status):
+                ctx.outcome.category = "token"
+                switch status {
+                case 403: return errorResponse(.endpointDisabled, ctx)
+                case 404: return errorResponse(.notFound, ctx)
+                default: return errorResponse(.methodNotAllowed(allow: "OPTIONS, PUT"), ctx)
+                }
+            case .latency, .tokenTTLHeaderMissing:
+                continue
+            }
+        }
+        return nil
+    }
+
+    /// Faults that alter a built response: added latency, a missing TTL header on token responses.
+    private func applyPostFaults(_ faults: [Fault], _ ctx: inout Context, _ response: inout IMDSResponse) {
+        let path = RequestTarget(ctx.request.target).map { "/" + $0.components.joined(separator: "/") } ?? ctx.request.target
+        for f in faults where (f.instanceID == nil || f.instanceID == ctx.runtime.instance.instanceID) && f.matches(path: path) {
+            switch f.kind {
+            case .latency(let ms):
+                guard random() < f.probability, consume(f) else { continue }
+                response.delayMilliseconds += ms
+                ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
+            case .tokenTTLHeaderMissing where ctx.outcome.tokenIssued:
+                guard random() < f.probability, consume(f) else { continue }
+                response.headers.removeAll { $0.name == IMDSHeader.tokenTTLResponse }
+                ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
+            default:
+                continue
+            }
+        }
+    }
+
+    /// Takes one use of a counted fault; false when it has been used up (by a concurrent request).
+    private func consume(_ fault: Fault) -> Bool {
+        guard fault.remaining != nil else { return true }
+        return state.withLock { s in
+            guard let i = s.faults.firstIndex(where: { $0.id == fault.id }), let left = s.faults[i].remaining, left > 0 else {
+                return false
+            }
+            if left == 1 { s.faults.remove(at: i) } else { s.faults[i].remaining = left - 1 }
+            return true
+        }
+    }
+
+    // MARK: - Events, faults and scenarios (the admin API)
+
+    /// Faults active now.
+    public var faults: [Fault] { state.withLock { $0.faults } }
+
+    public func addFault(_ fault: Fault) { state.withLock { $0.faults.append(fault) } }
+
+    /// Removes one fault (nil id: all); returns how many were removed.
+    @discardableResult
+    public func removeFaults(id: String?) -> Int {
+        state.withLock { s in
+            let before = s.faults.count
+            s.faults.removeAll { id == nil || $0.id == id }
+            return before - s.faults.count
+        }
+    }
+
+    /// Invalidates every token issued so far for the instance: clients must PUT again after a 401.
+    @discardableResult
+    public func invalidateTokens(instanceID: String) -> Bool {
+        update(instanceID) { rt, _ in rt.tokenGeneration &+= 1 } != nil
+    }
+
+    /// The primary instance's id (the one answering every peer while one instance is configured).
+    public var primaryInstanceID: String { state.withLock { $0.primaryID } }
 
     // MARK: - Responses
 

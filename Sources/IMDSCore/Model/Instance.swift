@@ -83,6 +83,8 @@ public struct Instance: Sendable, Equatable {
     public var monitoring: String
     /// Extra or replaced paths, relative to the version root (`meta-data/foo` → value; nil removes).
     public var overrides: [(path: String, value: String?)]
+    /// Events scheduled from the config (a timeline; relative times count from the server's start).
+    public var eventTimeline: [EventSpec] = []
 
     public static func == (a: Instance, b: Instance) -> Bool {
         // Tuples are not Equatable; compare their flattened forms.
@@ -108,6 +110,7 @@ public struct Instance: Sendable, Equatable {
             && a.metadataOptions == b.metadataOptions && a.amiIMDSSupport == b.amiIMDSSupport
             && a.monitoring == b.monitoring
             && a.overrides.map { [$0.path, $0.value ?? "\u{0}"] } == b.overrides.map { [$0.path, $0.value ?? "\u{0}"] }
+            && a.eventTimeline == b.eventTimeline
     }
 }
 

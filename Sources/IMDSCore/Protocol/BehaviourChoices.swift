@@ -8,8 +8,11 @@ public enum BehaviourChoices {
     public static let refuseForwardedGet = false
     /// An invalid token is a 401 even when `HttpTokens` is `optional` (reference: likely).
     public static let invalidTokenRejectedWhenOptional = true
-    /// Every directory requested without its trailing slash answers 301 (reference: seen for some).
-    public static let redirectEveryDirectory = true
+    /// Directories requested without their trailing slash answer 301 to the slash form (seen on EC2
+    /// for `iam/security-credentials`), except the shallow ones — `/latest`, `/latest/meta-data`,
+    /// `/latest/dynamic` — which answer their listing, as `curl …/latest/meta-data` does on EC2.
+    /// This is the number of path components up to which a listing is served without the slash.
+    public static let listingWithoutSlashMaxDepth = 2
     /// The 301 `Location` uses the request's `Host` (so redirects work on any address); without a
     /// `Host` header it is `169.254.169.254`, as on EC2.
     public static let redirectHostFallback = "169.254.169.254"

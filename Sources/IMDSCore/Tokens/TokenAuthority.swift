@@ -82,19 +82,63 @@ public struct TokenAuthority: Sendable {
         return Array(Array(hmac.finalize()).prefix(24))
     }
 
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    /// URL-safe base64 with `=` padding (no Foundation: this runs on every request).
     static func base64URL(_ bytes: [UInt8]) -> String {
-        var s = Data(bytes).base64EncodedString()
-        s = s.replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-        return s
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count + 2) / 3 * 4)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            i += 3
+        }
+        let rest = bytes.count - i
+        if rest == 1 {
+            let n = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], 61, 61]
+        } else if rest == 2 {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], 61]
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
+    /// Decodes URL-safe base64 with padding; nil for anything else.
     static func decodeBase64URL(_ text: String) -> [UInt8]? {
-        // Only the URL-safe alphabet and `=` padding are valid in a token.
-        for c in text.utf8 {
-            let ok = (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c == 45 || c == 95 || c == 61
-            if !ok { return nil }
+        let u = Array(text.utf8)
+        guard u.count % 4 == 0 else { return nil }
+        func value(_ c: UInt8) -> UInt32? {
+            switch c {
+            case 65...90: UInt32(c - 65)
+            case 97...122: UInt32(c - 71)
+            case 48...57: UInt32(c + 4)
+            case 45: 62
+            case 95: 63
+            default: nil
+            }
         }
-        let std = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        return Data(base64Encoded: std).map(Array.init)
+        var out: [UInt8] = []
+        out.reserveCapacity(u.count / 4 * 3)
+        var i = 0
+        while i < u.count {
+            let last = i + 4 == u.count
+            let pad = last ? (u[i + 3] == 61 ? (u[i + 2] == 61 ? 2 : 1) : 0) : 0
+            var n: UInt32 = 0
+            for j in 0..<4 {
+                if j >= 4 - pad {
+                    n <<= 6
+                    continue
+                }
+                guard let v = value(u[i + j]) else { return nil }
+                n = n << 6 | v
+            }
+            out.append(UInt8(n >> 16 & 255))
+            if pad < 2 { out.append(UInt8(n >> 8 & 255)) }
+            if pad < 1 { out.append(UInt8(n & 255)) }
+            i += 4
+        }
+        return out
     }
 }

@@ -8,7 +8,8 @@ public enum MetadataTreeBuilder {
     ///   - tagsVisible: whether `InstanceMetadataTags` is `enabled`.
     ///   - launchTime: the resolved launch time (`pendingTime`).
     public static func build(
-        instance i: Instance, tags: [(key: String, value: String)], tagsVisible: Bool, launchTime: Date
+        instance i: Instance, tags: [(key: String, value: String)], tagsVisible: Bool, launchTime: Date,
+        signer: (any IdentityDocumentSigner)? = nil
     ) -> MetadataDirectory {
         var md = MetadataDirectory()
         func put(_ path: String, _ node: MetadataNode?) {
@@ -104,9 +105,10 @@ public enum MetadataTreeBuilder {
             md.children["tags"] = .directory(MetadataDirectory(["instance": .directory(dir)]))
         }
 
-        var root = MetadataDirectory()
+        // The version root lists its directories without a trailing slash: `dynamic\nmeta-data\nuser-data`.
+        var root = MetadataDirectory(displayNames: ["dynamic": "dynamic", "meta-data": "meta-data"])
         root.children["meta-data"] = .directory(md)
-        root.children["dynamic"] = .directory(dynamic(instance: i, launchTime: launchTime))
+        root.children["dynamic"] = .directory(dynamic(instance: i, launchTime: launchTime, signer: signer))
         if let ud = i.userData { root.children["user-data"] = .leaf(.bytes(ud)) }
 
         for o in i.overrides {
@@ -116,8 +118,14 @@ public enum MetadataTreeBuilder {
         return root
     }
 
-    static func dynamic(instance i: Instance, launchTime: Date) -> MetadataDirectory {
-        var identity = MetadataDirectory(["document": .text(identityDocument(instance: i, launchTime: launchTime))])
+    static func dynamic(instance i: Instance, launchTime: Date, signer: (any IdentityDocumentSigner)?) -> MetadataDirectory {
+        let document = identityDocument(instance: i, launchTime: launchTime)
+        var identity = MetadataDirectory(["document": .text(document)])
+        if let sigs = signer?.sign(document: Array(document.utf8)) {
+            identity.children["signature"] = .text(sigs.signature)
+            identity.children["rsa2048"] = .text(sigs.rsa2048)
+            identity.children["pkcs7"] = .text(sigs.pkcs7)
+        }
         identity.order = ["rsa2048", "pkcs7", "document", "signature", "dsa2048"]
         var dyn = MetadataDirectory()
         dyn.children["instance-identity"] = .directory(identity)

@@ -1,0 +1,47 @@
+import ArgumentParser
+import IMDSCore
+import IMDSIdentity
+
+struct Identity: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The key and certificate that sign instance identity documents.",
+        subcommands: [Certificate.self])
+
+    struct Certificate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the PEM certificate that verifies signature, rsa2048 and pkcs7.",
+            discussion: """
+                Reads the pair named by --config (identity.private-key / identity.certificate) or kept in
+                --state-dir, creating it in the state directory if it is not there yet, so that a later
+                `imds serve --state-dir DIR` signs with the same key. Verify, for example:
+                  openssl smime -verify -in pkcs7.pem -inform PEM -content document -certfile cert.pem -noverify
+                """)
+
+        @Option(help: "Config file naming identity.private-key and identity.certificate.") var config: String?
+        @Option(help: "State directory of `imds serve --state-dir`.") var stateDir: String?
+
+        func validate() throws {
+            if config == nil && stateDir == nil {
+                throw ValidationError("give --state-dir DIR (the one `imds serve` uses) or --config FILE naming the identity files; without either, `imds serve` signs with a key that lives only in memory.")
+            }
+        }
+
+        func run() async throws {
+            let key: IdentityKey
+            do {
+                if let config, let c = try? IMDSConfig.load(path: config), let k = c.identityKeyFile, let crt = c.identityCertificateFile {
+                    key = try IdentityKey.load(keyPath: k, certificatePath: crt)
+                } else if let stateDir {
+                    key = try IdentityKey.loadOrCreate(directory: stateDir)
+                } else {
+                    throw CLIError("\(config ?? "the config") names no identity.private-key / identity.certificate; use --state-dir")
+                }
+            } catch let e as CLIError {
+                throw e
+            } catch {
+                throw CLIError("identity key: \(error)")
+            }
+            print(key.certificatePEM, terminator: key.certificatePEM.hasSuffix("\n") ? "" : "\n")
+        }
+    }
+}

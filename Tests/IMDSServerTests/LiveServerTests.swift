@@ -1,0 +1,156 @@
+import Foundation
+import IMDSCore
+import IMDSServer
+import IMDSTesting
+import Testing
+
+/// What only sockets show: the close after each response, HEAD, 301, malformed input.
+@Suite("Live data plane", .serialized)
+struct LiveServerTests {
+    static func withServer(_ body: (Int) async throws -> Void) async throws {
+        let imds = TestIMDS()
+        let live = try await imds.startLive()
+        do {
+            try await body(live.dataAddress.port)
+        } catch {
+            await live.stop()
+            throw error
+        }
+        await live.stop()
+    }
+
+    @Test func closesAfterEachResponseEvenWithKeepAlive() async throws {
+        try await Self.withServer { port in
+            let r = try RawHTTP.exchange(port: port, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\nConnection: keep-alive\r\n\r\n")
+            #expect(r.closedByServer)
+            #expect(r.statusLine == "HTTP/1.1 200 OK")
+            #expect(r.header("Connection") == "close")
+            #expect(r.header("Server") == "EC2ws")
+            #expect(r.body == "i-0abc1234def567890")
+        }
+    }
+
+    @Test func pipelinedRequestsGetOneResponse() async throws {
+        try await Self.withServer { port in
+            let req = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n"
+            let r = try RawHTTP.exchange(port: port, req + req + req)
+            #expect(r.closedByServer)
+            #expect(r.text.components(separatedBy: "HTTP/1.1 200 OK").count == 2)
+        }
+    }
+
+    @Test func headAnnouncesLengthWithoutBody() async throws {
+        try await Self.withServer { port in
+            let r = try RawHTTP.exchange(port: port, "HEAD /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(r.status == 200)
+            #expect(r.header("Content-Length") == "19")
+            #expect(r.body.isEmpty)
+            #expect(r.closedByServer)
+        }
+    }
+
+    @Test func redirectLocation() async throws {
+        try await Self.withServer { port in
+            let r = try RawHTTP.exchange(port: port, "GET /latest/meta-data/iam/security-credentials HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n")
+            #expect(r.statusLine == "HTTP/1.1 301 Moved Permanently")
+            #expect(r.header("Location") == "http://169.254.169.254/latest/meta-data/iam/security-credentials/")
+            #expect(r.header("Content-Length") == "0")
+        }
+    }
+
+    @Test func tokenRoundTripAndNotAllowed() async throws {
+        try await Self.withServer { port in
+            let put = try RawHTTP.exchange(port: port, "PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n\r\n")
+            #expect(put.status == 200)
+            #expect(put.body.count == 56)
+            #expect(put.header("X-Aws-Ec2-Metadata-Token-Ttl-Seconds") == "60")
+            let get = try RawHTTP.exchange(port: port, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\nx-aws-ec2-metadata-token: \(put.body)\r\n\r\n")
+            #expect(get.status == 200)
+            let notAllowed = try RawHTTP.exchange(port: port, "GET /latest/api/token HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(notAllowed.statusLine == "HTTP/1.1 405 Not Allowed")
+            #expect(notAllowed.header("Allow") == "OPTIONS, PUT")
+        }
+    }
+
+    @Test(arguments: [
+        "GARBAGE\r\n\r\n",
+        "GET /latest/meta-data/instance-id HTTP/9.9\r\n\r\n",
+        "GET /latest/meta-data/instance-id HTTP/1.1\r\nBad Header Without Colon\r\n\r\n",
+        "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+    ])
+    func malformedRequestsGet4xxAndClose(request: String) async throws {
+        try await Self.withServer { port in
+            let r = try RawHTTP.exchange(port: port, request)
+            #expect(r.closedByServer)
+            #expect((400...499).contains(r.status), "\(r.statusLine)")
+        }
+    }
+
+    @Test func oversizedHeadersGet431() async throws {
+        try await Self.withServer { port in
+            let big = String(repeating: "a", count: 100_000)
+            let r = try RawHTTP.exchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: \(big)\r\n\r\n")
+            #expect(r.closedByServer)
+            #expect(r.status == 431)
+        }
+    }
+
+    @Test func nonUTF8AndNULBytesAreNot5xx() async throws {
+        try await Self.withServer { port in
+            var bytes = Array("GET /latest/meta-data/\u{FF}".utf8)
+            bytes += [0xFF, 0xFE, 0x00]
+            bytes += Array(" HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+            let r = try RawHTTP.exchange(port: port, bytes)
+            #expect(r.closedByServer)
+            #expect(r.status != 0 && r.status < 500)
+            let pct = try RawHTTP.exchange(port: port, "GET /latest/meta-data/%ZZ%2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(pct.status == 404)
+            let long = try RawHTTP.exchange(port: port, "GET /" + String(repeating: "a/", count: 3000) + " HTTP/1.1\r\nHost: x\r\n\r\n")
+            #expect(long.status == 404)
+        }
+    }
+
+    @Test func bodyOnGetIsIgnored() async throws {
+        try await Self.withServer { port in
+            let r = try RawHTTP.exchange(port: port, "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            #expect(r.status == 200)
+            #expect(r.body == "i-0abc1234def567890")
+        }
+    }
+
+    /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
+    /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
+    @Test func ipv6ListenerFollowsTheOption() async throws {
+        let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
+        let service = IMDSService(
+            engine: imds.engine, controlPlane: nil,
+            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)]))
+        try await service.start()
+        guard let v6 = service.dataAddresses.first(where: \.isIPv6) else {
+            await service.shutdown()
+            Issue.record("no IPv6 loopback on this machine")
+            return
+        }
+        let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
+        #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
+
+        let id = imds.engine.instanceIDs[0]
+        imds.engine.update(id) { rt, now in
+            var o = rt.options
+            o.httpProtocolIPv6 = .disabled
+            rt.setOptions(o, now: now)
+        }
+        await service.reconcileIPv6()
+        #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
+        #expect(service.inactiveIPv6Addresses.map(\.port) == [v6.port])
+
+        imds.engine.update(id) { rt, now in
+            var o = rt.options
+            o.httpProtocolIPv6 = .enabled
+            rt.setOptions(o, now: now)
+        }
+        await service.reconcileIPv6()
+        #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
+        await service.shutdown()
+    }
+}
