@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "IMDSServer", targets: ["IMDSServer"]),
         /// Finds IMDSv1 usage in source trees and rewrites shell requests into the token form.
         .library(name: "IMDSScan", targets: ["IMDSScan"]),
+        /// The EC2 Query API subset the AWS CLI drives (transport-free).
+        .library(name: "IMDSControlPlane", targets: ["IMDSControlPlane"]),
         /// An IMDS to run inside your own tests, in-process or on a live port-0 listener.
         .library(name: "IMDSTesting", targets: ["IMDSTesting"]),
         /// An IMDS client following the AWS SDK conventions (endpoint resolution, tokens, v1 fallback,
@@ -65,6 +67,14 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "IMDSControlPlane",
+            dependencies: [
+                "IMDSCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "IMDSAdmin",
             dependencies: ["IMDSCore"],
             swiftSettings: strict
@@ -99,6 +109,7 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSServer",
+                "IMDSControlPlane",
                 "IMDSIdentity",
                 "IMDSAdmin",
                 "IMDSClient",
@@ -122,6 +133,12 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSControlPlaneTests",
+            dependencies: ["IMDSControlPlane", "IMDSCore", "IMDSServer", "IMDSTesting"],
+            exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(

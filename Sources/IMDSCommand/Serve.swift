@@ -3,6 +3,7 @@ import Crypto
 import Dispatch
 import Foundation
 import IMDSAdmin
+import IMDSControlPlane
 import IMDSCore
 import IMDSCredentials
 import IMDSIdentity
@@ -71,19 +72,38 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("config error: \(error)")
         }
 
+        var accessKeys = imdsConfig.controlPlane.accessKeys
+        let env = ProcessInfo.processInfo.environment
+        if let id = env["IMDS_CONTROL_ACCESS_KEY_ID"], !id.isEmpty {
+            guard let secret = env["IMDS_CONTROL_SECRET_ACCESS_KEY"], !secret.isEmpty else {
+                throw CLIError("IMDS_CONTROL_ACCESS_KEY_ID is set but IMDS_CONTROL_SECRET_ACCESS_KEY is not: set both, or neither.")
+            }
+            accessKeys.removeAll { $0.accessKeyID == id }
+            accessKeys.append(ControlPlaneAccessKey(accessKeyID: id, secretAccessKey: secret))
+        }
+
         let controlAddress = controlListen.flatMap(ListenAddress.init(parsing:)) ?? ListenAddress(host: "127.0.0.1", port: 1339)
-        if !controlAddress.isLoopback {
+        if !controlAddress.isLoopback && accessKeys.isEmpty {
             throw CLIError(
-                "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339).")
+                "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339), or configure access keys (control-plane.access-keys in --config, or IMDS_CONTROL_ACCESS_KEY_ID and IMDS_CONTROL_SECRET_ACCESS_KEY) so that every request must carry an AWS SigV4 signature.")
         }
 
         let secret: SymmetricKey
+        var store: ControlPlaneStateStore? = nil
+        var saved: ControlPlaneState? = nil
         if let stateDir {
             do {
                 secret = try SecretFile.loadOrCreate(directory: stateDir)
             } catch {
                 throw CLIError("state directory \(stateDir): \(error)")
             }
+            let s = ControlPlaneStateStore(directory: stateDir)
+            do {
+                saved = try s.load()
+            } catch {
+                throw CLIError("\(error)")
+            }
+            store = s
         } else {
             secret = SymmetricKey(size: .bits256)
             print("imds: no --state-dir: changes made through the control plane are kept in memory only, and tokens do not survive a restart")
@@ -102,10 +122,25 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("identity signing key: \(error)")
         }
 
+        let accountDefaults = saved?.accountDefaults ?? imdsConfig.accountDefaults ?? AccountDefaults()
+        if saved?.instances[imdsConfig.instance.instanceID] == nil,
+            let why = LaunchPolicy.violation(instance: imdsConfig.instance, accountDefaults: accountDefaults)
+        {
+            throw CLIError("cannot launch: \(why).")
+        }
         let sts = AssumeRoleProvider(observer: { ok, message in
             if ok { logger.info("\(message)") } else { logger.warning("\(message)") }
         })
-        let engine = IMDSEngine(config: imdsConfig, secret: secret, signer: identity, externalCredentials: sts)
+        let engine = IMDSEngine(
+            config: imdsConfig, secret: secret, accountDefaults: accountDefaults, signer: identity, externalCredentials: sts)
+        let ec2 = EC2ControlPlane(
+            engine: engine, accessKeys: accessKeys, store: store, restoring: saved, configDefaults: imdsConfig.accountDefaults)
+        if let saved, let store {
+            print("imds: restored the control-plane state from \(store.path) (change \(saved.sequence))")
+        }
+        if !accessKeys.isEmpty {
+            print("imds: control plane requires AWS Signature Version 4 (service ec2) by one of \(accessKeys.count) access key(s)")
+        }
         // Obtain STS credentials (if the config asks for them) before serving, then keep them fresh.
         await sts.refreshDue(engine: engine)
         let stsTask = Task { await sts.run(engine: engine) }
@@ -131,7 +166,9 @@ struct Serve: AsyncParsableCommand {
         }
         let admin = AdminAPI(engine: engine) { line in logger.notice("admin: \(line)") }
         let controlPlane = ControlPlaneRouter(
-            routes: [.init(prefix: AdminAPI.prefix, responder: admin)], fallback: PlaceholderControlPlane())
+            routes: [.init(prefix: AdminAPI.prefix, responder: admin)], fallback: ec2,
+            // With access keys, every control-plane request (admin API too) must be signed.
+            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) })
         let service = IMDSService(
             engine: engine, controlPlane: controlPlane,
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
@@ -181,9 +218,12 @@ struct Serve: AsyncParsableCommand {
                 }
                 do {
                     let fresh = try IMDSConfig.load(path: path)
-                    engine.reload(fresh)
+                    try ec2.reload(fresh)
                     logger.notice("SIGHUP: reloaded \(path)")
                     print("imds: reloaded \(path)")
+                } catch let error as EC2Error {
+                    logger.error("SIGHUP: launch refused, keeping the running configuration: \(error.message)")
+                    FileHandle.standardError.write(Data("imds: reload failed, keeping the running configuration: launch refused: \(error.message)\n".utf8))
                 } catch {
                     logger.error("SIGHUP: config error, keeping the running configuration: \(error)")
                     FileHandle.standardError.write(Data("imds: reload failed, keeping the running configuration: config error: \(error)\n".utf8))
@@ -208,19 +248,4 @@ struct Serve: AsyncParsableCommand {
 struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ message: String) { description = message }
-}
-
-/// Until the EC2 Query API lands, the control plane answers every request with EC2's
-/// `InvalidAction` error, so that the AWS CLI reports it as it would a real unsupported action.
-struct PlaceholderControlPlane: AsyncResponder {
-    func respond(to request: IMDSRequest) async -> IMDSResponse {
-        let body = Array("""
-            <?xml version="1.0" encoding="UTF-8"?>
-            <Response><Errors><Error><Code>InvalidAction</Code><Message>The action is not supported by this endpoint yet.</Message></Error></Errors><RequestID>00000000-0000-0000-0000-000000000000</RequestID></Response>
-            """.utf8)
-        return IMDSResponse(
-            status: 400, reason: "Bad Request",
-            headers: [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", String(body.count)), ("Connection", "close")],
-            body: body)
-    }
 }

@@ -33,6 +33,7 @@ public final class IMDSService: Sendable {
     /// IPv6 data-plane addresses: bound only while the instance's `http-protocol-ipv6` is enabled.
     private let gated = Mutex<[GatedListener]>([])
     private let watcher = Mutex<Task<Void, Never>?>(nil)
+    private let stopped = Mutex(false)
 
     struct GatedListener {
         var requested: ListenAddress
@@ -90,6 +91,7 @@ public final class IMDSService: Sendable {
     /// Binds or closes the IPv6 data-plane listeners to match `http-protocol-ipv6`.
     /// Runs every 100 ms, so a change through the control plane takes effect without a restart.
     public func reconcileIPv6() async {
+        guard !stopped.withLock({ $0 }) else { return }
         let enabled = engine.instanceIDs.compactMap { engine.runtime($0)?.options.httpProtocolIPv6 }.contains(.enabled)
         let current = gated.withLock { $0 }
         for (index, g) in current.enumerated() {
@@ -159,7 +161,13 @@ public final class IMDSService: Sendable {
     /// Stops accepting, lets in-flight requests finish (each connection carries one request), and
     /// releases the event loops if this service created them.
     public func shutdown() async {
-        watcher.withLock { $0?.cancel() }
+        stopped.withLock { $0 = true }
+        let task = watcher.withLock { t -> Task<Void, Never>? in
+            defer { t = nil }
+            return t
+        }
+        task?.cancel()
+        await task?.value  // no reconcile may bind on the event loops once they shut down
         let all = listeners.withLock { l -> [HTTPListener] in
             defer { l = ([], []) }
             return l.data + l.control

@@ -7,8 +7,11 @@ import Testing
 
 @Suite("Client over real sockets (NIO transport)")
 struct LiveClientTests {
-    static func client(_ url: String, retries: Int = 0, configure: (inout IMDSClientConfiguration) -> Void = { _ in }) throws -> IMDSClient {
-        var c = testConfiguration(try IMDSEndpoint(parsing: url), retries: retries)
+    /// A client for a live socket. Servers that answer get a generous timeout (the machine may be busy);
+    /// tests of servers that never answer pass a short one.
+    static func client(_ url: String, retries: Int = 0, timeout: Duration = .seconds(5),
+                       configure: (inout IMDSClientConfiguration) -> Void = { _ in }) throws -> IMDSClient {
+        var c = testConfiguration(try IMDSEndpoint(parsing: url), retries: retries, timeout: timeout)
         configure(&c)
         return IMDSClient(configuration: c)
     }
@@ -38,7 +41,7 @@ struct LiveClientTests {
         #expect(server.dataURL.hasPrefix("http://[::1]:"))
         let env = ["AWS_EC2_METADATA_SERVICE_ENDPOINT": server.dataURL]
         var config = try IMDSClientConfiguration.resolve(environment: env)
-        config.timeouts = IMDSTimeouts(connect: .milliseconds(500), read: .milliseconds(500))
+        config.timeouts = IMDSTimeouts(connect: .seconds(5), read: .seconds(5))
         let client = IMDSClient(configuration: config)
         #expect(try await client.instanceID() == "i-0123456789abcdef0")
         #expect(try await client.fetch("instance-id").usedToken)
@@ -65,10 +68,10 @@ struct LiveClientTests {
     @Test func putThatNeverAnswersFallsBackToV1() async throws {
         // The hop-limit symptom: the PUT's answer never arrives, GETs work.
         let fake = try await FakeHTTPServer.start { r in r.method == "PUT" ? .hang : .respond(status: 200, body: "i-0fromv1") }
-        let client = try Self.client(fake.url)
+        let client = try Self.client(fake.url, timeout: .milliseconds(300))
         let r = try await client.fetch("instance-id")
         #expect(r.text == "i-0fromv1" && !r.usedToken)
-        let strict = try Self.client(fake.url) { $0.v1FallbackDisabled = true }
+        let strict = try Self.client(fake.url, timeout: .milliseconds(300)) { $0.v1FallbackDisabled = true }
         let error = await #expect(throws: IMDSClientError.self) { try await strict.fetch("instance-id") }
         #expect(error?.transportError == .readTimeout)
         await fake.stop()
@@ -76,7 +79,7 @@ struct LiveClientTests {
 
     @Test func listenerThatNeverAnswersIsATimeout() async throws {
         let fake = try await FakeHTTPServer.start { _ in .hang }
-        let client = try Self.client(fake.url)
+        let client = try Self.client(fake.url, timeout: .milliseconds(300))
         let error = await #expect(throws: IMDSClientError.self) { try await client.fetch("instance-id") }
         #expect(error?.transportError == .readTimeout)
         await fake.stop()

@@ -32,6 +32,14 @@ enum ConfigDecoder {
         if let versions = try root.stringList("api-versions", element: isVersion, expected: "a version such as 2021-07-15 or 1.0") {
             config.apiVersions = versions.filter { $0 != "latest" }
         }
+        if var d = try root.map("account-defaults") {
+            config.accountDefaults = try decodeAccountDefaults(&d)
+            try d.finish()
+        }
+        if var c = try root.map("control-plane") {
+            config.controlPlane = try decodeControlPlane(&c)
+            try c.finish()
+        }
         if var id = try root.map("identity") {
             config.identityKeyFile = try id.string("private-key", expected: "a PEM file path")
             config.identityCertificateFile = try id.string("certificate", expected: "a PEM file path")
@@ -237,6 +245,52 @@ enum ConfigDecoder {
             i.overrides = list
         }
         return i
+    }
+
+    /// `account-defaults:` as `ModifyInstanceMetadataDefaults` takes them; `no-preference` (or -1) clears one.
+    static func decodeAccountDefaults(_ m: inout ConfigMap) throws(ConfigError) -> AccountDefaults {
+        var d = AccountDefaults()
+        let toggle = ["enabled", "disabled", "no-preference"]
+        if let v = try m.choice("http-tokens", ["optional", "required", "no-preference"]) { d.httpTokens = .init(rawValue: v) }
+        if let v = try m.choice("http-endpoint", toggle) { d.httpEndpoint = .init(rawValue: v) }
+        if let v = try m.string("http-put-response-hop-limit", expected: "an integer") {
+            guard let n = Int(v), n == -1 || MetadataOptions.hopLimitRange.contains(n) else {
+                throw ConfigError(path: m.child("http-put-response-hop-limit"), line: m.pairs.first { $0.key == "http-put-response-hop-limit" }?.value.line,
+                                  message: "'\(v)' is not allowed (allowed: an integer from 1 to 64, or -1 for no preference)")
+            }
+            d.httpPutResponseHopLimit = n == -1 ? nil : n
+        }
+        if let v = try m.choice("instance-metadata-tags", toggle) { d.instanceMetadataTags = .init(rawValue: v) }
+        if let v = try m.choice("http-tokens-enforced", toggle) { d.httpTokensEnforced = .init(rawValue: v) }
+        return d
+    }
+
+    /// `control-plane: {access-keys: [{access-key-id, secret-access-key, read-only}]}`.
+    static func decodeControlPlane(_ m: inout ConfigMap) throws(ConfigError) -> ControlPlaneSettings {
+        var settings = ControlPlaneSettings()
+        guard let list = m.value("access-keys") else { return settings }
+        guard case .sequence(let items, _) = list else {
+            throw ConfigError(path: m.child("access-keys"), line: list.line,
+                              message: "expected a list of {access-key-id, secret-access-key}, found \(list.kindDescription)")
+        }
+        for (index, item) in items.enumerated() {
+            var k = try ConfigMap(item, path: "\(m.child("access-keys"))[\(index)]")
+            guard let id = try k.string("access-key-id", pattern: { matches($0, "[A-Za-z0-9]{3,128}") },
+                                        expected: "an access key id of 3 to 128 letters and digits, such as AKIAIOSFODNN7EXAMPLE") else {
+                throw ConfigError(path: k.child("access-key-id"), line: k.line, message: "missing: every access key needs an access-key-id")
+            }
+            guard let secret = try k.string("secret-access-key", pattern: { $0.count >= 4 && !$0.contains(where: \.isWhitespace) },
+                                            expected: "a secret of at least 4 characters without spaces") else {
+                throw ConfigError(path: k.child("secret-access-key"), line: k.line, message: "missing: every access key needs a secret-access-key")
+            }
+            let readOnly = try k.bool("read-only") ?? false
+            try k.finish()
+            guard !settings.accessKeys.contains(where: { $0.accessKeyID == id }) else {
+                throw ConfigError(path: k.child("access-key-id"), line: k.line, message: "access key id '\(id)' is listed twice")
+            }
+            settings.accessKeys.append(ControlPlaneAccessKey(accessKeyID: id, secretAccessKey: secret, readOnly: readOnly))
+        }
+        return settings
     }
 
     static func decodeKeys(_ v: ConfigValue, path: String) throws(ConfigError) -> [Instance.PublicKey] {

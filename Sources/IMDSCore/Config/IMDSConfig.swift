@@ -5,6 +5,11 @@ public struct IMDSConfig: Sendable, Equatable {
     public var instance: Instance
     /// Versions listed at `/` and served as trees (`latest` is always served and listed last).
     public var apiVersions: [String]
+    /// `account-defaults:`: account-level metadata defaults applied when the instance is launched
+    /// (nil when the file does not set them).
+    public var accountDefaults: AccountDefaults?
+    /// `control-plane:`: access keys for the control plane.
+    public var controlPlane: ControlPlaneSettings
     /// PEM files with the key and certificate that sign identity documents (both or neither);
     /// relative paths are resolved against the config file's directory.
     public var identityKeyFile: String?
@@ -12,9 +17,12 @@ public struct IMDSConfig: Sendable, Equatable {
     /// Faults active from the start (off unless listed).
     public var faults: [Fault] = []
 
-    public init(instance: Instance, apiVersions: [String] = APIVersions.default) {
+    public init(instance: Instance, apiVersions: [String] = APIVersions.default,
+                accountDefaults: AccountDefaults? = nil, controlPlane: ControlPlaneSettings = ControlPlaneSettings()) {
         self.instance = instance
         self.apiVersions = apiVersions
+        self.accountDefaults = accountDefaults
+        self.controlPlane = controlPlane
     }
 
     /// Reads a YAML (`.yaml`, `.yml`) or JSON (`.json`) file; other extensions are read as YAML.

@@ -1,0 +1,180 @@
+import ArgumentParser
+import Foundation
+import IMDSControlPlane
+
+/// `imds options show|set`: the instance's metadata options through the control plane, for users
+/// without the AWS CLI.
+struct Options: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show or change an instance's metadata options through the control plane.",
+        discussion: """
+            Talks to `imds serve`'s control plane (the EC2 Query API). When IMDS_CONTROL_ACCESS_KEY_ID and \
+            IMDS_CONTROL_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY) are set, requests \
+            are signed with AWS Signature Version 4.
+
+            Exit status: 0 on success, 1 when the control plane answers with an EC2 error, 3 when it \
+            cannot be reached.
+            """,
+        subcommands: [Show.self, Set.self])
+
+    struct Connection: ParsableArguments {
+        @Option(name: .long, help: ArgumentHelp("Control-plane URL (default: $IMDS_CONTROL_ENDPOINT or http://127.0.0.1:1339).", valueName: "url"))
+        var endpoint: String?
+
+        @Option(name: .long, help: "The instance (default: the only instance the server serves).")
+        var instanceId: String?
+
+        @Flag(name: .long, help: "Print the options as JSON, with the AWS CLI's key names.")
+        var json = false
+
+        var url: String {
+            endpoint ?? ProcessInfo.processInfo.environment["IMDS_CONTROL_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:1339"
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the instance's metadata options (DescribeInstances).")
+        @OptionGroup var connection: Connection
+
+        func run() throws {
+            let client = try ControlPlaneCall(connection.url)
+            var params = [("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]
+            if let id = connection.instanceId { params.append(("InstanceId.1", id)) }
+            let xml = try client.call(params)
+            let found = EC2ResponseReader.metadataOptions(xml)
+            guard let first = found.first else {
+                FileHandle.standardError.write(Data("imds: the control plane describes no instance\n".utf8))
+                throw ExitCode(1)
+            }
+            if found.count > 1 && connection.instanceId == nil {
+                FileHandle.standardError.write(Data("imds: the server has \(found.count) instances (\(found.map(\.instanceID).joined(separator: ", "))); pass --instance-id\n".utf8))
+                throw ExitCode(1)
+            }
+            OptionsPrinter.print(first.instanceID, first.options, json: connection.json)
+        }
+    }
+
+    struct Set: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Change the instance's metadata options (ModifyInstanceMetadataOptions); options not given keep their value.")
+        @OptionGroup var connection: Connection
+
+        @Option(name: .long, help: "optional (IMDSv1 and v2) or required (IMDSv2 only).")
+        var httpTokens: String?
+        @Option(name: .long, help: "enabled or disabled (every request answers 403 when disabled).")
+        var httpEndpoint: String?
+        @Option(name: [.customLong("http-put-response-hop-limit"), .customLong("hop-limit")], help: "1 to 64.")
+        var hopLimit: Int?
+        @Option(name: .long, help: "enabled or disabled.")
+        var httpProtocolIpv6: String?
+        @Option(name: .long, help: "enabled or disabled (tags under meta-data/tags/instance/).")
+        var instanceMetadataTags: String?
+
+        func validate() throws {
+            if httpTokens == nil && httpEndpoint == nil && hopLimit == nil && httpProtocolIpv6 == nil && instanceMetadataTags == nil {
+                throw ValidationError("nothing to change: give at least one of --http-tokens, --http-endpoint, --http-put-response-hop-limit, --http-protocol-ipv6, --instance-metadata-tags.")
+            }
+        }
+
+        func run() throws {
+            let client = try ControlPlaneCall(connection.url)
+            let id = try connection.instanceId ?? client.onlyInstanceID()
+            var params = [("Action", "ModifyInstanceMetadataOptions"), ("Version", EC2ControlPlane.apiVersion), ("InstanceId", id)]
+            if let v = httpTokens { params.append(("HttpTokens", v)) }
+            if let v = hopLimit { params.append(("HttpPutResponseHopLimit", String(v))) }
+            if let v = httpEndpoint { params.append(("HttpEndpoint", v)) }
+            if let v = httpProtocolIpv6 { params.append(("HttpProtocolIpv6", v)) }
+            if let v = instanceMetadataTags { params.append(("InstanceMetadataTags", v)) }
+            let xml = try client.call(params)
+            guard let result = EC2ResponseReader.metadataOptions(xml).first else {
+                FileHandle.standardError.write(Data("imds: unexpected answer from the control plane:\n\(xml)\n".utf8))
+                throw ExitCode(1)
+            }
+            OptionsPrinter.print(result.instanceID, result.options, json: connection.json)
+        }
+    }
+}
+
+/// One EC2 Query call over HTTP, signed when credentials are in the environment.
+struct ControlPlaneCall {
+    let endpoint: HTTPClient.Endpoint
+
+    init(_ url: String) throws(ExitCode) {
+        do {
+            endpoint = try HTTPClient.Endpoint(url)
+        } catch {
+            FileHandle.standardError.write(Data("imds: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+    }
+
+    /// Sends the parameters; returns the XML body of a 200, or prints the EC2 error and exits 1.
+    func call(_ params: [(String, String)]) throws(ExitCode) -> String {
+        let body = Array(params.map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&").utf8)
+        var headers: [(name: String, value: String)] = [
+            ("Host", endpoint.hostHeader),
+            ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
+        ]
+        let env = ProcessInfo.processInfo.environment
+        let key = env["IMDS_CONTROL_ACCESS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? env["AWS_ACCESS_KEY_ID"]
+        let secret = env["IMDS_CONTROL_SECRET_ACCESS_KEY"].flatMap { $0.isEmpty ? nil : $0 } ?? env["AWS_SECRET_ACCESS_KEY"]
+        if let key, let secret, !key.isEmpty, !secret.isEmpty {
+            let region = env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
+            headers += SigV4.sign(method: "POST", target: endpoint.path, headers: headers, body: body,
+                                  accessKeyID: key, secretAccessKey: secret, region: region, date: Date())
+        }
+        let response: HTTPClient.Response
+        do {
+            response = try HTTPClient.send(method: "POST", to: endpoint, headers: headers, body: body)
+        } catch {
+            FileHandle.standardError.write(Data("imds: \(error)\n".utf8))
+            throw ExitCode(3)
+        }
+        let text = String(decoding: response.body, as: UTF8.self)
+        guard response.status == 200 else {
+            if let e = EC2ResponseReader.error(text) {
+                FileHandle.standardError.write(Data("imds: the control plane refused: \(e.code): \(e.message)\n".utf8))
+            } else {
+                FileHandle.standardError.write(Data("imds: the control plane answered HTTP \(response.status): \(text.prefix(300))\n".utf8))
+            }
+            throw ExitCode(1)
+        }
+        return text
+    }
+
+    /// The id of the only instance the server serves.
+    func onlyInstanceID() throws(ExitCode) -> String {
+        let found = EC2ResponseReader.metadataOptions(try call([("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]))
+        guard found.count == 1 else {
+            FileHandle.standardError.write(Data("imds: the server has \(found.count) instances; pass --instance-id\n".utf8))
+            throw ExitCode(1)
+        }
+        return found[0].instanceID
+    }
+}
+
+enum OptionsPrinter {
+    static let names: [String: (cli: String, json: String)] = [
+        "state": ("state", "State"),
+        "httpTokens": ("http-tokens", "HttpTokens"),
+        "httpPutResponseHopLimit": ("http-put-response-hop-limit", "HttpPutResponseHopLimit"),
+        "httpEndpoint": ("http-endpoint", "HttpEndpoint"),
+        "httpProtocolIpv6": ("http-protocol-ipv6", "HttpProtocolIpv6"),
+        "instanceMetadataTags": ("instance-metadata-tags", "InstanceMetadataTags"),
+    ]
+
+    static func print(_ id: String, _ options: [(name: String, value: String)], json: Bool) {
+        if json {
+            var fields = ["    \"InstanceId\": \"\(id)\""]
+            for (n, v) in options {
+                let key = names[n]?.json ?? n
+                fields.append(n == "httpPutResponseHopLimit" && Int(v) != nil ? "    \"\(key)\": \(v)" : "    \"\(key)\": \"\(v)\"")
+            }
+            Swift.print("{\n" + fields.joined(separator: ",\n") + "\n}")
+            return
+        }
+        let rows = [("instance-id", id)] + options.map { (names[$0.name]?.cli ?? $0.name, $0.value) }
+        let width = rows.map(\.0.count).max() ?? 0
+        for (k, v) in rows { Swift.print(k.padding(toLength: width + 2, withPad: " ", startingAt: 0) + v) }
+    }
+}

@@ -1,0 +1,277 @@
+import Foundation
+import IMDSCore
+import Synchronization
+
+/// The control plane: the subset of the EC2 Query API (version 2016-11-15) that concerns instance
+/// metadata, answering as EC2 does so that `aws --endpoint-url … ec2 …` and the SDKs work unchanged.
+///
+/// Changes go to the ``IMDSEngine`` at once (the data plane serves them before the reply leaves)
+/// and, with a ``ControlPlaneStateStore``, are written durably before the reply is sent.
+public final class EC2ControlPlane: AsyncResponder {
+    public static let apiVersion = "2016-11-15"
+
+    /// What the control plane has changed: the part of the state that must survive a restart.
+    struct Book {
+        var state: ControlPlaneState
+        /// The config file's `account-defaults:` (used while none were set through the API).
+        var configDefaults: AccountDefaults?
+    }
+
+    public let engine: IMDSEngine
+    let accessKeys: [ControlPlaneAccessKey]
+    let store: ControlPlaneStateStore?
+    let clock: any IMDSClock
+    let book: Mutex<Book>
+    let makeRequestID: @Sendable () -> String
+
+    /// - Parameters:
+    ///   - engine: the data plane whose instances this control plane describes and changes.
+    ///   - accessKeys: when non-empty, every request must be signed (SigV4, service `ec2`) by one of them.
+    ///   - store: where changes are persisted; nil keeps them in memory only.
+    ///   - restoring: the saved state (from `store.load()`), applied to the engine now.
+    ///   - configDefaults: the config file's `account-defaults:`.
+    public init(
+        engine: IMDSEngine, accessKeys: [ControlPlaneAccessKey] = [], store: ControlPlaneStateStore? = nil,
+        restoring saved: ControlPlaneState? = nil, configDefaults: AccountDefaults? = nil,
+        clock: (any IMDSClock)? = nil, requestID: (@Sendable () -> String)? = nil
+    ) {
+        self.engine = engine
+        self.accessKeys = accessKeys
+        self.store = store
+        self.clock = clock ?? engine.clock
+        self.makeRequestID = requestID ?? { UUID().uuidString.lowercased() }
+        let state = saved ?? ControlPlaneState()
+        self.book = Mutex(Book(state: state, configDefaults: configDefaults))
+        if let d = state.accountDefaults { engine.setAccountDefaults(d) }
+        for id in engine.instanceIDs {
+            if let record = state.instances[id] { Self.apply(record, to: id, engine: engine) }
+        }
+    }
+
+    static func apply(_ record: ControlPlaneState.InstanceRecord, to id: String, engine: IMDSEngine) {
+        engine.update(id) { rt, now in
+            rt.setOptions(record.metadataOptions, now: now)
+            rt.setTags(record.tags.map { ($0.key, $0.value) }, now: now)
+        }
+    }
+
+    /// The state as last acknowledged (what the state file holds).
+    public var state: ControlPlaneState { book.withLock { $0.state } }
+
+    /// Serves `config` from now on (SIGHUP). An instance changed through the control plane keeps
+    /// those changes; any other is launched from the file with the account defaults in effect now.
+    /// Throws, changing nothing, when `HttpTokensEnforced` forbids the launch.
+    public func reload(_ config: IMDSConfig) throws(EC2Error) {
+        try book.withLock { (b: inout Book) throws(EC2Error) in
+            b.configDefaults = config.accountDefaults
+            let defaults = b.state.accountDefaults ?? config.accountDefaults ?? AccountDefaults()
+            let record = b.state.instances[config.instance.instanceID]
+            if record == nil, let why = LaunchPolicy.violation(instance: config.instance, accountDefaults: defaults) {
+                throw EC2Error("UnsupportedOperation", why)
+            }
+            engine.setAccountDefaults(defaults)
+            engine.reload(config)
+            if let record { Self.apply(record, to: config.instance.instanceID, engine: engine) }
+        }
+    }
+
+    // MARK: - Requests
+
+    public func respond(to request: IMDSRequest) async -> IMDSResponse { handle(request) }
+
+    /// Answers one control-plane request (synchronously; it may write the state file).
+    public func handle(_ request: IMDSRequest) -> IMDSResponse {
+        let requestID = makeRequestID()
+        do {
+            let (action, body) = try dispatch(request)
+            return Self.xmlResponse(status: 200, body: XML.response(action: action, requestID: requestID, body),
+                                    requestID: requestID, now: clock.now())
+        } catch {
+            return Self.xmlResponse(status: error.status, body: error.xml(requestID: requestID), requestID: requestID, now: clock.now())
+        }
+    }
+
+    /// With access keys configured, the error response for a request that does not carry a valid
+    /// signature by one of them (nil when it does, or when no keys are configured). For routers that
+    /// put other APIs next to this one on the control-plane listener.
+    public func authenticationRefusal(_ request: IMDSRequest) -> IMDSResponse? {
+        guard !accessKeys.isEmpty else { return nil }
+        guard case .failure(let error) = SigV4.verify(request, keys: accessKeys, now: clock.now()) else { return nil }
+        let requestID = makeRequestID()
+        return Self.xmlResponse(status: error.status, body: error.xml(requestID: requestID), requestID: requestID, now: clock.now())
+    }
+
+    /// What a call may do, and how it was asked.
+    struct Call {
+        var params: QueryParameters
+        var canWrite: Bool
+        var dryRun: Bool
+    }
+
+    func dispatch(_ request: IMDSRequest) throws(EC2Error) -> (String, [XMLNode]) {
+        var canWrite = true
+        if !accessKeys.isEmpty {
+            switch SigV4.verify(request, keys: accessKeys, now: clock.now()) {
+            case .success(let key): canWrite = !key.readOnly
+            case .failure(let error): throw error
+            }
+        }
+        guard request.method == "POST" || request.method == "GET" else {
+            throw EC2Error("UnsupportedOperation", "The HTTP method \(request.method) is not supported; send the EC2 Query API as POST / with a form-encoded body.")
+        }
+        var params = QueryParameters()
+        let target = request.target
+        if let q = target.firstIndex(of: "?") {
+            guard let p = QueryParameters.parse(form: target[target.index(after: q)...]) else { throw Self.malformedQuery }
+            params.append(contentsOf: p)
+        }
+        if request.method == "POST", !request.body.isEmpty {
+            guard let text = String(validating: request.body, as: UTF8.self), let p = QueryParameters.parse(form: text[...])
+            else { throw Self.malformedQuery }
+            params.append(contentsOf: p)
+        }
+        guard let action = params["Action"], !action.isEmpty else {
+            throw EC2Error("MissingAction", "The request must contain the parameter Action")
+        }
+        guard let handler = Self.actions[action] else { throw .invalidAction(action) }
+        guard let version = params["Version"] else { throw .missingParameter("Version") }
+        guard version == Self.apiVersion else {
+            throw EC2Error("NoSuchVersion", "The requested version (\(version)) of service AmazonEC2 does not exist")
+        }
+        for name in params.names where !Self.isCommon(name) && !handler.accepts(name) {
+            throw .unknownParameter(name)
+        }
+        var dryRun = false
+        if let raw = params["DryRun"] {
+            switch raw.lowercased() {
+            case "true": dryRun = true
+            case "false": dryRun = false
+            default: throw EC2Error("InvalidParameterValue", "Invalid value '\(raw)' for DryRun: expected true or false")
+            }
+        }
+        let call = Call(params: params, canWrite: canWrite, dryRun: dryRun)
+        if handler.mutates && !canWrite { throw .unauthorized }
+        return (action, try handler.run(self, call))
+    }
+
+    static let malformedQuery = EC2Error("MalformedQueryString", "The query string or form body contains a malformed percent-escape or is not UTF-8.")
+
+    static func isCommon(_ name: String) -> Bool {
+        name == "Action" || name == "Version" || name.hasPrefix("X-Amz-")
+    }
+
+    /// One action: which parameters it takes, whether it changes state, and its implementation.
+    struct Handler: Sendable {
+        var mutates: Bool
+        var accepts: @Sendable (String) -> Bool
+        var run: @Sendable (EC2ControlPlane, Call) throws(EC2Error) -> [XMLNode]
+    }
+
+    static let actions: [String: Handler] = [
+        "DescribeInstances": Handler(
+            mutates: false,
+            accepts: { n in ["DryRun", "MaxResults", "NextToken"].contains(n) || isListItem(n, "InstanceId") || isFilter(n) },
+            run: { cp, call throws(EC2Error) in try cp.describeInstances(call) }),
+        "ModifyInstanceMetadataOptions": Handler(
+            mutates: true,
+            accepts: { ["InstanceId", "HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "DryRun", "HttpProtocolIpv6", "InstanceMetadataTags"].contains($0) },
+            run: { cp, call throws(EC2Error) in try cp.modifyInstanceMetadataOptions(call) }),
+        "GetInstanceMetadataDefaults": Handler(
+            mutates: false, accepts: { $0 == "DryRun" },
+            run: { cp, call throws(EC2Error) in try cp.getInstanceMetadataDefaults(call) }),
+        "ModifyInstanceMetadataDefaults": Handler(
+            mutates: true,
+            accepts: { ["HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "InstanceMetadataTags", "DryRun", "HttpTokensEnforced"].contains($0) },
+            run: { cp, call throws(EC2Error) in try cp.modifyInstanceMetadataDefaults(call) }),
+        "CreateTags": Handler(
+            mutates: true, accepts: { $0 == "DryRun" || isListItem($0, "ResourceId") || isTagField($0) },
+            run: { cp, call throws(EC2Error) in try cp.createTags(call) }),
+        "DeleteTags": Handler(
+            mutates: true, accepts: { $0 == "DryRun" || isListItem($0, "ResourceId") || isTagField($0) },
+            run: { cp, call throws(EC2Error) in try cp.deleteTags(call) }),
+        "DescribeTags": Handler(
+            mutates: false, accepts: { ["DryRun", "MaxResults", "NextToken"].contains($0) || isFilter($0) },
+            run: { cp, call throws(EC2Error) in try cp.describeTags(call) }),
+    ]
+
+    /// `Prefix.N` with N ≥ 1.
+    static func isListItem(_ name: String, _ prefix: String) -> Bool {
+        guard name.hasPrefix(prefix + "."), let n = Int(name.dropFirst(prefix.count + 1)) else { return false }
+        return n >= 1
+    }
+    /// `Filter.N.Name` or `Filter.N.Value.M`.
+    static func isFilter(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.first == "Filter", parts.count >= 3, let n = Int(parts[1]), n >= 1 else { return false }
+        if parts.count == 3 { return parts[2] == "Name" }
+        return parts.count == 4 && parts[2] == "Value" && (Int(parts[3]).map { $0 >= 1 } ?? false)
+    }
+    /// `Tag.N.Key` or `Tag.N.Value`.
+    static func isTagField(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "Tag", let n = Int(parts[1]), n >= 1 else { return false }
+        return parts[2] == "Key" || parts[2] == "Value"
+    }
+
+    // MARK: - Changing state
+
+    /// Runs a change under the control plane's lock: `change` edits the state to be saved (and may
+    /// throw an EC2 error, changing nothing); the state is written durably; then `apply` updates the
+    /// engine. Concurrent changes are serialized, so the file always holds the latest acknowledged state.
+    func commit<T: Sendable>(
+        dryRun: Bool, _ change: (inout ControlPlaneState) throws(EC2Error) -> T, apply: (ControlPlaneState, T) -> Void
+    ) throws(EC2Error) -> T {
+        try book.withLock { (b: inout Book) throws(EC2Error) -> T in
+            var next = b.state
+            let result = try change(&next)
+            if dryRun { throw .dryRun }
+            next.sequence = b.state.sequence + 1
+            if let store {
+                do {
+                    try store.save(next)
+                } catch {
+                    throw .internalError("The change could not be saved (\(error)); nothing was changed.")
+                }
+            }
+            b.state = next
+            apply(next, result)
+            return result
+        }
+    }
+
+    /// The record for an instance as it is now (the saved one, or the engine's current state).
+    func record(_ id: String, in state: ControlPlaneState) throws(EC2Error) -> ControlPlaneState.InstanceRecord {
+        if let r = state.instances[id], engine.runtime(id) != nil { return r }
+        guard let rt = engine.runtime(id) else { throw .instanceNotFound([id]) }
+        return ControlPlaneState.InstanceRecord(metadataOptions: rt.options, tags: rt.tags.map { .init(key: $0.key, value: $0.value) })
+    }
+
+    // MARK: - Responses
+
+    static func xmlResponse(status: Int, body: String, requestID: String, now: Date) -> IMDSResponse {
+        let bytes = Array(body.utf8)
+        return IMDSResponse(
+            status: status, reason: reasonPhrase(status),
+            headers: [
+                ("x-amzn-RequestId", requestID),
+                ("Content-Type", "text/xml;charset=UTF-8"),
+                ("Content-Length", String(bytes.count)),
+                ("Date", TimeFormat.http(now)),
+                ("Server", "AmazonEC2"),
+                ("Connection", "close"),
+            ],
+            body: bytes)
+    }
+
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 200: return "OK"
+        case 400: return "Bad Request"
+        case 401: return "Unauthorized"
+        case 403: return "Forbidden"
+        case 412: return "Precondition Failed"
+        case 500: return "Internal Server Error"
+        default: return "Error"
+        }
+    }
+}

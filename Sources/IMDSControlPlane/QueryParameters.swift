@@ -1,0 +1,99 @@
+/// The parameters of an EC2 Query request (`Action=…&Version=…&InstanceId.1=…`), decoded from an
+/// `application/x-www-form-urlencoded` body and/or the query string.
+public struct QueryParameters: Sendable, Equatable {
+    /// Name/value pairs in the order they arrived (the first occurrence of a name wins on lookup).
+    public private(set) var pairs: [(name: String, value: String)]
+
+    public init(_ pairs: [(name: String, value: String)] = []) { self.pairs = pairs }
+
+    public static func == (a: QueryParameters, b: QueryParameters) -> Bool {
+        a.pairs.map { [$0.name, $0.value] } == b.pairs.map { [$0.name, $0.value] }
+    }
+
+    /// Decodes `a=1&b=x+y&c=%2F`; nil when a `%` escape is malformed or the bytes are not UTF-8.
+    public static func parse(form text: Substring) -> QueryParameters? {
+        var out: [(name: String, value: String)] = []
+        for part in text.split(separator: "&", omittingEmptySubsequences: true) {
+            let kv = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(kv[0]) else { return nil }
+            let value = kv.count > 1 ? decode(kv[1]) : ""
+            guard let value else { return nil }
+            if name.isEmpty { continue }
+            out.append((name, value))
+        }
+        return QueryParameters(out)
+    }
+
+    /// Form decoding of one component: `+` is a space, `%XX` a byte.
+    static func decode(_ s: Substring) -> String? {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(s.utf8.count)
+        var it = s.utf8.makeIterator()
+        while let c = it.next() {
+            switch c {
+            case UInt8(ascii: "+"): bytes.append(0x20)
+            case UInt8(ascii: "%"):
+                guard let h = it.next(), let l = it.next(), let hv = hex(h), let lv = hex(l) else { return nil }
+                bytes.append(hv << 4 | lv)
+            default: bytes.append(c)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
+    }
+
+    static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 65...70: return c - 55
+        case 97...102: return c - 87
+        default: return nil
+        }
+    }
+
+    /// The first value of `name`.
+    public subscript(_ name: String) -> String? { pairs.first { $0.name == name }?.value }
+
+    public var names: [String] { pairs.map(\.name) }
+
+    mutating func append(contentsOf other: QueryParameters) { pairs += other.pairs }
+
+    /// Values of a 1-based list `Prefix.N` (`InstanceId.1`, `InstanceId.2`), ordered by N.
+    public func list(_ prefix: String) -> [String] {
+        indexed(prefix).map { $0.value }
+    }
+
+    /// `(N, value)` for every `Prefix.N`, ordered by N.
+    func indexed(_ prefix: String) -> [(index: Int, value: String)] {
+        var seen = Set<Int>()
+        var out: [(index: Int, value: String)] = []
+        let p = prefix + "."
+        for (name, value) in pairs where name.hasPrefix(p) {
+            guard let n = Int(name.dropFirst(p.count)), n >= 1, !seen.contains(n) else { continue }
+            seen.insert(n)
+            out.append((n, value))
+        }
+        return out.sorted { $0.index < $1.index }
+    }
+
+    /// The indexes N present as `Prefix.N.<something>`, ascending.
+    func structIndexes(_ prefix: String) -> [Int] {
+        let p = prefix + "."
+        var set = Set<Int>()
+        for name in names where name.hasPrefix(p) {
+            let rest = name.dropFirst(p.count)
+            guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]), n >= 1 else { continue }
+            set.insert(n)
+        }
+        return set.sorted()
+    }
+
+    /// `Filter.N.Name` / `Filter.N.Value.M`, in order of N.
+    public var filters: [(name: String?, values: [String])] {
+        structIndexes("Filter").map { n in (self["Filter.\(n).Name"], list("Filter.\(n).Value")) }
+    }
+
+    /// `Tag.N.Key` / `Tag.N.Value`, in order of N (`value` nil when absent).
+    public var tags: [(key: String?, value: String?)] {
+        structIndexes("Tag").map { n in (self["Tag.\(n).Key"], self["Tag.\(n).Value"]) }
+    }
+}

@@ -1,0 +1,238 @@
+import Crypto
+import Foundation
+import IMDSCore
+
+/// AWS Signature Version 4 (`AWS4-HMAC-SHA256`): signing (for `imds options`) and verification
+/// (for the control plane when access keys are configured).
+public enum SigV4 {
+    public static let algorithm = "AWS4-HMAC-SHA256"
+    /// How far `X-Amz-Date` may be from the server's clock, either way (EC2: 15 minutes).
+    public static let maxSkew: TimeInterval = 15 * 60
+
+    /// The parts of an `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` header.
+    public struct Authorization: Sendable, Equatable {
+        public var accessKeyID: String
+        public var date: String
+        public var region: String
+        public var service: String
+        public var signedHeaders: [String]
+        public var signature: String
+
+        /// nil when the header is not a well-formed SigV4 authorization.
+        public init?(header: String) {
+            let trimmed = header.trimmingCharacters(in: .whitespaces)
+            guard trimmed.hasPrefix(SigV4.algorithm + " ") else { return nil }
+            var fields: [String: String] = [:]
+            for part in trimmed.dropFirst(SigV4.algorithm.count + 1).split(separator: ",") {
+                let kv = part.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1)
+                guard kv.count == 2 else { return nil }
+                fields[String(kv[0])] = String(kv[1])
+            }
+            guard let credential = fields["Credential"], let signed = fields["SignedHeaders"], let signature = fields["Signature"]
+            else { return nil }
+            let scope = credential.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard scope.count == 5, scope[4] == "aws4_request", !scope[0].isEmpty else { return nil }
+            accessKeyID = scope[0]
+            date = scope[1]
+            region = scope[2]
+            service = scope[3]
+            signedHeaders = signed.split(separator: ";").map { $0.lowercased() }
+            self.signature = signature.lowercased()
+            guard !signedHeaders.isEmpty, self.signature.count == 64 else { return nil }
+        }
+    }
+
+    // MARK: - The algorithm
+
+    /// RFC 3986 encoding as SigV4 wants it: unreserved characters kept, everything else `%XX`.
+    public static func uriEncode(_ s: String, keepSlash: Bool = false) -> String {
+        var out = ""
+        out.reserveCapacity(s.utf8.count)
+        for b in s.utf8 {
+            switch b {
+            case 65...90, 97...122, 48...57, 45, 46, 95, 126: out.unicodeScalars.append(UnicodeScalar(b))
+            case 47 where keepSlash: out.append("/")
+            default:
+                let digits: [Character] = Array("0123456789ABCDEF")
+                out.append("%")
+                out.append(digits[Int(b >> 4)])
+                out.append(digits[Int(b & 15)])
+            }
+        }
+        return out
+    }
+
+    /// The canonical query string: decoded pairs re-encoded, sorted by name then value.
+    static func canonicalQuery(_ rawQuery: Substring) -> String? {
+        guard let q = QueryParameters.parse(form: rawQuery.replacingOccurrences(of: "+", with: "%20")[...]) else { return nil }
+        var encoded: [(name: String, value: String)] = q.pairs.map { (uriEncode($0.name), uriEncode($0.value)) }
+        encoded.sort { (a: (name: String, value: String), b: (name: String, value: String)) -> Bool in
+            a.name == b.name ? a.value < b.value : a.name < b.name
+        }
+        let parts: [String] = encoded.map { $0.name + "=" + $0.value }
+        return parts.joined(separator: "&")
+    }
+
+    /// The canonical URI of a raw (still percent-encoded) path, as botocore builds it for services other than S3.
+    static func canonicalURI(_ rawPath: Substring) -> String {
+        var out: [Substring] = []
+        for seg in rawPath.split(separator: "/", omittingEmptySubsequences: true) {
+            if seg == "." { continue }
+            if seg == ".." { _ = out.popLast(); continue }
+            out.append(seg)
+        }
+        var path = "/" + out.joined(separator: "/")
+        if rawPath.hasSuffix("/") && path != "/" { path += "/" }
+        return uriEncode(path, keepSlash: true)
+    }
+
+    /// Header values trimmed, inner runs of spaces collapsed, repeated headers joined by `,`.
+    static func canonicalHeaderValue(_ values: [String]) -> String {
+        values.map { v in
+            v.trimmingCharacters(in: .whitespaces).split(separator: " ", omittingEmptySubsequences: true).joined(separator: " ")
+        }.joined(separator: ",")
+    }
+
+    /// The canonical request (step 1 of SigV4).
+    public static func canonicalRequest(
+        method: String, target: String, headers: [(name: String, value: String)], signedHeaders: [String], payloadHash: String
+    ) -> String? {
+        let path: Substring, query: Substring
+        if let q = target.firstIndex(of: "?") {
+            path = target[..<q]
+            query = target[target.index(after: q)...]
+        } else {
+            path = target[...]
+            query = ""
+        }
+        guard let cq = canonicalQuery(query) else { return nil }
+        var lines = [method, canonicalURI(path), cq]
+        for name in signedHeaders {
+            let values = headers.filter { $0.name.lowercased() == name }.map(\.value)
+            lines.append("\(name):\(canonicalHeaderValue(values))")
+        }
+        lines.append("")
+        lines.append(signedHeaders.joined(separator: ";"))
+        lines.append(payloadHash)
+        return lines.joined(separator: "\n")
+    }
+
+    public static func stringToSign(amzDate: String, scope: String, canonicalRequest: String) -> String {
+        "\(algorithm)\n\(amzDate)\n\(scope)\n\(hex(SHA256.hash(data: Array(canonicalRequest.utf8))))"
+    }
+
+    /// `kSigning = HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
+    public static func signingKey(secret: String, date: String, region: String, service: String) -> SymmetricKey {
+        var key = SymmetricKey(data: Array(("AWS4" + secret).utf8))
+        for part in [date, region, service, "aws4_request"] {
+            key = SymmetricKey(data: Data(HMAC<SHA256>.authenticationCode(for: Array(part.utf8), using: key)))
+        }
+        return key
+    }
+
+    public static func signature(signingKey: SymmetricKey, stringToSign: String) -> String {
+        hex(HMAC<SHA256>.authenticationCode(for: Array(stringToSign.utf8), using: signingKey))
+    }
+
+    public static func hex<S: Sequence>(_ bytes: S) -> String where S.Element == UInt8 {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 15)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    public static func payloadHash(_ body: [UInt8]) -> String { hex(SHA256.hash(data: body)) }
+
+    /// `yyyyMMdd'T'HHmmss'Z'`.
+    public static func amzDate(_ date: Date) -> String {
+        let iso = TimeFormat.iso8601(date)  // 2026-01-02T03:04:05Z
+        return iso.replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+    }
+
+    /// Parses `yyyyMMdd'T'HHmmss'Z'`.
+    public static func parseAmzDate(_ s: String) -> Date? {
+        let u = Array(s.utf8)
+        guard u.count == 16, u[8] == UInt8(ascii: "T"), u[15] == UInt8(ascii: "Z") else { return nil }
+        let digits = u[0..<8] + u[9..<15]
+        guard digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
+        let t = String(decoding: u, as: UTF8.self)
+        func n(_ r: Range<Int>) -> String { String(t.dropFirst(r.lowerBound).prefix(r.count)) }
+        return TimeFormat.parseISO8601("\(n(0..<4))-\(n(4..<6))-\(n(6..<8))T\(n(9..<11)):\(n(11..<13)):\(n(13..<15))Z")
+    }
+
+    // MARK: - Signing
+
+    /// Headers to add to a request so that it carries a valid signature: `X-Amz-Date` and `Authorization`.
+    /// `headers` must already hold `Host` (and whatever else should be signed).
+    public static func sign(
+        method: String, target: String, headers: [(name: String, value: String)], body: [UInt8],
+        accessKeyID: String, secretAccessKey: String, region: String, service: String = "ec2", date: Date
+    ) -> [(name: String, value: String)] {
+        let amz = amzDate(date)
+        let day = String(amz.prefix(8))
+        let all = headers + [("X-Amz-Date", amz)]
+        let signed = Set(all.map { $0.name.lowercased() }).sorted()
+        let canonical = canonicalRequest(method: method, target: target, headers: all, signedHeaders: signed,
+                                         payloadHash: payloadHash(body)) ?? ""
+        let scope = "\(day)/\(region)/\(service)/aws4_request"
+        let sig = signature(signingKey: signingKey(secret: secretAccessKey, date: day, region: region, service: service),
+                            stringToSign: stringToSign(amzDate: amz, scope: scope, canonicalRequest: canonical))
+        return [("X-Amz-Date", amz),
+                ("Authorization", "\(algorithm) Credential=\(accessKeyID)/\(scope), SignedHeaders=\(signed.joined(separator: ";")), Signature=\(sig)")]
+    }
+
+    // MARK: - Verification
+
+    /// Checks a request's signature against the configured keys. Returns the key that signed it, or
+    /// the error EC2 would answer: no `Authorization` → `MissingAuthenticationToken` (403), a malformed
+    /// one → `IncompleteSignature` (400), an unknown key → `AuthFailure` (401), a date more than 15
+    /// minutes off → `RequestExpired` (400), a wrong signature or scope → `SignatureDoesNotMatch` (403).
+    public static func verify(
+        _ request: IMDSRequest, keys: [ControlPlaneAccessKey], now: Date, service: String = "ec2"
+    ) -> Result<ControlPlaneAccessKey, EC2Error> {
+        guard let header = request.header("Authorization") else { return .failure(.missingAuthentication) }
+        guard let auth = Authorization(header: header) else {
+            return .failure(.incompleteSignature(
+                "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters of an \(algorithm) signature. Authorization=\(header.split(separator: " ").first.map(String.init) ?? "")"))
+        }
+        guard let key = keys.first(where: { $0.accessKeyID == auth.accessKeyID }) else { return .failure(.authFailure) }
+        guard let amz = request.header("X-Amz-Date") else {
+            return .failure(.incompleteSignature("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."))
+        }
+        guard let signedAt = parseAmzDate(amz) else {
+            return .failure(.incompleteSignature("X-Amz-Date '\(amz)' is not in the form yyyyMMddTHHmmssZ."))
+        }
+        guard abs(signedAt.timeIntervalSince(now)) <= maxSkew else { return .failure(.requestExpired) }
+        guard auth.service == service else {
+            return .failure(EC2Error(
+                "SignatureDoesNotMatch", "Credential should be scoped to correct service: '\(service)'.", status: 403))
+        }
+        guard auth.date == String(amz.prefix(8)) else {
+            return .failure(EC2Error(
+                "SignatureDoesNotMatch", "Credential should be scoped to a valid date: '\(amz.prefix(8))'.", status: 403))
+        }
+        guard auth.signedHeaders.contains("host") else {
+            return .failure(.incompleteSignature("Signed headers must include 'host'."))
+        }
+        let payload = request.header("X-Amz-Content-Sha256") ?? payloadHash(request.body)
+        guard let canonical = canonicalRequest(method: request.method, target: request.target, headers: request.headers,
+                                               signedHeaders: auth.signedHeaders, payloadHash: payload)
+        else { return .failure(.signatureMismatch) }
+        let scope = "\(auth.date)/\(auth.region)/\(auth.service)/aws4_request"
+        let expected = signature(signingKey: signingKey(secret: key.secretAccessKey, date: auth.date, region: auth.region, service: auth.service),
+                                 stringToSign: stringToSign(amzDate: amz, scope: scope, canonicalRequest: canonical))
+        guard constantTimeEquals(expected, auth.signature) else { return .failure(.signatureMismatch) }
+        return .success(key)
+    }
+
+    static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var diff: UInt8 = 0
+        for i in 0..<x.count { diff |= x[i] ^ y[i] }
+        return diff == 0
+    }
+}

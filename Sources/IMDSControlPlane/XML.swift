@@ -1,0 +1,58 @@
+/// A small XML element tree rendered the way EC2 renders responses (4-space indentation).
+public indirect enum XMLNode: Sendable, Equatable {
+    /// `<name>text</name>`
+    case text(String, String)
+    /// `<name>children</name>`, or `<name/>` without children.
+    case element(String, [XMLNode])
+
+    static func leaf(_ name: String, _ value: String) -> XMLNode { .text(name, value) }
+    static func node(_ name: String, _ children: [XMLNode]) -> XMLNode { .element(name, children) }
+    /// An EC2 list: `<name><item>…</item>…</name>`.
+    static func list(_ name: String, _ items: [[XMLNode]]) -> XMLNode { .element(name, items.map { .element("item", $0) }) }
+
+    func render(into out: inout String, depth: Int) {
+        let pad = String(repeating: "    ", count: depth)
+        switch self {
+        case .text(let name, let value):
+            out += "\(pad)<\(name)>\(XML.escape(value))</\(name)>\n"
+        case .element(let name, let children) where children.isEmpty:
+            out += "\(pad)<\(name)/>\n"
+        case .element(let name, let children):
+            out += "\(pad)<\(name)>\n"
+            for c in children { c.render(into: &out, depth: depth + 1) }
+            out += "\(pad)</\(name)>\n"
+        }
+    }
+}
+
+public enum XML {
+    /// The EC2 API namespace of version 2016-11-15.
+    public static let namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
+
+    /// `<?xml …?>` + `<{Action}Response xmlns="…">` with `requestId` first, then `children`.
+    public static func response(action: String, requestID: String, _ children: [XMLNode]) -> String {
+        var out = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<\(action)Response xmlns=\"\(namespace)\">\n"
+        XMLNode.text("requestId", requestID).render(into: &out, depth: 1)
+        for c in children { c.render(into: &out, depth: 1) }
+        out += "</\(action)Response>"
+        return out
+    }
+
+    /// Escapes text and attribute content (`& < > " '`).
+    public static func escape(_ s: String) -> String {
+        guard s.contains(where: { $0 == "&" || $0 == "<" || $0 == ">" || $0 == "\"" || $0 == "'" }) else { return s }
+        var out = ""
+        out.reserveCapacity(s.count + 16)
+        for c in s {
+            switch c {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+}

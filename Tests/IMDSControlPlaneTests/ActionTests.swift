@@ -1,0 +1,412 @@
+import Foundation
+import IMDSControlPlane
+import IMDSCore
+import Testing
+
+@Suite("EC2 actions")
+struct ActionTests {
+    let id = Harness.instanceID
+
+    @Test func describeInstancesShape() throws {
+        let h = Harness()
+        let x = try #require(expectOK(h.action("DescribeInstances", [("InstanceId.1", id)]), "DescribeInstances"))
+        #expect(x.childNames == ["requestId", "reservationSet"])
+        let reservations = try #require(x.child("reservationSet"))
+        #expect(reservations.childNames == ["item"])
+        let r = reservations.children[0]
+        #expect(r.childNames == ["reservationId", "ownerId", "groupSet", "instancesSet"])
+        #expect(r.value("ownerId") == "123456789012")
+        #expect(r.value("reservationId")?.hasPrefix("r-") == true)
+        let i = try #require(r.at("instancesSet")?.children.first)
+        #expect(r.at("instancesSet")?.childNames == ["item"])
+        #expect(i.name == "item")
+        #expect(i.value("instanceId") == id)
+        #expect(i.value("imageId") == "ami-0123456789abcdef0")
+        #expect(i.value("instanceType") == "t3.micro")
+        #expect(i.value("instanceState/code") == "16")
+        #expect(i.value("instanceState/name") == "running")
+        #expect(i.value("placement/availabilityZone") == "ap-northeast-1a")
+        #expect(i.value("privateIpAddress") == "10.0.1.23")
+        #expect(i.value("ipAddress") == "203.0.113.10")
+        #expect(i.value("privateDnsName") == "ip-10-0-1-23.ap-northeast-1.compute.internal")
+        #expect(i.value("dnsName") == "ec2-203-0-113-10.ap-northeast-1.compute.amazonaws.com")
+        #expect(i.value("keyName") == "imds-default")
+        #expect(i.value("launchTime")?.hasSuffix(".000Z") == true)
+        #expect(i.at("tagSet")?.children.map { [$0.value("key"), $0.value("value")] } == [["Name", "web-1"], ["Env", "dev"]])
+        #expect(i.at("groupSet")?.children.first?.value("groupName") == "default")
+        #expect(i.value("iamInstanceProfile/arn") == "arn:aws:iam::123456789012:instance-profile/app-role")
+        let mo = try #require(i.child("metadataOptions"))
+        #expect(mo.childNames == ["state", "httpTokens", "httpPutResponseHopLimit", "httpEndpoint", "httpProtocolIpv6", "instanceMetadataTags"])
+        #expect(mo.children.map(\.text) == ["applied", "optional", "1", "enabled", "disabled", "disabled"])
+        // Every element name is lowerCamel (PascalCase is silently dropped by botocore).
+        func check(_ n: XMLElementNode) {
+            #expect(n.name.first?.isLowercase == true, "element \(n.name)")
+            n.children.forEach(check)
+        }
+        x.children.forEach(check)
+    }
+
+    @Test func describeWithoutIDsListsTheServedInstance() {
+        let h = Harness()
+        let x = expectOK(h.action("DescribeInstances"), "DescribeInstances")
+        #expect(x?.value("reservationSet/item/instancesSet/item/instanceId") == id)
+    }
+
+    @Test(arguments: [
+        ("instance-id", ["i-0abc1234def567890"], true),
+        ("instance-id", ["i-00000000"], false),
+        ("instance-id", ["i-0abc*"], true),
+        ("instance-state-name", ["running"], true),
+        ("instance-state-name", ["stopped", "running"], true),
+        ("instance-type", ["t3.?icro"], true),
+        ("image-id", ["ami-0123456789abcdef0"], true),
+        ("availability-zone", ["ap-northeast-1c"], false),
+        ("tag:Name", ["web-1"], true),
+        ("tag:Name", ["web-2"], false),
+        ("tag-key", ["Env"], true),
+        ("metadata-options.http-tokens", ["optional"], true),
+        ("metadata-options.http-tokens", ["required"], false),
+        ("metadata-options.http-put-response-hop-limit", ["1"], true),
+        ("metadata-options.http-endpoint", ["enabled"], true),
+        ("metadata-options.http-protocol-ipv4", ["enabled"], true),
+        ("metadata-options.http-protocol-ipv6", ["disabled"], true),
+        ("metadata-options.instance-metadata-tags", ["enabled"], false),
+        ("metadata-options.state", ["applied"], true),
+        ("metadata-options.state", ["pending"], false),
+    ])
+    func filters(name: String, values: [String], matches: Bool) {
+        let h = Harness()
+        var params = [("Filter.1.Name", name)]
+        for (n, v) in values.enumerated() { params.append(("Filter.1.Value.\(n + 1)", v)) }
+        let x = expectOK(h.action("DescribeInstances", params), "DescribeInstances")
+        #expect(x?.at("reservationSet")?.children.count == (matches ? 1 : 0))
+    }
+
+    @Test func filtersAreANDed() {
+        let h = Harness()
+        let x = expectOK(h.action("DescribeInstances", [
+            ("Filter.1.Name", "instance-state-name"), ("Filter.1.Value.1", "running"),
+            ("Filter.2.Name", "metadata-options.http-tokens"), ("Filter.2.Value.1", "required"),
+        ]), "DescribeInstances")
+        #expect(x?.at("reservationSet")?.children.isEmpty == true)
+        // The empty list is rendered as an empty element.
+        #expect(h.action("DescribeInstances", [("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", "i-00000000")]).bodyText.contains("<reservationSet/>"))
+    }
+
+    @Test func modifyRepliesPendingAndAppliesAtOnce() throws {
+        let h = Harness()
+        #expect(h.dataStatus() == 200)
+        let x = try #require(expectOK(h.action("ModifyInstanceMetadataOptions", [
+            ("InstanceId", id), ("HttpTokens", "required"), ("HttpEndpoint", "enabled"),
+        ]), "ModifyInstanceMetadataOptions"))
+        #expect(x.childNames == ["requestId", "instanceId", "instanceMetadataOptions"])
+        #expect(x.value("instanceId") == id)
+        #expect(x.at("instanceMetadataOptions")?.childNames == ["state", "httpTokens", "httpPutResponseHopLimit", "httpEndpoint", "httpProtocolIpv6", "instanceMetadataTags"])
+        #expect(x.at("instanceMetadataOptions")?.children.map(\.text) == ["pending", "required", "1", "enabled", "disabled", "disabled"])
+        #expect(h.dataStatus() == 401)
+        let d = expectOK(h.action("DescribeInstances", [("InstanceId.1", id)]), "DescribeInstances")
+        #expect(d?.value("reservationSet/item/instancesSet/item/metadataOptions/state") == "applied")
+        #expect(d?.value("reservationSet/item/instancesSet/item/metadataOptions/httpTokens") == "required")
+
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpEndpoint", "disabled")]), "ModifyInstanceMetadataOptions")
+        #expect(h.dataStatus() == 403)
+        #expect(h.dataStatus("/latest/user-data") == 403)
+        // Omitted parameters kept their value.
+        #expect(h.engine.runtime(id)?.options.httpTokens == .required)
+
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpEndpoint", "enabled"), ("HttpTokens", "optional")]),
+                 "ModifyInstanceMetadataOptions")
+        #expect(h.dataStatus() == 200)
+    }
+
+    @Test func modifyEveryParameter() {
+        let h = Harness()
+        let x = expectOK(h.action("ModifyInstanceMetadataOptions", [
+            ("InstanceId", id), ("HttpTokens", "required"), ("HttpPutResponseHopLimit", "64"), ("HttpEndpoint", "enabled"),
+            ("HttpProtocolIpv6", "enabled"), ("InstanceMetadataTags", "enabled"),
+        ]), "ModifyInstanceMetadataOptions")
+        #expect(x?.at("instanceMetadataOptions")?.children.map(\.text) == ["pending", "required", "64", "enabled", "enabled", "enabled"])
+        #expect(h.engine.runtime(id)?.options == MetadataOptions(
+            httpTokens: .required, httpEndpoint: .enabled, httpPutResponseHopLimit: 64, httpProtocolIPv6: .enabled, instanceMetadataTags: .enabled))
+    }
+
+    @Test(arguments: [
+        ([("HttpTokens", "maybe")], "InvalidParameterValue"),
+        ([("HttpPutResponseHopLimit", "0")], "InvalidParameterValue"),
+        ([("HttpPutResponseHopLimit", "65")], "InvalidParameterValue"),
+        ([("HttpPutResponseHopLimit", "-1")], "InvalidParameterValue"),
+        ([("HttpPutResponseHopLimit", "two")], "InvalidParameterValue"),
+        ([("HttpEndpoint", "on")], "InvalidParameterValue"),
+        ([("HttpProtocolIpv6", "Enabled")], "InvalidParameterValue"),
+        ([("InstanceMetadataTags", "")], "InvalidParameterValue"),
+        ([("DryRun", "yes")], "InvalidParameterValue"),
+        ([("HttpTokenz", "required")], "UnknownParameter"),
+    ] as [([(String, String)], String)])
+    func modifyRejectsBadValues(extra: [(String, String)], code: String) {
+        let h = Harness()
+        expectError(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id)] + extra), code)
+        #expect(h.engine.runtime(id)?.options == MetadataOptions.ec2Defaults)
+    }
+
+    @Test(arguments: [
+        ("i-0123456789abcdef1", "InvalidInstanceID.NotFound"),
+        ("i-0000000a", "InvalidInstanceID.NotFound"),
+        ("i-0abc1234def56789", "InvalidInstanceID.Malformed"),
+        ("i-0ABC1234DEF567890", "InvalidInstanceID.Malformed"),
+        ("foo", "InvalidInstanceID.Malformed"),
+        ("", "InvalidInstanceID.Malformed"),
+    ])
+    func instanceIDErrors(instance: String, code: String) {
+        let h = Harness()
+        expectError(h.action("ModifyInstanceMetadataOptions", [("InstanceId", instance), ("HttpTokens", "required")]), code)
+        expectError(h.action("DescribeInstances", [("InstanceId.1", instance)]), code)
+    }
+
+    @Test func notFoundMessages() {
+        let h = Harness()
+        let one = h.action("DescribeInstances", [("InstanceId.1", "i-0badbadbadbadbad0")])
+        #expect(one.bodyText.contains("<Message>The instance ID &apos;i-0badbadbadbadbad0&apos; does not exist</Message>"))
+        let two = h.action("DescribeInstances", [("InstanceId.1", "i-0badbadbadbadbad0"), ("InstanceId.2", id), ("InstanceId.3", "i-0badbadbadbadbad1")])
+        expectError(two, "InvalidInstanceID.NotFound")
+        #expect(XMLElementNode.parse(two.bodyText)?.value("Errors/Error/Message") == "The instance IDs 'i-0badbadbadbadbad0, i-0badbadbadbadbad1' do not exist")
+    }
+
+    @Test func requestLevelErrors() {
+        let h = Harness()
+        expectError(h.call([("Version", "2016-11-15")]), "MissingAction")
+        expectError(h.call([("Action", "RunInstances"), ("Version", "2016-11-15")]), "InvalidAction")
+        #expect(XMLElementNode.parse(h.call([("Action", "RunInstances"), ("Version", "2016-11-15")]).bodyText)?.value("Errors/Error/Message")
+                == "The action RunInstances is not valid for this web service.")
+        expectError(h.call([("Action", "DescribeInstances")]), "MissingParameter")
+        expectError(h.call([("Action", "DescribeInstances"), ("Version", "2014-01-01")]), "NoSuchVersion")
+        expectError(h.action("ModifyInstanceMetadataOptions", [("HttpTokens", "required")]), "MissingParameter")
+        expectError(h.action("DescribeInstances", [("Filter.1.Name", "flavour"), ("Filter.1.Value.1", "x")]), "InvalidParameterValue")
+        expectError(h.action("DescribeInstances", [("Filter.1.Name", "instance-id")]), "InvalidParameterValue")
+        expectError(h.action("DescribeInstances", [("Bogus", "1")]), "UnknownParameter")
+        expectError(h.action("DescribeInstances", [("MaxResults", "3")]), "InvalidParameterValue")
+        expectError(h.action("DescribeInstances", [("MaxResults", "5"), ("InstanceId.1", id)]), "InvalidParameterCombination")
+        expectError(h.post("Action=DescribeInstances&Version=2016-11-15&x=%zz"), "MalformedQueryString")
+        let put = h.controlPlane.handle(IMDSRequest(method: "PUT", target: "/", headers: [("Host", "x")]))
+        expectError(put, "UnsupportedOperation")
+    }
+
+    @Test func getRequestsWork() {
+        let h = Harness()
+        let r = h.controlPlane.handle(IMDSRequest(method: "GET", target: "/?Action=GetInstanceMetadataDefaults&Version=2016-11-15"))
+        expectOK(r, "GetInstanceMetadataDefaults")
+    }
+
+    @Test func dryRun() {
+        let h = Harness()
+        expectError(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpTokens", "required"), ("DryRun", "true")]),
+                    "DryRunOperation", status: 412)
+        #expect(h.engine.runtime(id)?.options.httpTokens == .optional)
+        #expect(h.controlPlane.state.sequence == 0)
+        expectError(h.action("DescribeInstances", [("DryRun", "true")]), "DryRunOperation", status: 412)
+        expectError(h.action("GetInstanceMetadataDefaults", [("DryRun", "true")]), "DryRunOperation", status: 412)
+        expectError(h.action("ModifyInstanceMetadataDefaults", [("HttpTokens", "required"), ("DryRun", "true")]), "DryRunOperation", status: 412)
+        #expect(h.engine.accountDefaults == AccountDefaults())
+        expectError(h.action("CreateTags", [("ResourceId.1", id), ("Tag.1.Key", "a"), ("DryRun", "true")]), "DryRunOperation", status: 412)
+        expectError(h.action("DeleteTags", [("ResourceId.1", id), ("DryRun", "true")]), "DryRunOperation", status: 412)
+        expectError(h.action("DescribeTags", [("DryRun", "true")]), "DryRunOperation", status: 412)
+        #expect(h.engine.runtime(id)?.tags.count == 2)
+        // A dry run of an invalid request reports the problem, not DryRunOperation.
+        expectError(h.action("ModifyInstanceMetadataOptions", [("InstanceId", "i-0123456789abcdef1"), ("DryRun", "true")]), "InvalidInstanceID.NotFound")
+        // DryRun=false is an ordinary call.
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpTokens", "required"), ("DryRun", "false")]), "ModifyInstanceMetadataOptions")
+    }
+
+    @Test func readOnlyKeysGetUnauthorizedOperation() {
+        let key = ControlPlaneAccessKey(accessKeyID: "AKIDREADONLY", secretAccessKey: "secret-ro", readOnly: true)
+        let h = Harness(accessKeys: [key])
+        func signed(_ params: [(String, String)]) -> IMDSResponse {
+            let body = Array(params.map { "\($0.0)=\($0.1)" }.joined(separator: "&").utf8)
+            let headers: [(name: String, value: String)] = [("Host", "127.0.0.1:1339"), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
+            let auth = SigV4.sign(method: "POST", target: "/", headers: headers, body: body, accessKeyID: key.accessKeyID,
+                                  secretAccessKey: key.secretAccessKey, region: "us-east-1", date: h.clock.now())
+            return h.controlPlane.handle(IMDSRequest(method: "POST", target: "/", headers: headers + auth, body: body))
+        }
+        expectOK(signed([("Action", "DescribeInstances"), ("Version", "2016-11-15")]), "DescribeInstances")
+        expectError(signed([("Action", "ModifyInstanceMetadataOptions"), ("Version", "2016-11-15"), ("InstanceId", id), ("HttpTokens", "required")]),
+                    "UnauthorizedOperation", status: 403)
+        expectError(signed([("Action", "ModifyInstanceMetadataOptions"), ("Version", "2016-11-15"), ("InstanceId", id), ("HttpTokens", "required"), ("DryRun", "true")]),
+                    "UnauthorizedOperation", status: 403)
+        expectError(signed([("Action", "DescribeInstances"), ("Version", "2016-11-15"), ("DryRun", "true")]), "DryRunOperation", status: 412)
+        #expect(h.engine.runtime(id)?.options.httpTokens == .optional)
+    }
+
+    // MARK: Account defaults
+
+    @Test func defaultsRoundTrip() throws {
+        let h = Harness()
+        var x = try #require(expectOK(h.action("GetInstanceMetadataDefaults"), "GetInstanceMetadataDefaults"))
+        #expect(x.childNames == ["requestId", "accountLevel"])
+        #expect(x.at("accountLevel")?.childNames == ["managedBy"])
+        #expect(x.value("accountLevel/managedBy") == "account")
+
+        let m = try #require(expectOK(h.action("ModifyInstanceMetadataDefaults", [
+            ("HttpTokens", "required"), ("HttpPutResponseHopLimit", "2"), ("HttpEndpoint", "enabled"),
+            ("InstanceMetadataTags", "enabled"), ("HttpTokensEnforced", "enabled"),
+        ]), "ModifyInstanceMetadataDefaults"))
+        #expect(m.childNames == ["requestId", "return"])
+        #expect(m.value("return") == "true")
+        x = try #require(expectOK(h.action("GetInstanceMetadataDefaults"), "GetInstanceMetadataDefaults"))
+        #expect(x.at("accountLevel")?.childNames == ["httpTokens", "httpPutResponseHopLimit", "httpEndpoint", "instanceMetadataTags", "managedBy", "httpTokensEnforced"])
+        #expect(x.at("accountLevel")?.children.map(\.text) == ["required", "2", "enabled", "enabled", "account", "enabled"])
+        // Existing instances are unaffected.
+        #expect(h.engine.runtime(id)?.options == MetadataOptions.ec2Defaults)
+        #expect(h.dataStatus() == 200)
+
+        // Omitted parameters keep their value; no-preference and -1 clear one.
+        expectOK(h.action("ModifyInstanceMetadataDefaults", [("HttpTokens", "no-preference"), ("HttpPutResponseHopLimit", "-1")]), "ModifyInstanceMetadataDefaults")
+        #expect(h.engine.accountDefaults == AccountDefaults(httpEndpoint: .enabled, instanceMetadataTags: .enabled, httpTokensEnforced: .enabled))
+    }
+
+    @Test(arguments: [
+        ("HttpTokens", "maybe"), ("HttpPutResponseHopLimit", "0"), ("HttpPutResponseHopLimit", "65"), ("HttpPutResponseHopLimit", "-2"),
+        ("HttpEndpoint", "off"), ("InstanceMetadataTags", "yes"), ("HttpTokensEnforced", "true"),
+    ])
+    func defaultsRejectBadValues(name: String, value: String) {
+        let h = Harness()
+        expectError(h.action("ModifyInstanceMetadataDefaults", [(name, value)]), "InvalidParameterValue")
+        #expect(h.engine.accountDefaults == AccountDefaults())
+    }
+
+    @Test func tokensEnforcedBlocksReturnToOptional() {
+        let h = Harness()
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpTokens", "required")]), "ModifyInstanceMetadataOptions")
+        expectOK(h.action("ModifyInstanceMetadataDefaults", [("HttpTokensEnforced", "enabled")]), "ModifyInstanceMetadataDefaults")
+        expectError(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpTokens", "optional")]), "UnsupportedOperation")
+        #expect(h.engine.runtime(id)?.options.httpTokens == .required)
+        // Other changes still work.
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpPutResponseHopLimit", "3")]), "ModifyInstanceMetadataOptions")
+        expectOK(h.action("ModifyInstanceMetadataDefaults", [("HttpTokensEnforced", "disabled")]), "ModifyInstanceMetadataDefaults")
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpTokens", "optional")]), "ModifyInstanceMetadataOptions")
+    }
+
+    @Test func defaultsApplyAtTheNextLaunchOnly() throws {
+        let h = Harness()
+        expectOK(h.action("ModifyInstanceMetadataDefaults", [("HttpTokens", "required"), ("HttpPutResponseHopLimit", "3")]), "ModifyInstanceMetadataDefaults")
+        #expect(h.engine.runtime(id)?.options.httpTokens == .optional)
+        var next = IMDSConfig.embeddedDefault
+        next.instance.instanceID = "i-0fedcba9876543210"
+        try h.controlPlane.reload(next)
+        #expect(h.engine.runtime("i-0fedcba9876543210")?.options.httpTokens == .required)
+        #expect(h.engine.runtime("i-0fedcba9876543210")?.options.httpPutResponseHopLimit == 3)
+    }
+
+    @Test func enforcedDefaultsRefuseAnIMDSv1Launch() throws {
+        let h = Harness()
+        expectOK(h.action("ModifyInstanceMetadataDefaults", [("HttpTokensEnforced", "enabled")]), "ModifyInstanceMetadataDefaults")
+        var next = IMDSConfig.embeddedDefault
+        next.instance.instanceID = "i-0fedcba9876543210"
+        #expect(throws: EC2Error.self) { try h.controlPlane.reload(next) }
+        #expect(h.engine.instanceIDs == [id])
+        next.instance.amiIMDSSupport = "v2.0"
+        try h.controlPlane.reload(next)
+        #expect(h.engine.runtime("i-0fedcba9876543210")?.options.httpTokens == .required)
+    }
+
+    @Test func reloadKeepsControlPlaneChanges() throws {
+        let h = Harness()
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("HttpTokens", "required")]), "ModifyInstanceMetadataOptions")
+        expectOK(h.action("CreateTags", [("ResourceId.1", id), ("Tag.1.Key", "Team"), ("Tag.1.Value", "a")]), "CreateTags")
+        var same = IMDSConfig.embeddedDefault
+        same.instance.instanceType = "t3.large"
+        try h.controlPlane.reload(same)
+        #expect(h.engine.runtime(id)?.instance.instanceType == "t3.large")
+        #expect(h.engine.runtime(id)?.options.httpTokens == .required)
+        #expect(h.engine.runtime(id)?.tags.map(\.key) == ["Name", "Env", "Team"])
+    }
+
+    // MARK: Tags
+
+    @Test func tagsFollowLiveOnTheDataPlane() {
+        let h = Harness()
+        #expect(h.dataStatus("/latest/meta-data/tags/instance/Name") == 404)
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("InstanceMetadataTags", "enabled")]), "ModifyInstanceMetadataOptions")
+        #expect(h.dataBody("/latest/meta-data/tags/instance/Name") == "web-1")
+        let c = expectOK(h.action("CreateTags", [("ResourceId.1", id), ("Tag.1.Key", "Team"), ("Tag.1.Value", "payments"),
+                                                  ("Tag.2.Key", "Name"), ("Tag.2.Value", "web-2"), ("Tag.3.Key", "Empty")]), "CreateTags")
+        #expect(c?.childNames == ["requestId", "return"])
+        #expect(h.dataBody("/latest/meta-data/tags/instance/Team") == "payments")
+        #expect(h.dataBody("/latest/meta-data/tags/instance/Name") == "web-2")
+        #expect(h.dataBody("/latest/meta-data/tags/instance/Empty") == "")
+        #expect(h.dataBody("/latest/meta-data/tags/instance/") == "Empty\nEnv\nName\nTeam")
+
+        expectOK(h.action("DeleteTags", [("ResourceId.1", id), ("Tag.1.Key", "Team"), ("Tag.2.Key", "Name"), ("Tag.2.Value", "not-this")]), "DeleteTags")
+        #expect(h.dataStatus("/latest/meta-data/tags/instance/Team") == 404)
+        #expect(h.dataBody("/latest/meta-data/tags/instance/Name") == "web-2")
+        expectOK(h.action("DeleteTags", [("ResourceId.1", id)]), "DeleteTags")
+        #expect(h.dataBody("/latest/meta-data/tags/instance/") == "")
+        #expect(h.engine.runtime(id)?.tags.isEmpty == true)
+    }
+
+    @Test func describeTags() throws {
+        let h = Harness()
+        let x = try #require(expectOK(h.action("DescribeTags"), "DescribeTags"))
+        #expect(x.childNames == ["requestId", "tagSet"])
+        #expect(x.at("tagSet")?.children.map { $0.childNames } == [["resourceId", "resourceType", "key", "value"], ["resourceId", "resourceType", "key", "value"]])
+        #expect(x.at("tagSet")?.children.map { $0.value("key") } == ["Env", "Name"])
+        #expect(x.at("tagSet")?.children.first?.value("resourceType") == "instance")
+        let f = expectOK(h.action("DescribeTags", [("Filter.1.Name", "key"), ("Filter.1.Value.1", "Na*"), ("Filter.2.Name", "resource-id"), ("Filter.2.Value.1", id)]), "DescribeTags")
+        #expect(f?.at("tagSet")?.children.map { $0.value("value") } == ["web-1"])
+        expectError(h.action("DescribeTags", [("Filter.1.Name", "colour"), ("Filter.1.Value.1", "x")]), "InvalidParameterValue")
+        // Pagination.
+        expectOK(h.action("CreateTags", [("ResourceId.1", id)] + (1...6).flatMap { [("Tag.\($0).Key", "k\($0)"), ("Tag.\($0).Value", "v")] }), "CreateTags")
+        let p1 = try #require(expectOK(h.action("DescribeTags", [("MaxResults", "5")]), "DescribeTags"))
+        #expect(p1.at("tagSet")?.children.count == 5)
+        let token = try #require(p1.value("nextToken"))
+        let p2 = try #require(expectOK(h.action("DescribeTags", [("MaxResults", "5"), ("NextToken", token)]), "DescribeTags"))
+        #expect(p2.at("tagSet")?.children.count == 3)
+        #expect(p2.child("nextToken") == nil)
+        expectError(h.action("DescribeTags", [("NextToken", "abc")]), "InvalidPaginationToken")
+    }
+
+    @Test(arguments: [
+        ([("Tag.1.Key", "a")], "MissingParameter"),                                       // no ResourceId
+        ([("ResourceId.1", "i-0abc1234def567890")], "MissingParameter"),                  // no Tag
+        ([("ResourceId.1", "i-0abc1234def567890"), ("Tag.1.Value", "v")], "MissingParameter"),
+        ([("ResourceId.1", "i-0123456789abcdef1"), ("Tag.1.Key", "a")], "InvalidInstanceID.NotFound"),
+        ([("ResourceId.1", "i-xyz"), ("Tag.1.Key", "a")], "InvalidInstanceID.Malformed"),
+        ([("ResourceId.1", "ami-0123456789abcdef0"), ("Tag.1.Key", "a")], "InvalidID"),
+        ([("ResourceId.1", "i-0abc1234def567890"), ("Tag.1.Key", "aws:owner")], "InvalidParameterValue"),
+        ([("ResourceId.1", "i-0abc1234def567890"), ("Tag.1.Key", String(repeating: "k", count: 129))], "InvalidParameterValue"),
+        ([("ResourceId.1", "i-0abc1234def567890"), ("Tag.1.Key", "k"), ("Tag.1.Value", String(repeating: "v", count: 257))], "InvalidParameterValue"),
+    ] as [([(String, String)], String)])
+    func createTagsErrors(params: [(String, String)], code: String) {
+        let h = Harness()
+        expectError(h.action("CreateTags", params), code)
+        #expect(h.engine.runtime(id)?.tags.count == 2)
+    }
+
+    @Test func tagLimitAndMetadataSafeKeys() {
+        let h = Harness()
+        expectError(h.action("CreateTags", [("ResourceId.1", id)] + (1...49).flatMap { [("Tag.\($0).Key", "k\($0)")] }), "TagLimitExceeded")
+        // Spaces are fine while tags are not in metadata…
+        expectOK(h.action("CreateTags", [("ResourceId.1", id), ("Tag.1.Key", "cost center"), ("Tag.1.Value", "x")]), "CreateTags")
+        // …but then metadata tags cannot be enabled,
+        expectError(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("InstanceMetadataTags", "enabled")]), "InvalidParameterValue")
+        expectOK(h.action("DeleteTags", [("ResourceId.1", id), ("Tag.1.Key", "cost center")]), "DeleteTags")
+        expectOK(h.action("ModifyInstanceMetadataOptions", [("InstanceId", id), ("InstanceMetadataTags", "enabled")]), "ModifyInstanceMetadataOptions")
+        // …and while they are, such keys are refused.
+        expectError(h.action("CreateTags", [("ResourceId.1", id), ("Tag.1.Key", "a/b")]), "InvalidParameterValue")
+        expectError(h.action("CreateTags", [("ResourceId.1", id), ("Tag.1.Key", "_index")]), "InvalidParameterValue")
+    }
+
+    @Test func xmlEscaping() {
+        let h = Harness()
+        expectOK(h.action("CreateTags", [("ResourceId.1", id), ("Tag.1.Key", "note"), ("Tag.1.Value", "<a & 'b'>\"")]), "CreateTags")
+        let r = h.action("DescribeTags", [("Filter.1.Name", "key"), ("Filter.1.Value.1", "note")])
+        #expect(r.bodyText.contains("<value>&lt;a &amp; &apos;b&apos;&gt;&quot;</value>"))
+        #expect(XMLElementNode.parse(r.bodyText)?.value("tagSet/item/value") == "<a & 'b'>\"")
+    }
+
+    @Test func responseHeaders() {
+        let h = Harness()
+        let r = h.action("DescribeInstances")
+        #expect(r.headers.map(\.name) == ["x-amzn-RequestId", "Content-Type", "Content-Length", "Date", "Server", "Connection"])
+        #expect(r.header("Date") == "Fri, 02 Jan 2026 03:04:05 GMT")
+        #expect(r.bodyText.hasPrefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">\n    <requestId>"))
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import IMDSControlPlane
+import IMDSCore
+import Testing
+
+/// Requests signed by botocore's SigV4 signer (scripts/gen-sigv4-fixture.py).
+struct SignedFixture: Decodable {
+    var name: String
+    var method: String
+    var target: String
+    var headers: [[String]]
+    var body: String
+    var accessKeyId: String
+    var secretAccessKey: String
+    var date: String
+
+    static let all: [SignedFixture] = {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/sigv4-botocore.json")
+        guard let data = try? Data(contentsOf: url), let list = try? JSONDecoder().decode([SignedFixture].self, from: data) else { return [] }
+        return list
+    }()
+
+    var key: ControlPlaneAccessKey { ControlPlaneAccessKey(accessKeyID: accessKeyId, secretAccessKey: secretAccessKey) }
+    var signedAt: Date { SigV4.parseAmzDate(date)! }
+    var request: IMDSRequest {
+        IMDSRequest(method: method, target: target, headers: headers.map { ($0[0], $0[1]) }, body: Array(body.utf8))
+    }
+    var authorization: String { headers.first { $0[0] == "Authorization" }![1] }
+}
+
+@Suite("SigV4")
+struct SigV4Tests {
+    @Test func fixturesArePresent() {
+        #expect(SignedFixture.all.count == 3)
+    }
+
+    @Test(arguments: SignedFixture.all.map(\.name))
+    func botocoreSignaturesVerify(name: String) throws {
+        let f = try #require(SignedFixture.all.first { $0.name == name })
+        let result = SigV4.verify(f.request, keys: [ControlPlaneAccessKey(accessKeyID: "OTHER", secretAccessKey: "x"), f.key], now: f.signedAt)
+        #expect(try result.get() == f.key)
+        // Within the allowed skew either way.
+        #expect((try? SigV4.verify(f.request, keys: [f.key], now: f.signedAt.addingTimeInterval(899)).get()) != nil)
+        #expect((try? SigV4.verify(f.request, keys: [f.key], now: f.signedAt.addingTimeInterval(-899)).get()) != nil)
+    }
+
+    @Test(arguments: SignedFixture.all.map(\.name))
+    func signerMatchesBotocore(name: String) throws {
+        let f = try #require(SignedFixture.all.first { $0.name == name })
+        let unsigned = f.headers.filter { !["authorization", "x-amz-date", "content-length"].contains($0[0].lowercased()) }.map { ($0[0], $0[1]) }
+        let auth = SigV4.sign(method: f.method, target: f.target, headers: unsigned, body: Array(f.body.utf8),
+                              accessKeyID: f.accessKeyId, secretAccessKey: f.secretAccessKey,
+                              region: try #require(SigV4.Authorization(header: f.authorization)).region, date: f.signedAt)
+        #expect(auth.first { $0.name == "Authorization" }?.value == f.authorization)
+    }
+
+    /// The `get-vanilla` case of AWS's SigV4 test suite.
+    @Test func awsTestSuiteVanilla() {
+        let key = SigV4.signingKey(secret: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", date: "20150830", region: "us-east-1", service: "service")
+        let canonical = SigV4.canonicalRequest(
+            method: "GET", target: "/", headers: [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")],
+            signedHeaders: ["host", "x-amz-date"], payloadHash: SigV4.payloadHash([]))!
+        let sts = SigV4.stringToSign(amzDate: "20150830T123600Z", scope: "20150830/us-east-1/service/aws4_request", canonicalRequest: canonical)
+        #expect(SigV4.signature(signingKey: key, stringToSign: sts) == "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31")
+    }
+
+    static func mutated(_ f: SignedFixture, _ change: (inout IMDSRequest) -> Void) -> IMDSRequest {
+        var r = f.request
+        change(&r)
+        return r
+    }
+
+    @Test func refusals() throws {
+        let f = try #require(SignedFixture.all.first { $0.name == "modify" })
+        func code(_ r: IMDSRequest, keys: [ControlPlaneAccessKey]? = nil, now: Date? = nil) -> (String, Int)? {
+            if case .failure(let e) = SigV4.verify(r, keys: keys ?? [f.key], now: now ?? f.signedAt) { return (e.code, e.status) }
+            return nil
+        }
+        // Wrong secret.
+        #expect(code(f.request, keys: [ControlPlaneAccessKey(accessKeyID: f.accessKeyId, secretAccessKey: "wrong")])! == ("SignatureDoesNotMatch", 403))
+        // Unknown key.
+        #expect(code(f.request, keys: [ControlPlaneAccessKey(accessKeyID: "AKIDOTHER", secretAccessKey: f.secretAccessKey)])! == ("AuthFailure", 401))
+        // Stale or future date.
+        #expect(code(f.request, now: f.signedAt.addingTimeInterval(901))! == ("RequestExpired", 400))
+        #expect(code(f.request, now: f.signedAt.addingTimeInterval(-901))! == ("RequestExpired", 400))
+        // Tampered body, header, method, target.
+        #expect(code(Self.mutated(f) { $0.body = Array(f.body.replacingOccurrences(of: "required", with: "optional").utf8) })! == ("SignatureDoesNotMatch", 403))
+        #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Host" ? ("Host", "127.0.0.1:1340") : $0 } })! == ("SignatureDoesNotMatch", 403))
+        #expect(code(Self.mutated(f) { $0.method = "GET" })! == ("SignatureDoesNotMatch", 403))
+        #expect(code(Self.mutated(f) { $0.target = "/?x=1" })! == ("SignatureDoesNotMatch", 403))
+        // No Authorization, a malformed one, no date.
+        #expect(code(Self.mutated(f) { $0.headers.removeAll { $0.name == "Authorization" } })! == ("MissingAuthenticationToken", 403))
+        #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", "AWS4-HMAC-SHA256 Credential=x") : $0 } })! == ("IncompleteSignature", 400))
+        #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", "Basic dXNlcjpwYXNz") : $0 } })! == ("IncompleteSignature", 400))
+        #expect(code(Self.mutated(f) { $0.headers.removeAll { $0.name == "X-Amz-Date" } })! == ("IncompleteSignature", 400))
+        // Scoped to another service.
+        let s3 = f.authorization.replacingOccurrences(of: "/ec2/", with: "/s3/")
+        #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", s3) : $0 } })! == ("SignatureDoesNotMatch", 403))
+    }
+
+    @Test func controlPlaneEnforcesSignatures() throws {
+        let f = try #require(SignedFixture.all.first { $0.name == "modify" })
+        let h = Harness(accessKeys: [f.key])
+        h.clock.set(f.signedAt.addingTimeInterval(30))
+        let ok = h.controlPlane.handle(f.request)
+        expectOK(ok, "ModifyInstanceMetadataOptions")
+        #expect(h.engine.runtime(Harness.instanceID)?.options.httpTokens == .required)
+        // Unsigned requests, as on loopback without keys, are refused once keys are configured.
+        expectError(h.action("DescribeInstances"), "MissingAuthenticationToken", status: 403)
+        h.clock.advance(by: 3600)
+        expectError(h.controlPlane.handle(f.request), "RequestExpired")
+    }
+
+    @Test(arguments: [
+        ("20260102T030405Z", 1_767_323_045.0),
+        ("19700101T000000Z", 0.0),
+    ])
+    func amzDates(text: String, epoch: Double) {
+        #expect(SigV4.parseAmzDate(text) == Date(timeIntervalSince1970: epoch))
+        #expect(SigV4.amzDate(Date(timeIntervalSince1970: epoch)) == text)
+    }
+
+    @Test(arguments: ["2026-01-02T03:04:05Z", "20260102T030405", "20260102X030405Z", "2026010aT030405Z", ""])
+    func badAmzDates(text: String) {
+        #expect(SigV4.parseAmzDate(text) == nil)
+    }
+
+    @Test(arguments: [("a b", "a%20b"), ("a/b~c-d_e.f", "a%2Fb~c-d_e.f"), ("✓", "%E2%9C%93"), ("*", "%2A")])
+    func uriEncoding(raw: String, encoded: String) {
+        #expect(SigV4.uriEncode(raw) == encoded)
+    }
+}
