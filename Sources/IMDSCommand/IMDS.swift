@@ -6,8 +6,10 @@ struct IMDS: AsyncParsableCommand {
         commandName: "imds",
         abstract: "A faithful Amazon EC2 Instance Metadata Service (IMDSv1 + IMDSv2).",
         discussion: """
-            Run `imds serve` to serve the embedded default instance on 127.0.0.1:1338 (data plane) and
-            127.0.0.1:1339 (control plane).
+            `imds serve` serves the embedded default instance on 127.0.0.1:1338 (data plane) and
+            127.0.0.1:1339 (control plane: the EC2 API for `aws ec2 …`, and the admin API).
+            The other commands are clients: of the data plane (get, ls, dump, token, doctor), of
+            the control plane (options, events, faults), or of your source tree (scan).
             """,
         version: "0.1.0",
         subcommands: [
