@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-certificates", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         .target(
@@ -90,6 +92,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        /// Metrics, the access log, caller attribution (/proc) and the dashboard; transport-free.
+        .target(
+            name: "IMDSObservability",
+            dependencies: [
+                "IMDSCore",
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "IMDSTesting",
             dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity"],
@@ -115,6 +127,7 @@ let package = Package(
                 "IMDSClient",
                 "IMDSCredentials",
                 "IMDSScan",
+                "IMDSObservability",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -150,6 +163,11 @@ let package = Package(
             name: "IMDSScanTests",
             dependencies: ["IMDSScan"],
             exclude: ["Corpus"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "IMDSObservabilityTests",
+            dependencies: ["IMDSObservability", "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin"],
             swiftSettings: strict
         ),
     ]

@@ -14,7 +14,7 @@ struct IMDS: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             Serve.self, Get.self, Ls.self, Dump.self, TokenCommand.self, DoctorCommand.self, Scan.self, Options.self,
-            Events.self, Faults.self, Identity.self,
+            Events.self, Faults.self, Identity.self, AuditCommand.self,
         ]
     )
 }

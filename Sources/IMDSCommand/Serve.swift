@@ -7,6 +7,7 @@ import IMDSControlPlane
 import IMDSCore
 import IMDSCredentials
 import IMDSIdentity
+import IMDSObservability
 import IMDSServer
 import Logging
 
@@ -43,9 +44,21 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: "Interface for --link-local.")
     var linkLocalInterface: String = "lo"
 
+    @Option(name: .long, help: ArgumentHelp("Write a JSON line per data-plane request to FILE (appended), or to standard output with '-'.", valueName: "file|-"))
+    var accessLog: String?
+
+    @Flag(name: .long, help: "Do not map on-host callers to their processes through /proc.")
+    var noCallerAttribution = false
+
+    @Option(name: .long, help: ArgumentHelp("Longest wait, in milliseconds, of a response to an on-host caller for its process lookup (0: never wait; short-lived callers may then go unattributed).", valueName: "ms"))
+    var attributionHoldMs: Int = 100
+
     func validate() throws {
         for l in listen where ListenAddress(parsing: l) == nil {
             throw ValidationError("--listen '\(l)' is not HOST:PORT (for example 127.0.0.1:1338 or [::1]:1338).")
+        }
+        if !(0...5000).contains(attributionHoldMs) {
+            throw ValidationError("--attribution-hold-ms must be 0 to 5000.")
         }
         if let c = controlListen, ListenAddress(parsing: c) == nil {
             throw ValidationError("--control-listen '\(c)' is not HOST:PORT (for example 127.0.0.1:1339).")
@@ -165,14 +178,40 @@ struct Serve: AsyncParsableCommand {
             }
         }
         let admin = AdminAPI(engine: engine) { line in logger.notice("admin: \(line)") }
+        let accessLogWriter: AccessLogWriter?
+        do {
+            accessLogWriter = try accessLog.map { try AccessLogWriter(destination: $0) }
+        } catch {
+            linkLocalAddresses?.remove()
+            throw CLIError("\(error)")
+        }
+        let attributor = noCallerAttribution ? nil : CallerAttributor()
+        if let attributor, !attributor.isAvailable {
+            logger.warning("/proc/net/tcp is not readable: callers will not be attributed to processes")
+        }
+        let observability = Observability(
+            accessLog: accessLogWriter, attributor: attributor, holdLimit: .milliseconds(attributionHoldMs))
+        let observabilityAPI = ObservabilityAPI(observability: observability)
         let controlPlane = ControlPlaneRouter(
-            routes: [.init(prefix: AdminAPI.prefix, responder: admin)], fallback: ec2,
+            routes: ObservabilityAPI.paths.map { .init(prefix: $0, responder: observabilityAPI) }
+                + [.init(prefix: AdminAPI.prefix, responder: admin)],
+            fallback: ec2,
             // With access keys, every control-plane request (admin API too) must be signed.
             gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) })
+        let hooks = DataPlaneHooks(
+            accepted: { local, remote in observability.connectionAccepted(local: local, remote: remote) },
+            completed: { request, response, seconds, connection in
+                observability.requestCompleted(request, response, seconds: seconds, connection: connection as? PendingAttribution)
+            },
+            hold: { connection, resume in observability.holdResponse(connection as? PendingAttribution, resume: resume) })
         let service = IMDSService(
             engine: engine, controlPlane: controlPlane,
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
-            logger: logger)
+            logger: logger, hooks: hooks)
+        observability.metrics.setConnectionSource { [weak service] in
+            guard let open = service?.openConnections else { return [] }
+            return [("data", open.data), ("control", open.control)]
+        }
 
         // Signals: handled on a dispatch queue and delivered to the loop below.
         let (signals, continuation) = AsyncStream<Int32>.makeStream()
@@ -235,6 +274,7 @@ struct Serve: AsyncParsableCommand {
         }
         stsTask.cancel()
         await service.shutdown()
+        accessLogWriter?.flush()
         if let l = linkLocalAddresses, !l.added.isEmpty {
             l.remove()
             print("imds: removed \(l.added.joined(separator: ", ")) from \(l.interface)")

@@ -29,6 +29,9 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let maxBody: Int
     private let malformed: @Sendable (Int) -> IMDSResponse
     private let observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)?
+    private let hooks: DataPlaneHooks?
+    /// What ``DataPlaneHooks/accepted`` returned for this connection.
+    private var connectionContext: (any Sendable)?
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var bodyLength = 0
@@ -38,13 +41,23 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     init(
         responder: Responder, keepBody: Bool, maxBody: Int = 1 << 20,
         malformed: @escaping @Sendable (Int) -> IMDSResponse,
-        observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)? = nil
+        observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)? = nil,
+        hooks: DataPlaneHooks? = nil
     ) {
         self.responder = responder
         self.keepBody = keepBody
         self.maxBody = maxBody
         self.malformed = malformed
         self.observer = observer
+        self.hooks = hooks
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let hooks {
+            let peer = { (a: SocketAddress?) in a?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) } }
+            connectionContext = hooks.accepted(peer(context.channel.localAddress), peer(context.channel.remoteAddress))
+        }
+        context.fireChannelActive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -86,6 +99,22 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private func deliver(context: ChannelHandlerContext, request: IMDSRequest, response: IMDSResponse) {
         let elapsed = Double((NIODeadline.now() - started).nanoseconds) / 1e9
         observer?(request, response, elapsed)
+        hooks?.completed(request, response, elapsed, connectionContext)
+        if response.action == .respondAndClose, let hold = hooks?.hold {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let eventLoop = context.eventLoop
+            let held = hold(connectionContext) {
+                eventLoop.execute {
+                    let (handler, ctx) = loopBound.value
+                    handler.send(context: ctx, response: response)
+                }
+            }
+            if held { return }
+        }
+        send(context: context, response: response)
+    }
+
+    private func send(context: ChannelHandlerContext, response: IMDSResponse) {
         switch response.action {
         case .hang:
             return  // the idle timeout closes it eventually

@@ -43,11 +43,14 @@ public final class IMDSService: Sendable {
     }
     /// Called after every data-plane request (access log, metrics).
     private let observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)?
+    /// Accept-time and per-request hooks (caller attribution, access log, metrics).
+    private let hooks: DataPlaneHooks?
 
     public init(
         engine: IMDSEngine, controlPlane: (any AsyncResponder)?, configuration: Configuration,
         logger: Logger = Logger(label: "imds.server"), group: (any EventLoopGroup)? = nil,
-        observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)? = nil
+        observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)? = nil,
+        hooks: DataPlaneHooks? = nil
     ) {
         self.engine = engine
         self.controlPlane = controlPlane
@@ -56,6 +59,7 @@ public final class IMDSService: Sendable {
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.ownsGroup = group == nil
         self.observer = observer
+        self.hooks = hooks
     }
 
     /// Binds every listener. Throws (with everything already bound closed again) if one fails.
@@ -127,11 +131,12 @@ public final class IMDSService: Sendable {
     func startDataListener(_ address: ListenAddress) async throws -> HTTPListener {
         let engine = self.engine
         let observer = self.observer
+        let hooks = self.hooks
         let limits = configuration.limits
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(
                 responder: .sync { engine.respond(to: $0) }, keepBody: false, maxBody: limits.maxBodyBytes,
-                malformed: { engine.malformedRequestResponse(status: $0) }, observer: observer)
+                malformed: { engine.malformedRequestResponse(status: $0) }, observer: observer, hooks: hooks)
         }
     }
 
@@ -155,6 +160,13 @@ public final class IMDSService: Sendable {
     public var dataAddresses: [ListenAddress] {
         listeners.withLock { $0.data.map(\.boundAddress) } + gated.withLock { $0.compactMap { $0.listener?.boundAddress } }
     }
+    /// Connections open right now on the data-plane and control-plane listeners.
+    public var openConnections: (data: Int, control: Int) {
+        let (data, control) = listeners.withLock { ($0.data, $0.control) }
+        let gatedOpen = gated.withLock { $0.compactMap(\.listener) }.reduce(0) { $0 + $1.openConnections }
+        return (data.reduce(0) { $0 + $1.openConnections } + gatedOpen, control.reduce(0) { $0 + $1.openConnections })
+    }
+
     /// The addresses the control plane is bound to (real ports).
     public var controlAddresses: [ListenAddress] { listeners.withLock { $0.control.map(\.boundAddress) } }
 

@@ -1,0 +1,200 @@
+import Dispatch
+import Foundation
+import IMDSCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One access-log line (JSON), one per data-plane request. Never holds a header value, a body, a
+/// token or a credential: the path loses its query string, and the caller's command line is redacted.
+public struct AccessLogEntry: Codable, Sendable, Equatable {
+    /// When the response was handed to the socket (ISO 8601, UTC, milliseconds).
+    public var time: String
+    public var instanceID: String?
+    /// The client's address and port (`127.0.0.1:40312`, `[::1]:40312`).
+    public var client: String?
+    public var method: String
+    /// The path without its query string, at most 1024 characters.
+    public var path: String
+    /// `v1`, `v2`, or absent (token PUTs and requests refused before the version mattered).
+    public var version: String?
+    /// The HTTP status; 0 when a fault hung or reset the connection (see ``action``).
+    public var status: Int
+    /// `hang` or `reset` when a fault kept the response from being sent.
+    public var action: String?
+    public var latencyMilliseconds: Double
+    /// The engine's request category (`token`, `meta-data`, `user-data`, `dynamic`, …).
+    public var category: String
+    /// Why a token was refused (`missing`, `malformed`, `bad_signature`, `expired`).
+    public var tokenRejection: String?
+    public var tokenIssued: Bool?
+    /// The fault applied, if any (type and id).
+    public var fault: String?
+    /// `process`, `unattributed`, `remote` or `skipped`.
+    public var attribution: String?
+    /// Why an on-host caller could not be attributed.
+    public var attributionNote: String?
+    /// The process that made the request, when attribution found it.
+    public var caller: CallerProcess?
+
+    enum CodingKeys: String, CodingKey {
+        case time, instanceID = "instance-id", client, method, path, version, status, action
+        case latencyMilliseconds = "latency-ms", category, tokenRejection = "token-rejection", tokenIssued = "token-issued"
+        case fault, attribution, attributionNote = "attribution-note", caller
+    }
+
+    public init(
+        time: String, instanceID: String?, client: String?, method: String, path: String, version: String?, status: Int,
+        action: String? = nil, latencyMilliseconds: Double, category: String, tokenRejection: String? = nil,
+        tokenIssued: Bool? = nil, fault: String? = nil, attribution: String? = nil, attributionNote: String? = nil,
+        caller: CallerProcess? = nil
+    ) {
+        self.time = time
+        self.instanceID = instanceID
+        self.client = client
+        self.method = method
+        self.path = path
+        self.version = version
+        self.status = status
+        self.action = action
+        self.latencyMilliseconds = latencyMilliseconds
+        self.category = category
+        self.tokenRejection = tokenRejection
+        self.tokenIssued = tokenIssued
+        self.fault = fault
+        self.attribution = attribution
+        self.attributionNote = attributionNote
+        self.caller = caller
+    }
+
+    /// The entry for one request (without attribution; see ``attributed(_:)``).
+    public init(request: IMDSRequest, response: IMDSResponse, seconds: Double, at time: Date) {
+        let o = response.outcome
+        let tokens = request.headerValues(IMDSHeader.token)
+        var path = String(request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        path = Redaction.redact(String(path.prefix(1024)), known: tokens)
+        let action: String? =
+            switch response.action {
+            case .hang: "hang"
+            case .reset: "reset"
+            case .respondAndClose: nil
+            }
+        self.init(
+            time: Timestamp.iso8601Milliseconds(time), instanceID: o.instanceID, client: request.peer?.description,
+            method: String(request.method.prefix(16)), path: path, version: o.version?.rawValue,
+            status: response.action == .respondAndClose ? response.status : 0, action: action,
+            latencyMilliseconds: (seconds * 1e6).rounded() / 1e3, category: o.category, tokenRejection: o.tokenRejection,
+            tokenIssued: o.tokenIssued ? true : nil, fault: o.fault)
+    }
+
+    /// This entry with the attribution result; `known` are secrets to strip from the command line
+    /// (the token the request carried).
+    public func attributed(_ a: Attribution, known: [String] = []) -> AccessLogEntry {
+        var e = self
+        e.attribution = a.label
+        switch a {
+        case .process(var p):
+            if !known.isEmpty { p.commandLine = Redaction.redact(arguments: p.commandLine, known: known) }
+            e.caller = p
+        case .unattributed(let why), .skipped(let why):
+            e.attributionNote = why
+        case .remote:
+            break
+        }
+        return e
+    }
+
+    /// The client's IP address without the port.
+    public var clientIP: String? {
+        guard var c = client else { return nil }
+        if c.hasPrefix("[") , let close = c.firstIndex(of: "]") { return String(c[c.index(after: c.startIndex)..<close]) }
+        if let colon = c.lastIndex(of: ":") { c = String(c[..<colon]) }
+        return c
+    }
+
+    /// One JSON line (no trailing newline), keys sorted.
+    public func jsonLine() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? String(decoding: encoder.encode(self), as: UTF8.self)) ?? "{}"
+    }
+}
+
+/// Writes access-log lines to a file (appending) or to standard output, one `write(2)` per line,
+/// on a private queue so the data plane never waits for the disk. At most `maxBacklog` lines wait;
+/// more are dropped and counted.
+public final class AccessLogWriter: Sendable {
+    private let fd: Int32
+    private let ownsFD: Bool
+    private let queue = DispatchQueue(label: "imds.access-log")
+    private let backlog = Atomic<Int>(0)
+    private let droppedCount = Atomic<Int>(0)
+    let maxBacklog: Int
+
+    public struct OpenError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// - Parameter destination: a file path, or `-` for standard output.
+    public init(destination: String, maxBacklog: Int = 10_000) throws {
+        self.maxBacklog = maxBacklog
+        if destination == "-" {
+            fd = STDOUT_FILENO
+            ownsFD = false
+        } else {
+            let f = open(destination, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+            guard f >= 0 else {
+                throw OpenError(description: "cannot open access log \(destination): \(String(cString: strerror(errno)))")
+            }
+            fd = f
+            ownsFD = true
+        }
+    }
+
+    deinit { if ownsFD { close(fd) } }
+
+    /// Lines dropped because the writer fell behind.
+    public var dropped: Int { droppedCount.load(ordering: .relaxed) }
+
+    /// Queues one entry.
+    public func write(_ entry: AccessLogEntry) {
+        guard backlog.wrappingAdd(1, ordering: .relaxed).newValue <= maxBacklog else {
+            backlog.wrappingSubtract(1, ordering: .relaxed)
+            droppedCount.wrappingAdd(1, ordering: .relaxed)
+            return
+        }
+        queue.async {
+            let bytes = Array((entry.jsonLine() + "\n").utf8)
+            var off = 0
+            while off < bytes.count {
+                let n = bytes[off...].withUnsafeBytes { Glibc.write(self.fd, $0.baseAddress, $0.count) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                off += n
+            }
+            self.backlog.wrappingSubtract(1, ordering: .relaxed)
+        }
+    }
+
+    /// Waits until every queued line is written (tests, shutdown).
+    public func flush() { queue.sync {} }
+}
+
+/// Time stamps for the log and the caller table.
+public enum Timestamp {
+    /// `2024-05-01T12:34:56.789Z`.
+    public static func iso8601Milliseconds(_ date: Date) -> String {
+        let t = date.timeIntervalSince1970
+        var secs = time_t(t.rounded(.down))
+        let ms = Int(((t - t.rounded(.down)) * 1000).rounded(.down))
+        var tm = tm()
+        gmtime_r(&secs, &tm)
+        func pad(_ v: Int32, _ n: Int) -> String {
+            let s = String(v)
+            return String(repeating: "0", count: max(0, n - s.count)) + s
+        }
+        return "\(pad(tm.tm_year + 1900, 4))-\(pad(tm.tm_mon + 1, 2))-\(pad(tm.tm_mday, 2))T\(pad(tm.tm_hour, 2)):\(pad(tm.tm_min, 2)):\(pad(tm.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
+    }
+}

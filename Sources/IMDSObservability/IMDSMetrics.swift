@@ -1,0 +1,232 @@
+import CoreMetrics
+import IMDSCore
+import Prometheus
+import Synchronization
+
+/// The service's metrics, recorded through swift-metrics into a Prometheus registry this object
+/// owns (nothing is bootstrapped globally, so several servers and tests can run in one process).
+///
+/// Names, labels and their CloudWatch counterparts are listed in `docs/observability.md`. Every label
+/// takes values from a bounded set, so a misbehaving client cannot grow the registry.
+public final class IMDSMetrics: Sendable {
+    /// The registry `/metrics` renders.
+    public let registry: PrometheusCollectorRegistry
+    /// A swift-metrics factory over ``registry``: other code can record its own metrics through it.
+    public let factory: PrometheusMetricsFactory
+    private let instances = BoundedLabel(capacity: 64)
+    private let stsCodes = BoundedLabel(capacity: 16)
+    private let credentialState = Mutex<[String: ServedCredentials]>([:])
+    private let connectionSource = Mutex<(@Sendable () -> [(plane: String, open: Int)])?>(nil)
+
+    struct ServedCredentials {
+        var lastUpdated: String
+        var code: String
+    }
+
+    /// Latency buckets, in seconds: the data plane answers in well under a millisecond unless a
+    /// fault adds latency.
+    public static let latencyBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .microseconds(2500),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5), .seconds(10),
+    ]
+
+    /// One line of help per metric family (the swift-metrics API has no help text; it is added to
+    /// the exposition).
+    public static let help: [String: String] = [
+        "imds_metadata_no_token_total": "IMDSv1 requests answered successfully (CloudWatch MetadataNoToken).",
+        "imds_metadata_no_token_rejected_total": "IMDSv1 requests refused with 401 because HttpTokens is required (CloudWatch MetadataNoTokenRejected).",
+        "imds_requests_total": "Data-plane requests by instance, version (v1, v2, none), status and category.",
+        "imds_request_duration_seconds": "Time from the request head to the response being handed to the socket.",
+        "imds_tokens_issued_total": "IMDSv2 session tokens issued (successful PUT /latest/api/token).",
+        "imds_tokens_rejected_total": "Requests refused for their token, by reason (missing, malformed, bad_signature, expired).",
+        "imds_active_connections": "Connections open right now, by plane (data, control).",
+        "imds_credential_rotations_total": "Role credentials rotated (the served LastUpdated changed).",
+        "imds_sts_failures_total": "Role credentials turning into an error document (EC2 could not get credentials from STS), by code.",
+        "imds_caller_attributions_total": "Data-plane connections by attribution result (process, unattributed, remote, skipped).",
+    ]
+
+    /// - Parameter registry: the registry to record into (a fresh one by default).
+    public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
+        self.registry = registry
+        var factory = PrometheusMetricsFactory(registry: registry)
+        factory.durationHistogramBuckets["imds_request_duration_seconds"] = Self.latencyBuckets
+        self.factory = factory
+    }
+
+    /// Supplies the open-connection counts, read each time the metrics are rendered.
+    public func setConnectionSource(_ source: @escaping @Sendable () -> [(plane: String, open: Int)]) {
+        connectionSource.withLock { $0 = source }
+    }
+
+    // MARK: - Recording
+
+    /// Records one data-plane request from the engine's outcome.
+    public func record(request: IMDSRequest, response: IMDSResponse, seconds: Double) {
+        let o = response.outcome
+        let instance = instances.value(o.instanceID ?? "none")
+        let version = o.version?.rawValue ?? "none"
+        let status = Self.statusLabel(response)
+        let category = Self.categoryLabel(o.category)
+        counter("imds_requests_total", [("instance_id", instance), ("version", version), ("status", status), ("category", category)])
+        if o.version == .v1 {
+            if response.status == 401 && o.tokenRejection == "missing" {
+                counter("imds_metadata_no_token_rejected_total", [("instance_id", instance)])
+            } else if (200..<400).contains(response.status) && response.action == .respondAndClose {
+                counter("imds_metadata_no_token_total", [("instance_id", instance)])
+            }
+        }
+        if o.tokenIssued { counter("imds_tokens_issued_total", [("instance_id", instance)]) }
+        if let why = o.tokenRejection {
+            counter("imds_tokens_rejected_total", [("instance_id", instance), ("reason", Self.rejectionLabel(why))])
+        }
+        CoreMetrics.Timer(label: "imds_request_duration_seconds", dimensions: [("version", version), ("category", category)], factory: factory)
+            .recordNanoseconds(Int64(max(0, seconds) * 1e9))
+        if response.status == 200, let role = Self.credentialsRole(request.target) {
+            observeCredentials(instanceID: o.instanceID ?? "none", role: role, document: response.body)
+        }
+    }
+
+    /// Counts a credential rotation (the hook for the credentials code; ``record(request:response:seconds:)``
+    /// also detects rotations from the documents it sees served).
+    public func recordCredentialRotation(instanceID: String) {
+        counter("imds_credential_rotations_total", [("instance_id", instances.value(instanceID))])
+    }
+
+    /// Counts a failure to obtain credentials from STS, by error code (the hook for the credentials code).
+    public func recordSTSFailure(instanceID: String, code: String) {
+        counter("imds_sts_failures_total", [("instance_id", instances.value(instanceID)), ("code", stsCodes.value(Self.sanitize(code)))])
+    }
+
+    /// Counts how a data-plane connection was attributed (`process`, `unattributed`, `remote`, `skipped`).
+    public func recordAttribution(_ result: String) {
+        counter("imds_caller_attributions_total", [("result", result)])
+    }
+
+    /// Detects rotations and STS failures from a served credentials document: a new `LastUpdated`
+    /// with `Code: Success` is a rotation; a switch to another `Code` is an STS failure. Only those
+    /// two fields are read; nothing of the document is kept.
+    func observeCredentials(instanceID: String, role: String, document: [UInt8]) {
+        guard let code = Self.jsonStringField("Code", in: document), let updated = Self.jsonStringField("LastUpdated", in: document)
+        else { return }
+        let key = instanceID + "\u{0}" + role
+        let (rotated, failed) = credentialState.withLock { state -> (Bool, Bool) in
+            let previous = state[key]
+            if previous == nil && state.count >= 256 { state.removeAll() }
+            state[key] = ServedCredentials(lastUpdated: updated, code: code)
+            guard let previous else { return (false, code != "Success") }
+            let rotated = code == "Success" && previous.code == "Success" && previous.lastUpdated != updated
+            let failed = code != "Success" && previous.code == "Success"
+            return (rotated, failed)
+        }
+        if rotated { recordCredentialRotation(instanceID: instanceID) }
+        if failed { recordSTSFailure(instanceID: instanceID, code: code) }
+    }
+
+    private func counter(_ name: String, _ dimensions: [(String, String)]) {
+        CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory).increment()
+    }
+
+    // MARK: - Rendering
+
+    /// The Prometheus text exposition (version 0.0.4), with `# HELP` lines.
+    public func exposition() -> String {
+        if let source = connectionSource.withLock({ $0 }) {
+            for (plane, open) in source() {
+                CoreMetrics.Gauge(label: "imds_active_connections", dimensions: [("plane", plane)], factory: factory).record(open)
+            }
+        }
+        let raw = registry.emitToString()
+        var out = ""
+        out.reserveCapacity(raw.utf8.count + 2048)
+        for line in raw.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE ") {
+                let name = line.dropFirst(7).split(separator: " ").first.map(String.init) ?? ""
+                if let help = Self.help[name] { out += "# HELP \(name) \(help)\n" }
+            }
+            out += line
+            out += "\n"
+        }
+        while out.hasSuffix("\n\n") { out.removeLast() }
+        return out
+    }
+
+    // MARK: - Bounded labels
+
+    static let knownStatuses: Set<Int> = [200, 301, 304, 400, 401, 403, 404, 405, 413, 429, 431, 500, 503]
+
+    static func statusLabel(_ response: IMDSResponse) -> String {
+        switch response.action {
+        case .hang: return "hang"
+        case .reset: return "reset"
+        case .respondAndClose: return knownStatuses.contains(response.status) ? String(response.status) : "other"
+        }
+    }
+
+    static let knownCategories: Set<String> = ["token", "meta-data", "user-data", "dynamic", "versions", "version-root", "other"]
+
+    static func categoryLabel(_ category: String) -> String { knownCategories.contains(category) ? category : "other" }
+
+    static func rejectionLabel(_ reason: String) -> String {
+        ["missing", "malformed", "bad_signature", "expired"].contains(reason) ? reason : "other"
+    }
+
+    /// The role name when `target` is a role's credentials document
+    /// (`/<version>/meta-data/iam/security-credentials/<role>`).
+    static func credentialsRole(_ target: String) -> String? {
+        let path = target.split(separator: "?", maxSplits: 1).first ?? ""
+        let parts = path.split(separator: "/")
+        guard parts.count == 5, parts[1] == "meta-data", parts[2] == "iam", parts[3] == "security-credentials" else { return nil }
+        return String(parts[4])
+    }
+
+    /// Keeps a label value printable and short.
+    static func sanitize(_ s: String) -> String {
+        let kept = s.unicodeScalars.filter { $0.isASCII && ($0.properties.isAlphabetic || $0.properties.numericType != nil || ".-_".unicodeScalars.contains($0)) }
+        return String(String.UnicodeScalarView(kept.prefix(64)))
+    }
+
+    /// The string value of a top-level `"name" : "value"` field in a small JSON document, without
+    /// decoding the rest (the credentials document also holds secrets, which are never copied).
+    static func jsonStringField(_ name: String, in document: [UInt8]) -> String? {
+        let key = Array("\"\(name)\"".utf8)
+        guard document.count >= key.count, let start = firstIndex(of: key, in: document) else { return nil }
+        var i = start + key.count
+        while i < document.count, document[i] == 32 || document[i] == 9 || document[i] == 10 || document[i] == 13 { i += 1 }
+        guard i < document.count, document[i] == UInt8(ascii: ":") else { return nil }
+        i += 1
+        while i < document.count, document[i] == 32 || document[i] == 9 { i += 1 }
+        guard i < document.count, document[i] == UInt8(ascii: "\"") else { return nil }
+        i += 1
+        var end = i
+        while end < document.count, document[end] != UInt8(ascii: "\""), end - i < 128 { end += 1 }
+        guard end < document.count, document[end] == UInt8(ascii: "\"") else { return nil }
+        return String(decoding: document[i..<end], as: UTF8.self)
+    }
+
+    private static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard needle.count <= haystack.count else { return nil }
+        outer: for i in 0...(haystack.count - needle.count) {
+            for j in 0..<needle.count where haystack[i + j] != needle[j] { continue outer }
+            return i
+        }
+        return nil
+    }
+}
+
+/// A label whose values are capped: the first `capacity` distinct values are kept, later ones
+/// become `other`.
+final class BoundedLabel: Sendable {
+    private let seen = Mutex<Set<String>>([])
+    let capacity: Int
+    init(capacity: Int) { self.capacity = capacity }
+
+    func value(_ v: String) -> String {
+        seen.withLock { s in
+            if s.contains(v) { return v }
+            guard s.count < capacity else { return "other" }
+            s.insert(v)
+            return v
+        }
+    }
+}

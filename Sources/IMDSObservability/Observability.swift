@@ -1,0 +1,164 @@
+import Dispatch
+import Foundation
+import IMDSCore
+import Synchronization
+
+/// Everything the data plane reports to: metrics, the access log, caller attribution, the caller
+/// table and the traffic window. Transport-free: the server calls ``connectionAccepted(local:remote:)``
+/// when it accepts a connection and ``requestCompleted(_:_:seconds:connection:)`` after each response.
+public final class Observability: Sendable {
+    public let metrics: IMDSMetrics
+    public let callers: CallerTable
+    public let traffic: TrafficWindow
+    public let accessLog: AccessLogWriter?
+    public let attributor: CallerAttributor?
+    /// Longest time a response to an on-host caller waits for its attribution (zero: never wait).
+    public let holdLimit: Duration
+    let now: @Sendable () -> Date
+
+    /// - Parameters:
+    ///   - metrics: where counts go (inject your own registry in tests).
+    ///   - accessLog: nil for no access log.
+    ///   - attributor: nil to skip `/proc` attribution (e.g. where `/proc` is not available).
+    ///   - holdLimit: see ``holdResponse(_:resume:)``.
+    public init(
+        metrics: IMDSMetrics = IMDSMetrics(), accessLog: AccessLogWriter? = nil, attributor: CallerAttributor? = nil,
+        holdLimit: Duration = .milliseconds(100),
+        callers: CallerTable = CallerTable(), traffic: TrafficWindow = TrafficWindow(),
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) {
+        self.metrics = metrics
+        self.accessLog = accessLog
+        self.attributor = attributor
+        self.holdLimit = holdLimit
+        self.callers = callers
+        self.traffic = traffic
+        self.now = now
+    }
+
+    /// Called when a data-plane connection is accepted, before its request arrives: starts
+    /// attributing it (off the caller's thread) while the client process certainly still exists.
+    public func connectionAccepted(local: PeerAddress?, remote: PeerAddress?) -> PendingAttribution {
+        let pending: PendingAttribution
+        if let attributor, let local, let remote {
+            pending = attributor.begin(local: local, remote: remote)
+        } else {
+            pending = PendingAttribution(.skipped(attributor == nil ? "attribution disabled" : "addresses unknown"))
+        }
+        let metrics = self.metrics
+        pending.whenResolved { metrics.recordAttribution($0.label) }
+        return pending
+    }
+
+    /// Whether to hold a response until its connection's attribution is known, and then `resume`.
+    ///
+    /// A client on this host that gets its answer in well under a millisecond (curl) has often
+    /// exited before `/proc` can be scanned. So a response to an on-host caller whose attribution
+    /// is still running waits for it, at most ``holdLimit`` (the event loop does not wait; the
+    /// response is written later). Remote peers, finished lookups and skipped lookups never wait.
+    public func holdResponse(_ connection: PendingAttribution?, resume: @escaping @Sendable () -> Void) -> Bool {
+        guard holdLimit > .zero, let connection, connection.result == nil else { return false }
+        let once = Atomic<Bool>(false)
+        let fire: @Sendable () -> Void = {
+            if once.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged { resume() }
+        }
+        connection.whenResolved { _ in fire() }
+        let nanos = holdLimit.components.seconds * 1_000_000_000 + holdLimit.components.attoseconds / 1_000_000_000
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanos))) { fire() }
+        return true
+    }
+
+    /// Called after each data-plane response: counts it now, and logs it (and adds it to the caller
+    /// table) once its connection's attribution is known.
+    public func requestCompleted(_ request: IMDSRequest, _ response: IMDSResponse, seconds: Double, connection: PendingAttribution?) {
+        metrics.record(request: request, response: response, seconds: seconds)
+        let at = now()
+        let entry = AccessLogEntry(request: request, response: response, seconds: seconds, at: at)
+        traffic.record(CallerTable.classify(entry), at: at)
+        let known = request.headerValues(IMDSHeader.token)
+        let finish: @Sendable (Attribution) -> Void = { [callers, accessLog] a in
+            let e = entry.attributed(a, known: known)
+            callers.record(e)
+            accessLog?.write(e)
+        }
+        if let connection {
+            connection.whenResolved(finish)
+        } else {
+            finish(.skipped("no connection information"))
+        }
+    }
+}
+
+/// The observability endpoints on the control plane: `GET /metrics`, `GET /dashboard`,
+/// `GET /admin/v1/callers` (`DELETE` resets the table) and `GET /admin/v1/traffic`.
+public struct ObservabilityAPI: AsyncResponder {
+    public static let metricsPath = "/metrics"
+    public static let dashboardPath = "/dashboard"
+    public static let callersPath = "/admin/v1/callers"
+    public static let trafficPath = "/admin/v1/traffic"
+    /// Paths this responder answers (route them before the admin API's prefix).
+    public static let paths = [metricsPath, dashboardPath, callersPath, trafficPath]
+
+    let observability: Observability
+
+    public init(observability: Observability) { self.observability = observability }
+
+    public func respond(to request: IMDSRequest) async -> IMDSResponse {
+        var path = String(request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
+        let method = request.method
+        switch (method, path) {
+        case ("GET", Self.metricsPath), ("HEAD", Self.metricsPath):
+            return Self.response(200, "text/plain; version=0.0.4; charset=utf-8", Array(observability.metrics.exposition().utf8), head: method == "HEAD")
+        case ("GET", Self.dashboardPath), ("HEAD", Self.dashboardPath):
+            return Self.response(200, "text/html; charset=utf-8", Array(Dashboard.html.utf8), head: method == "HEAD")
+        case ("GET", Self.callersPath):
+            return Self.json(200, observability.callers.document())
+        case ("DELETE", Self.callersPath):
+            observability.callers.reset()
+            return Self.json(200, ["reset": true])
+        case ("GET", Self.trafficPath):
+            let now = observability.now()
+            return Self.json(200, TrafficDocument(seconds: TrafficWindow.seconds, series: observability.traffic.series(now: now),
+                                                  now: Timestamp.iso8601Milliseconds(now)))
+        default:
+            let allowed = path == Self.callersPath ? "GET, DELETE" : "GET, HEAD"
+            if Self.paths.contains(path) {
+                var r = Self.json(405, ErrorDocument(error: .init(code: "MethodNotAllowed", message: "\(method) \(path) is not supported (allowed: \(allowed))")))
+                r.headers.insert(("Allow", allowed), at: 0)
+                return r
+            }
+            return Self.json(404, ErrorDocument(error: .init(code: "NotFound", message: "no resource \(path)")))
+        }
+    }
+
+    struct TrafficDocument: Encodable {
+        var seconds: Int
+        var series: [TrafficWindow.Bucket]
+        var now: String
+    }
+
+    struct ErrorDocument: Encodable {
+        struct Detail: Encodable {
+            var code: String
+            var message: String
+        }
+        var error: Detail
+    }
+
+    static func json(_ status: Int, _ value: some Encodable) -> IMDSResponse {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
+        return response(status, "application/json", Array(data) + [10])
+    }
+
+    static func response(_ status: Int, _ contentType: String, _ body: [UInt8], head: Bool = false) -> IMDSResponse {
+        let reasons = [200: "OK", 404: "Not Found", 405: "Method Not Allowed"]
+        return IMDSResponse(
+            status: status, reason: reasons[status] ?? "Error",
+            headers: [("Content-Type", contentType), ("Content-Length", String(body.count)), ("Cache-Control", "no-store"),
+                      ("Date", TimeFormat.http(Date())), ("Connection", "close")],
+            body: body, omitBody: head)
+    }
+}

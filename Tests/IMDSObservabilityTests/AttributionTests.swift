@@ -1,0 +1,156 @@
+import Foundation
+import IMDSCore
+import IMDSServer
+import IMDSTesting
+import Synchronization
+import Testing
+
+@testable import IMDSObservability
+
+@Suite("Caller attribution (/proc)")
+struct AttributionTests {
+    @Test("/proc/net/tcp and tcp6 lines are parsed into 16-byte addresses, IPv4 as v4-mapped")
+    func parseProcNet() throws {
+        let v4 = """
+              sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+               0: 0100007F:0539 0100007F:A2C4 01 00000000:00000000 00:00000000 00000000  1000        0 12345 1 0000000000000000 20 4 30 10 -1
+            """
+        let e = try #require(ProcNetTCP.parse(v4).first)
+        #expect(e.local == IPBytes.parse("127.0.0.1"))
+        #expect(e.localPort == 1337)
+        #expect(e.remotePort == 0xA2C4)
+        #expect(e.uid == 1000)
+        #expect(e.inode == 12345)
+        let v6 = """
+              sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+               0: 00000000000000000000000001000000:0539 0000000000000000FFFF00000100007F:1F90 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 30 10 -1
+            """
+        let f = try #require(ProcNetTCP.parse(v6).first)
+        #expect(f.local == IPBytes.parse("::1"))
+        #expect(f.remote == IPBytes.parse("127.0.0.1"))
+        #expect(f.remote == IPBytes.parse("::ffff:127.0.0.1"))
+        #expect(f.inode == 777)
+        #expect(IPBytes.isLoopback(IPBytes.parse("127.3.4.5")!))
+        #expect(IPBytes.isLoopback(IPBytes.parse("::1")!))
+        #expect(!IPBytes.isLoopback(IPBytes.parse("10.0.0.1")!))
+    }
+
+    @Test("container ids are found in cgroup paths", arguments: [
+        ("0::/system.slice/docker-\(String(repeating: "ab12", count: 16)).scope", String(repeating: "ab12", count: 16)),
+        ("12:memory:/docker/\(String(repeating: "0f", count: 32))", String(repeating: "0f", count: 32)),
+        ("0::/kubepods.slice/kubepods-pod1.slice/cri-containerd-\(String(repeating: "9", count: 64)).scope", String(repeating: "9", count: 64)),
+        ("0::/user.slice/user-1000.slice/session-3.scope", nil),
+        ("4:memory:/process_api/7d9d11a72b509fd97648776a99c1938a", nil),
+    ] as [(String, String?)])
+    func containerIDs(_ cgroup: String, _ expected: String?) {
+        #expect(CallerAttributor.containerID(cgroupFile: cgroup) == expected)
+    }
+
+    @Test("peers on other hosts are not looked up")
+    func remote() {
+        let a = CallerAttributor()
+        #expect(a.lookup(local: PeerAddress(ip: "127.0.0.1", port: 80), remote: PeerAddress(ip: "192.0.2.77", port: 4000)) == .remote)
+    }
+
+    /// A live server with observability hooks; curl (a child process) is attributed by pid and command line.
+    @Test("a curl child process is attributed by pid and command line", arguments: ["127.0.0.1", "::1"])
+    func curlIsAttributed(host: String) async throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/curl") else {
+            Issue.record("/usr/bin/curl is needed for this test")
+            return
+        }
+        let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
+        let observability = Observability(attributor: CallerAttributor())
+        let hooks = DataPlaneHooks(
+            accepted: { observability.connectionAccepted(local: $0, remote: $1) },
+            completed: { observability.requestCompleted($0, $1, seconds: $2, connection: $3 as? PendingAttribution) })
+        let service = IMDSService(
+            engine: imds.engine, controlPlane: nil,
+            configuration: .init(dataListen: [ListenAddress(host: host, port: 0)]), hooks: hooks)
+        try await service.start()
+        defer { Task { await service.shutdown() } }
+        guard let address = service.dataAddresses.first else {
+            Issue.record("could not listen on \(host)")
+            return
+        }
+        let url = "\(address.url)/latest/meta-data/instance-id"
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "-o", "/dev/null", "--max-time", "10", url]
+        try curl.run()
+        let pid = curl.processIdentifier
+        curl.waitUntilExit()
+        #expect(curl.terminationStatus == 0)
+
+        // The table fills once the attribution started at accept time has finished (bounded wait).
+        var found: CallerSummary?
+        for _ in 0..<200 {
+            found = observability.callers.snapshot().first { $0.v1 > 0 }
+            if found != nil { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let caller = try #require(found)
+        #expect(caller.attribution == "process", "\(caller)")
+        #expect(caller.process?.pid == pid)
+        #expect(caller.process?.executable == "/usr/bin/curl")
+        #expect(caller.process?.commandLine == ["/usr/bin/curl", "-s", "-o", "/dev/null", "--max-time", "10", url])
+        #expect(caller.process?.uid == getuid())
+        #expect(caller.addresses == [host])
+        #expect(caller.paths.map(\.path) == ["/latest/meta-data/instance-id"])
+        #expect(sample(observability.metrics.exposition(), "imds_caller_attributions_total", ["result": "process"]) == 1)
+    }
+
+    @Test("an in-process client's connection is attributed to this process (IPv4 and IPv6)", arguments: ["127.0.0.1", "::1"])
+    func selfAttributed(host: String) async throws {
+        let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
+        let attributor = CallerAttributor()
+        let seen = PendingBox()
+        let hooks = DataPlaneHooks(
+            accepted: { local, remote in
+                let p = attributor.begin(local: local!, remote: remote!)
+                seen.set(p)
+                return p
+            },
+            completed: { _, _, _, _ in })
+        let service = IMDSService(
+            engine: imds.engine, controlPlane: nil, configuration: .init(dataListen: [ListenAddress(host: host, port: 0)]), hooks: hooks)
+        try await service.start()
+        let port = try #require(service.dataAddresses.first?.port)
+        // Connect and hold the socket open (no request yet): the lookup runs while we wait.
+        let fd = try connectTCP(host: host, port: port)
+        defer { close(fd) }
+        var pending: PendingAttribution?
+        for _ in 0..<200 {
+            pending = seen.get()
+            if pending != nil { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let result = await (try #require(pending)).value()
+        await service.shutdown()
+        #expect(result.process?.pid == getpid(), "\(result)")
+    }
+}
+
+final class PendingBox: Sendable {
+    private let value = Mutex<PendingAttribution?>(nil)
+    func set(_ p: PendingAttribution) { value.withLock { $0 = p } }
+    func get() -> PendingAttribution? { value.withLock { $0 } }
+}
+
+
+/// A blocking TCP connect (the test's own client socket).
+func connectTCP(host: String, port: Int) throws -> Int32 {
+    var hints = addrinfo()
+    hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+    var res: UnsafeMutablePointer<addrinfo>?
+    guard getaddrinfo(host, String(port), &hints, &res) == 0, let ai = res else { throw CLIError("cannot resolve \(host)") }
+    defer { freeaddrinfo(res) }
+    let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
+    guard fd >= 0, connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 else { throw CLIError("cannot connect to \(host):\(port)") }
+    return fd
+}
+
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ d: String) { description = d }
+}
