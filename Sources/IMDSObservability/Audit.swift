@@ -101,7 +101,7 @@ public struct AuditReport: Codable, Sendable {
                 var i = 1
                 while i < args.count {
                     let a = args[i]
-                    if a == "-c" || a == "-e" || a == "-m" || a == "-Command" { break }  // inline code: no file
+                    if Self.inlineCodeFlags(name).contains(a) { break }  // inline code: no file
                     if !a.hasPrefix("-") && !a.contains("=") && a != Redaction.marker {
                         return absolute(a, cwd: p.workingDirectory)
                     }
@@ -115,6 +115,17 @@ public struct AuditReport: Codable, Sendable {
             return exe
         }
         return p.workingDirectory
+    }
+
+    /// Flags after which an interpreter runs code given on the command line, not a file.
+    static func inlineCodeFlags(_ interpreter: String) -> Set<String> {
+        switch interpreter {
+        case "python": ["-c", "-m"]
+        case "perl", "ruby", "node": ["-e", "-E", "--eval", "-p"]
+        case "pwsh", "powershell": ["-c", "-Command", "-command", "-EncodedCommand"]
+        case "env": []
+        default: ["-c"]
+        }
     }
 
     static func absolute(_ path: String, cwd: String?) -> String {

@@ -107,7 +107,14 @@ public enum Redaction {
             }
             var end = i
             while end < bytes.count, isSecretChar(bytes[end]) { end += 1 }
-            let run = Array(bytes[i..<end])
+            var run = Array(bytes[i..<end])
+            // `NAME=value`: keep the name, judge the value.
+            if let eq = run.firstIndex(of: UInt8(ascii: "=")), eq > 0, eq + 1 < run.count, run[eq + 1] != UInt8(ascii: "="),
+                run[..<eq].allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 })
+            {
+                out.append(contentsOf: run[...eq])
+                run = Array(run[(eq + 1)...])
+            }
             if isSecretRun(run) {
                 out.append(contentsOf: marker.utf8)
             } else {

@@ -60,10 +60,12 @@ struct AttributionTests {
             return
         }
         let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
-        let observability = Observability(attributor: CallerAttributor())
+        // The response waits for the lookup (at most 5 s here, against a noisy machine), as `imds serve` does.
+        let observability = Observability(attributor: CallerAttributor(budget: .seconds(5)), holdLimit: .seconds(5))
         let hooks = DataPlaneHooks(
             accepted: { observability.connectionAccepted(local: $0, remote: $1) },
-            completed: { observability.requestCompleted($0, $1, seconds: $2, connection: $3 as? PendingAttribution) })
+            completed: { observability.requestCompleted($0, $1, seconds: $2, connection: $3 as? PendingAttribution) },
+            hold: { observability.holdResponse($0 as? PendingAttribution, resume: $1) })
         let service = IMDSService(
             engine: imds.engine, controlPlane: nil,
             configuration: .init(dataListen: [ListenAddress(host: host, port: 0)]), hooks: hooks)
