@@ -9,10 +9,7 @@ struct AuditCommand: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Report which callers still use IMDSv1 and whether it is safe to require IMDSv2.",
         discussion: """
-            Reads the per-caller table of a running `imds serve` (GET /admin/v1/callers on its control
-            plane) or an access log written by `imds serve --access-log FILE`. For each caller (process,
-            container or source address): IMDSv1 and IMDSv2 call counts, paths, first and last seen,
-            and for IMDSv1 callers how to find and fix the calls with `imds scan`.
+            Reads the per-caller table of a running `imds serve` (GET /admin/v1/callers on its control plane) or an access log written by `imds serve --access-log FILE`. For each caller (process, container or source address): IMDSv1 and IMDSv2 call counts, paths, first and last seen, and for IMDSv1 callers how to find and fix the calls with `imds scan`.
 
             Exit status: 0 safe to require IMDSv2, 1 IMDSv1 callers exist, 2 error.
             """)

@@ -156,3 +156,38 @@ struct CLIError: Error, CustomStringConvertible {
     var description: String
     init(_ d: String) { description = d }
 }
+
+@Suite("Attribution hold")
+struct HoldTests {
+    @Test("a response waits only for an unfinished on-host lookup, and never longer than the limit")
+    func hold() async throws {
+        let obs = Observability(holdLimit: .milliseconds(20))
+        let nothing: @Sendable () -> Void = {}
+        let heldNil = obs.holdResponse(nil, resume: nothing)
+        let heldRemote = obs.holdResponse(PendingAttribution(.remote), resume: nothing)
+        let heldZero = Observability(holdLimit: .zero).holdResponse(PendingAttribution(), resume: nothing)
+        #expect(!heldNil && !heldRemote && !heldZero)
+
+        // Never resolved: the limit releases it, exactly once.
+        let count = Atomic<Int>(0)
+        let held = obs.holdResponse(PendingAttribution(), resume: { count.wrappingAdd(1, ordering: .relaxed) })
+        #expect(held)
+        for _ in 0..<500 where count.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(count.load(ordering: .relaxed) == 1)
+
+        // Resolved before the limit: released by the result, still exactly once.
+        let long = Observability(holdLimit: .seconds(30))
+        let pending = PendingAttribution()
+        let released = Atomic<Int>(0)
+        let heldLong = long.holdResponse(pending, resume: { released.wrappingAdd(1, ordering: .relaxed) })
+        #expect(heldLong)
+        #expect(released.load(ordering: .relaxed) == 0)
+        pending.resolveForTesting(.unattributed("test"))
+        #expect(released.load(ordering: .relaxed) == 1)
+    }
+}
+
+extension PendingAttribution {
+    func resolveForTesting(_ a: Attribution) { resolve(a) }
+}
