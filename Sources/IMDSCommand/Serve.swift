@@ -141,8 +141,11 @@ struct Serve: AsyncParsableCommand {
         {
             throw CLIError("cannot launch: \(why).")
         }
+        let metrics = IMDSMetrics()
+        let servedInstance = imdsConfig.instance.instanceID
         let sts = AssumeRoleProvider(observer: { ok, message in
             if ok { logger.info("\(message)") } else { logger.warning("\(message)") }
+            metrics.recordSTSCall(instanceID: servedInstance, success: ok, message: message)
         })
         let engine = IMDSEngine(
             config: imdsConfig, secret: secret, accountDefaults: accountDefaults, signer: identity, externalCredentials: sts)
@@ -190,7 +193,7 @@ struct Serve: AsyncParsableCommand {
             logger.warning("/proc/net/tcp is not readable: callers will not be attributed to processes")
         }
         let observability = Observability(
-            accessLog: accessLogWriter, attributor: attributor, holdLimit: .milliseconds(attributionHoldMs))
+            metrics: metrics, accessLog: accessLogWriter, attributor: attributor, holdLimit: .milliseconds(attributionHoldMs))
         let observabilityAPI = ObservabilityAPI(observability: observability)
         let controlPlane = ControlPlaneRouter(
             routes: ObservabilityAPI.paths.map { .init(prefix: $0, responder: observabilityAPI) }

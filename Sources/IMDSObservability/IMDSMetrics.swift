@@ -1,4 +1,5 @@
 import CoreMetrics
+import Foundation
 import IMDSCore
 import Prometheus
 import Synchronization
@@ -42,7 +43,9 @@ public final class IMDSMetrics: Sendable {
         "imds_tokens_rejected_total": "Requests refused for their token, by reason (missing, malformed, bad_signature, expired).",
         "imds_active_connections": "Connections open right now, by plane (data, control).",
         "imds_credential_rotations_total": "Role credentials rotated (the served LastUpdated changed).",
-        "imds_sts_failures_total": "Role credentials turning into an error document (EC2 could not get credentials from STS), by code.",
+        "imds_sts_failures_total": "Failed STS calls for role credentials (AssumeRole), by error code.",
+        "imds_sts_requests_total": "STS calls for role credentials (AssumeRole), by result.",
+        "imds_credential_errors_total": "Served role credentials turning into an error document (what clients see when EC2 cannot get credentials), by code.",
         "imds_caller_attributions_total": "Data-plane connections by attribution result (process, unattributed, remote, skipped).",
     ]
 
@@ -98,14 +101,35 @@ public final class IMDSMetrics: Sendable {
         counter("imds_sts_failures_total", [("instance_id", instances.value(instanceID)), ("code", stsCodes.value(Self.sanitize(code)))])
     }
 
+    /// The hook for an STS client (`AssumeRoleProvider`'s observer): counts the call by result and,
+    /// for a failure, ``recordSTSFailure(instanceID:code:)`` with the error code read from `message`
+    /// (`… failed: 403 AccessDenied: …` gives `AccessDenied`; an unreachable endpoint `Unreachable`).
+    public func recordSTSCall(instanceID: String, success: Bool, message: String) {
+        counter("imds_sts_requests_total", [("result", success ? "success" : "failure")])
+        guard !success else { return }
+        recordSTSFailure(instanceID: instanceID, code: Self.stsErrorCode(message))
+    }
+
+    static func stsErrorCode(_ message: String) -> String {
+        guard let r = message.range(of: "failed: ") else { return "Other" }
+        let detail = message[r.upperBound...]
+        if detail.hasPrefix("cannot reach") { return "Unreachable" }
+        let words = detail.split(separator: " ", maxSplits: 2)
+        if words.count >= 2, Int(words[0]) != nil {
+            let code = words[1].hasSuffix(":") ? words[1].dropLast() : words[1]
+            if !code.isEmpty { return String(code) }
+        }
+        return "Other"
+    }
+
     /// Counts how a data-plane connection was attributed (`process`, `unattributed`, `remote`, `skipped`).
     public func recordAttribution(_ result: String) {
         counter("imds_caller_attributions_total", [("result", result)])
     }
 
-    /// Detects rotations and STS failures from a served credentials document: a new `LastUpdated`
-    /// with `Code: Success` is a rotation; a switch to another `Code` is an STS failure. Only those
-    /// two fields are read; nothing of the document is kept.
+    /// Detects rotations and credential errors from a served credentials document: a new `LastUpdated`
+    /// with `Code: Success` is a rotation; a switch to another `Code` is a credential error. Only
+    /// those two fields are read; nothing of the document is kept.
     func observeCredentials(instanceID: String, role: String, document: [UInt8]) {
         guard let code = Self.jsonStringField("Code", in: document), let updated = Self.jsonStringField("LastUpdated", in: document)
         else { return }
@@ -120,7 +144,9 @@ public final class IMDSMetrics: Sendable {
             return (rotated, failed)
         }
         if rotated { recordCredentialRotation(instanceID: instanceID) }
-        if failed { recordSTSFailure(instanceID: instanceID, code: code) }
+        if failed {
+            counter("imds_credential_errors_total", [("instance_id", instances.value(instanceID)), ("code", stsCodes.value(Self.sanitize(code)))])
+        }
     }
 
     private func counter(_ name: String, _ dimensions: [(String, String)]) {

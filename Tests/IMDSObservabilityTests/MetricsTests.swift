@@ -139,11 +139,26 @@ struct MetricsTests {
         metrics.observeCredentials(instanceID: "i-1", role: "r", document: doc("Success", "2024-01-01T07:00:00Z"))
         let text = metrics.exposition()
         #expect(sample(text, "imds_credential_rotations_total", ["instance_id": "i-1"]) == 1)
-        #expect(sample(text, "imds_sts_failures_total", ["instance_id": "i-1", "code": "AssumeRoleUnauthorizedAccess"]) == 1)
+        #expect(sample(text, "imds_credential_errors_total", ["instance_id": "i-1", "code": "AssumeRoleUnauthorizedAccess"]) == 1)
         #expect(!text.contains("s3cr3t"))
         #expect(IMDSMetrics.credentialsRole("/latest/meta-data/iam/security-credentials/app-role") == "app-role")
         #expect(IMDSMetrics.credentialsRole("/latest/meta-data/iam/security-credentials/") == nil)
         #expect(IMDSMetrics.jsonStringField("Code", in: doc("Success", "x")) == "Success")
+    }
+
+    @Test("the STS client's observer counts calls and failures by error code")
+    func stsHook() {
+        let metrics = IMDSMetrics()
+        metrics.recordSTSCall(instanceID: "i-1", success: true, message: "AssumeRole arn:aws:iam::1:role/r: new credentials ASIA…")
+        metrics.recordSTSCall(instanceID: "i-1", success: false, message: "AssumeRole arn:aws:iam::1:role/r failed: 403 AccessDenied: not allowed")
+        metrics.recordSTSCall(instanceID: "i-1", success: false, message: "AssumeRole arn:aws:iam::1:role/r failed: cannot reach http://127.0.0.1:1: connection refused")
+        metrics.recordSTSCall(instanceID: "i-1", success: false, message: "something else")
+        let text = metrics.exposition()
+        #expect(sample(text, "imds_sts_requests_total", ["result": "success"]) == 1)
+        #expect(sample(text, "imds_sts_requests_total", ["result": "failure"]) == 3)
+        #expect(sample(text, "imds_sts_failures_total", ["instance_id": "i-1", "code": "AccessDenied"]) == 1)
+        #expect(sample(text, "imds_sts_failures_total", ["instance_id": "i-1", "code": "Unreachable"]) == 1)
+        #expect(sample(text, "imds_sts_failures_total", ["instance_id": "i-1", "code": "Other"]) == 1)
     }
 
     @Test("the credentials document served by the engine feeds the rotation detector")
