@@ -56,18 +56,6 @@ public struct AdminAPI: AsyncResponder {
     func route(_ method: String, _ parts: [String], query: [String: String], body: [UInt8]) throws -> (Int, Any) {
         let now = engine.clock.now()
         let p0 = parts.first ?? "", p1 = parts.count > 1 ? parts[1] : "", p2 = parts.count > 2 ? parts[2] : ""
-        if parts.count == 3, p0 == "instances", p2 == "metadata-options" {
-            guard method == "PUT" || method == "GET" else {
-                throw Failure(status: 405, code: "MethodNotAllowed", message: "\(method) \(Self.prefix)/instances/\(p1)/metadata-options is not supported (GET, PUT); see docs/admin-api.md")
-            }
-            let id = try instanceID(["instance-id": p1])
-            if method == "PUT" {
-                let change = try Self.metadataOptions(try Self.object(body) ?? [:])
-                engine.update(id) { rt, now in rt.setOptions(change.applied(to: rt.options), now: now) }
-                log("metadata options of \(id): \(Self.summary(change))")
-            }
-            return (200, Self.describe(engine.runtime(id)!, now: now))
-        }
         switch (method, parts.count == 2 && p0 == "events" ? ["events", "*"] : parts.count == 3 && p0 == "events" ? ["events", "*", "*"] : parts.count == 2 && p0 == "faults" ? ["faults", "*"] : parts) {
         case ("GET", []), ("GET", ["health"]):
             return (200, ["status": "ok", "instances": engine.instanceIDs])
@@ -162,47 +150,6 @@ public struct AdminAPI: AsyncResponder {
             }
             throw Failure(status: 404, code: "NotFound", message: "no admin resource '\(parts.joined(separator: "/"))'; see docs/admin-api.md")
         }
-    }
-
-    /// The fields of `PUT /instances/{id}/metadata-options`, as `aws ec2 modify-instance-metadata-options`
-    /// names them (kebab case); at least one, unknown fields and bad values refused.
-    static func metadataOptions(_ obj: [String: Any]) throws -> PartialMetadataOptions {
-        let fields = ["http-tokens", "http-endpoint", "http-put-response-hop-limit", "http-protocol-ipv6", "instance-metadata-tags"]
-        if let unknown = obj.keys.sorted().first(where: { !fields.contains($0) }) {
-            throw Failure(status: 400, code: "UnknownParameter", message: "unknown field '\(unknown)'; allowed: \(fields.joined(separator: ", "))")
-        }
-        guard !obj.isEmpty else {
-            throw Failure(status: 400, code: "MissingParameter", message: "give at least one of \(fields.joined(separator: ", "))")
-        }
-        func value<T: RawRepresentable & CaseIterable>(_ key: String, _: T.Type) throws -> T? where T.RawValue == String {
-            guard let raw = obj[key] else { return nil }
-            guard let s = raw as? String, let v = T(rawValue: s) else {
-                throw Failure(status: 400, code: "InvalidParameterValue", message: "\(key) must be one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            return v
-        }
-        var o = PartialMetadataOptions()
-        o.httpTokens = try value("http-tokens", MetadataOptions.HTTPTokens.self)
-        o.httpEndpoint = try value("http-endpoint", MetadataOptions.Toggle.self)
-        o.httpProtocolIPv6 = try value("http-protocol-ipv6", MetadataOptions.Toggle.self)
-        o.instanceMetadataTags = try value("instance-metadata-tags", MetadataOptions.Toggle.self)
-        if let raw = obj["http-put-response-hop-limit"] {
-            guard let n = raw as? Int, !(raw is Bool), MetadataOptions.hopLimitRange.contains(n) else {
-                throw Failure(status: 400, code: "InvalidParameterValue", message: "http-put-response-hop-limit must be an integer from 1 to 64")
-            }
-            o.httpPutResponseHopLimit = n
-        }
-        return o
-    }
-
-    static func summary(_ o: PartialMetadataOptions) -> String {
-        var parts: [String] = []
-        if let v = o.httpTokens { parts.append("http-tokens=\(v.rawValue)") }
-        if let v = o.httpEndpoint { parts.append("http-endpoint=\(v.rawValue)") }
-        if let v = o.httpPutResponseHopLimit { parts.append("http-put-response-hop-limit=\(v)") }
-        if let v = o.httpProtocolIPv6 { parts.append("http-protocol-ipv6=\(v.rawValue)") }
-        if let v = o.instanceMetadataTags { parts.append("instance-metadata-tags=\(v.rawValue)") }
-        return parts.joined(separator: ", ")
     }
 
     static func scenario(_ obj: [String: Any]) throws -> CredentialScenario {

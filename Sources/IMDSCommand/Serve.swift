@@ -188,7 +188,8 @@ struct Serve: AsyncParsableCommand {
             linkLocalAddresses?.remove()
             throw CLIError("\(error)")
         }
-        let attributor = noCallerAttribution ? nil : CallerAttributor()
+        // A scan may take as long as a response may wait for it (at least 100 ms).
+        let attributor = noCallerAttribution ? nil : CallerAttributor(budget: .milliseconds(max(100, attributionHoldMs)))
         if let attributor, !attributor.isAvailable {
             logger.warning("/proc/net/tcp is not readable: callers will not be attributed to processes")
         }

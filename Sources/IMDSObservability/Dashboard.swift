@@ -1,6 +1,6 @@
 /// The live dashboard served at `GET /dashboard` on the control plane: one HTML page with a little
 /// JavaScript, no build step, no external resources. It polls the admin API every two seconds and
-/// switches metadata options through `PUT /admin/v1/instances/{id}/metadata-options`.
+/// switches metadata options with the EC2 Query API's `ModifyInstanceMetadataOptions` (same listener).
 ///
 /// Every value from the server (command lines, paths, ids) is inserted with `textContent`, never as
 /// HTML, since callers choose their own command lines and paths.
@@ -82,11 +82,21 @@ public enum Dashboard {
         function num(v) { const td = el("td", v, "num"); return td; }
         function fill(id, rows, empty, span) { const body = document.querySelector("#" + id + " tbody"); body.replaceChildren(); if (rows.length === 0) { const td = el("td", empty, "muted"); td.colSpan = span; const tr = document.createElement("tr"); tr.appendChild(td); body.appendChild(tr); } else { for (const r of rows) body.appendChild(r); } }
         async function getJSON(path) { const r = await fetch(path, { cache: "no-store" }); if (!r.ok) throw new Error(path + ": HTTP " + r.status); return r.json(); }
+        // Through the EC2 Query API on this listener, as `aws ec2 modify-instance-metadata-options` does
+        // (so the change is persisted and DescribeInstances agrees).
+        const ec2Names = { "http-tokens": "HttpTokens", "http-endpoint": "HttpEndpoint" };
         async function setOption(instance, field, value) {
           document.getElementById("error").textContent = "";
-          const body = {}; body[field] = value;
-          const r = await fetch(api + "/instances/" + encodeURIComponent(instance) + "/metadata-options", { method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-          if (!r.ok) { let msg = "HTTP " + r.status; try { msg = (await r.json()).error.message; } catch (e) {} document.getElementById("error").textContent = "could not set " + field + ": " + msg; }
+          const body = new URLSearchParams({ Action: "ModifyInstanceMetadataOptions", Version: "2016-11-15", InstanceId: instance });
+          body.set(ec2Names[field], value);
+          try {
+            const r = await fetch("/", { method: "POST", body: body });
+            if (!r.ok) {
+              const doc = new DOMParser().parseFromString(await r.text(), "text/xml");
+              const m = doc.querySelector("Message");
+              document.getElementById("error").textContent = "could not set " + field + ": " + (m ? m.textContent : "HTTP " + r.status);
+            }
+          } catch (e) { document.getElementById("error").textContent = "could not set " + field + ": " + e.message; }
           await refresh();
         }
         function badge(v) { return el("span", v, "badge " + v); }

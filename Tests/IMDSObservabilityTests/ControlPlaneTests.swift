@@ -7,7 +7,7 @@ import Testing
 
 @testable import IMDSObservability
 
-@Suite("Observability endpoints and metadata options")
+@Suite("Observability endpoints")
 struct ControlPlaneTests {
     func router(_ imds: TestIMDS, _ obs: Observability) -> ControlPlaneRouter {
         let api = ObservabilityAPI(observability: obs)
@@ -18,41 +18,6 @@ struct ControlPlaneTests {
 
     func call(_ r: ControlPlaneRouter, _ method: String, _ target: String, _ body: String = "") async -> IMDSResponse {
         await r.respond(to: IMDSRequest(method: method, target: target, body: Array(body.utf8)))
-    }
-
-    @Test("PUT metadata-options switches HttpTokens and HttpEndpoint on the data plane")
-    func metadataOptions() async throws {
-        let imds = TestIMDS()
-        let r = router(imds, Observability())
-        let id = imds.engine.instanceIDs[0]
-        #expect(imds.request("GET", "/latest/meta-data/instance-id").status == 200)
-        let put = await call(r, "PUT", "/admin/v1/instances/\(id)/metadata-options", #"{"http-tokens":"required"}"#)
-        #expect(put.status == 200, "\(put.bodyText)")
-        #expect(put.bodyText.contains(#""http-tokens" : "required""#))
-        #expect(imds.request("GET", "/latest/meta-data/instance-id").status == 401)
-        _ = await call(r, "PUT", "/admin/v1/instances/\(id)/metadata-options", #"{"http-endpoint":"disabled","http-tokens":"optional"}"#)
-        #expect(imds.request("GET", "/latest/meta-data/instance-id").status == 403)
-        let get = await call(r, "GET", "/admin/v1/instances/\(id)/metadata-options")
-        #expect(get.status == 200 && get.bodyText.contains(#""http-endpoint" : "disabled""#))
-    }
-
-    @Test("bad metadata-options requests are refused with a clear error", arguments: [
-        (#"{"http-tokens":"maybe"}"#, 400, "http-tokens must be one of optional, required"),
-        (#"{"http-put-response-hop-limit":65}"#, 400, "1 to 64"),
-        (#"{"colour":"red"}"#, 400, "unknown field 'colour'"),
-        (#"{}"#, 400, "at least one"),
-        (#"[1]"#, 400, "not a JSON object"),
-    ])
-    func badOptions(_ body: String, _ status: Int, _ message: String) async {
-        let imds = TestIMDS()
-        let r = router(imds, Observability())
-        let resp = await call(r, "PUT", "/admin/v1/instances/\(imds.engine.instanceIDs[0])/metadata-options", body)
-        #expect(resp.status == status)
-        #expect(resp.bodyText.contains(message), "\(resp.bodyText)")
-        let unknown = await call(r, "PUT", "/admin/v1/instances/i-00000000000000000/metadata-options", #"{"http-tokens":"required"}"#)
-        #expect(unknown.status == 404)
-        let post = await call(r, "POST", "/admin/v1/instances/\(imds.engine.instanceIDs[0])/metadata-options", #"{"http-tokens":"required"}"#)
-        #expect(post.status == 405)
     }
 
     @Test("/metrics, /dashboard, /admin/v1/callers and /admin/v1/traffic answer; other methods get 405")
