@@ -199,6 +199,11 @@ public final class CallerAttributor: Sendable {
 
     /// The inode of the socket whose local end is `client` and remote end is `server`.
     func socketInode(client: ([UInt8], Int), server: ([UInt8], Int)) -> UInt64? {
+        #if canImport(Glibc)
+        // One netlink query for the exact 4-tuple (O(1)); /proc/net/tcp only when netlink is refused
+        // (or a test points procRoot elsewhere).
+        if procRoot == "/proc", let found = SockDiag.lookup(client: client, server: server) { return found.inode }
+        #endif
         for file in ["net/tcp", "net/tcp6"] {
             guard let text = Self.read(procRoot + "/" + file, limit: 16 << 20) else { continue }
             for entry in ProcNetTCP.parse(text)
