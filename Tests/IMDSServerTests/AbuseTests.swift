@@ -81,19 +81,30 @@ struct AbuseTests {
         }
     }
 
-    @Test func longRequestLinesAndHeaderFloodsGet4xx() async throws {
+    /// Sends `request` and reads until the server closes. The server may close while the client is
+    /// still sending (it stops reading at a limit); the kernel then resets the connection, and the
+    /// response it had sent can be lost on the way: `closed` counts a reset as a close.
+    static func exchangeUntilClosed(port: Int, _ request: String) -> (status: Int, closed: Bool) {
+        guard let fd = try? RawHTTP.connect(host: "127.0.0.1", port: port) else { return (-1, false) }
+        defer { close(fd) }
+        RawHTTP.send(fd, Array(request.utf8))
+        let r = readUntilClosed(fd)
+        return (RawHTTP.Result(bytes: r.bytes, closedByServer: r.closed).status, r.closed)
+    }
+
+    /// Past SwiftNIO's limits (80 KiB per field or URL, 80 KiB of names and values in all): a 431
+    /// and a close. A reset that swallows the 431 is accepted (status 0); a 2xx or 5xx is not.
+    @Test(arguments: [
+        "GET /" + String(repeating: "x", count: 200_000) + " HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\n" + String(repeating: "X-A: b\r\n", count: 30_000) + "\r\n",
+        "GET / HTTP/1.1\r\nX-Big: " + String(repeating: "v", count: 90_000) + "\r\n\r\n",
+    ])
+    func headsOverTheLimitsGet431(request: String) async throws {
         try await Self.withListener { l in
             let port = l.boundAddress.port
-            let responses = await Self.onThread { () -> [RawHTTP.Result?] in
-                [
-                    try? RawHTTP.exchange(port: port, "GET /" + String(repeating: "x", count: 200_000) + " HTTP/1.1\r\nHost: x\r\n\r\n"),
-                    try? RawHTTP.exchange(port: port, "GET / HTTP/1.1\r\n" + String(repeating: "X-A: b\r\n", count: 20_000) + "\r\n"),
-                ]
-            }
-            for r in responses {
-                #expect(r?.closedByServer == true)
-                #expect((400...499).contains(r?.status ?? 0), "\(r?.statusLine ?? "no response")")
-            }
+            let r = await Self.onThread { Self.exchangeUntilClosed(port: port, request) }
+            #expect(r.closed)
+            #expect(r.status == 431 || r.status == 0, "status \(r.status)")
         }
     }
 
@@ -102,10 +113,10 @@ struct AbuseTests {
             let port = l.boundAddress.port
             let body = String(repeating: "b", count: 4096)
             let r = await Self.onThread {
-                try? RawHTTP.exchange(port: port, "PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 4096\r\n\r\n" + body)
+                Self.exchangeUntilClosed(port: port, "PUT /latest/api/token HTTP/1.1\r\nHost: x\r\nX-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 4096\r\n\r\n" + body)
             }
-            #expect(r?.status == 413)
-            #expect(r?.closedByServer == true)
+            #expect(r.status == 413 || r.status == 0, "status \(r.status)")
+            #expect(r.closed)
         }
     }
 
