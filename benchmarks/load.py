@@ -218,7 +218,25 @@ def wrk(url, workload, connections, duration=DURATION, env=None, stop_after=0):
     e = dict(os.environ, **(env or {}))
     if stop_after:
         e["IMDS_STOP_AFTER"] = str(stop_after)
-    out = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=900).stdout
+    if not stop_after:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=e, timeout=900).stdout
+    else:
+        # wrk sleeps for its whole -d even after every thread has stopped: once its CPU time stops
+        # moving, SIGINT makes it print the summary and exit.
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=e)
+        last = None
+        while p.poll() is None:
+            time.sleep(1)
+            try:
+                fields = open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()
+                cpu = int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                continue
+            if cpu == last:
+                p.send_signal(signal.SIGINT)
+                break
+            last = cpu
+        out = p.communicate(timeout=60)[0]
     m = re.search(r"RESULT (.*)", out)
     if not m:
         raise RuntimeError("wrk printed no result:\n" + out)
@@ -300,7 +318,7 @@ def profile_phase():
         rep = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "dso,symbol",
                               "--stdio", "--percent-limit", "1.5", "-g", "none"],
                              capture_output=True, text=True).stdout
-        lines = [l for l in rep.splitlines() if l.strip() and not l.startswith("#")]
+        lines = [re.sub(r"\s+-\s+-\s*$", "", l).rstrip() for l in rep.splitlines() if l.strip() and not l.startswith("#")]
         out[workload] = lines[:25]
     return out
 

@@ -6,3 +6,4 @@ response = function(status, headers, body)
   seen = seen + 1
   if limit > 0 and seen >= limit then wrk.thread:stop() end
 end
+-- wrk itself keeps sleeping until -d runs out; load.py sends it SIGINT once its threads are idle.
