@@ -172,3 +172,32 @@ let package = Package(
         ),
     ]
 )
+
+// Opt-in targets that the default build never compiles. They live in this manifest, behind
+// environment variables, because a separate package cannot name this one reliably: the identity of
+// a `.package(path: "..")` dependency is the checkout folder's name, which differs between clones.
+//   IMDS_BENCHMARKS=1 swift package --scratch-path .build-bench benchmark   (docs/benchmarks.md)
+//   IMDS_FUZZ=1 swift build --scratch-path .build-fuzz --sanitize=fuzzer  (scripts/test-fuzz.sh)
+if Context.environment["IMDS_BENCHMARKS"] == "1" {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.0", traits: ["MallocInterposer"]))
+    package.targets.append(
+        .executableTarget(
+            name: "IMDSBenchmarks",
+            dependencies: ["IMDSCore", .product(name: "Benchmark", package: "benchmark")],
+            path: "Benchmarks/IMDSBenchmarks",
+            swiftSettings: strict,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]))
+}
+if Context.environment["IMDS_FUZZ"] == "1" {
+    package.targets.append(.target(name: "FuzzSupport", dependencies: ["IMDSCore"], path: "fuzz/FuzzSupport", swiftSettings: strict))
+    for (name, extra) in [("FuzzEngine", []), ("FuzzConfig", []), ("FuzzControlPlane", ["IMDSAdmin"])] {
+        package.targets.append(
+            .executableTarget(
+                name: name,
+                dependencies: (["FuzzSupport", "IMDSCore"] + extra).map { .target(name: $0) }
+                    + [.product(name: "Crypto", package: "swift-crypto")],
+                path: "fuzz/\(name)",
+                swiftSettings: strict))
+    }
+}

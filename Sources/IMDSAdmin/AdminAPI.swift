@@ -266,7 +266,8 @@ public struct AdminAPI: AsyncResponder {
         var query: [String: String] = [:]
         if pieces.count == 2 {
             for pair in pieces[1].split(separator: "&") {
-                let kv = pair.split(separator: "=", maxSplits: 1)
+                // Not omitting empty pieces: a bare `=` must give a key, not an empty array.
+                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 let k = String(kv[0]).removingPercentEncoding ?? String(kv[0])
                 query[k] = kv.count == 2 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
             }

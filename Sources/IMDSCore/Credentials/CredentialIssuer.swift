@@ -34,12 +34,15 @@ public struct RoleCredentials: Sendable, Equatable {
 /// (v1 or v2), so the same credentials are served throughout a period and survive a restart when
 /// the secret is persisted.
 public struct CredentialIssuer: Sendable {
-    private let key: SymmetricKey
+    /// HMAC state already keyed with the derived key; each MAC copies it (a value type) instead of
+    /// running the key schedule again: a credentials document takes 34 MACs.
+    private let keyed: HMAC<SHA256>
 
     public init(secret: SymmetricKey) {
-        self.key = SymmetricKey(
+        let key = SymmetricKey(
             data: HKDF<SHA256>.deriveKey(
                 inputKeyMaterial: secret, info: Array("imds role credentials".utf8), outputByteCount: 32))
+        self.keyed = HMAC<SHA256>(key: key)
     }
 
     /// Which of EC2's role deliveries a request receives.
@@ -88,7 +91,9 @@ public struct CredentialIssuer: Sendable {
     }
 
     private func mac(_ text: String) -> [UInt8] {
-        Array(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: key))
+        var hmac = keyed
+        hmac.update(data: Array(text.utf8))
+        return Array(hmac.finalize())
     }
 
     private func expand(_ seed: [UInt8], count: Int) -> [UInt8] {
@@ -97,7 +102,9 @@ public struct CredentialIssuer: Sendable {
         while out.count < count {
             var block = seed
             withUnsafeBytes(of: counter.bigEndian) { block.append(contentsOf: $0) }
-            out.append(contentsOf: HMAC<SHA256>.authenticationCode(for: block, using: key))
+            var hmac = keyed
+            hmac.update(data: block)
+            out.append(contentsOf: hmac.finalize())
             counter += 1
         }
         return Array(out.prefix(count))

@@ -275,7 +275,10 @@ public final class IMDSEngine: Sendable {
 
     /// A TTL is 1...21600 written as decimal digits only.
     static func parseTTL(_ raw: String) -> Int? {
-        let s = raw.trimmingCharacters(in: .whitespaces)
+        // Plain digits need no trimming; Foundation's trimmingCharacters bridges through NSString
+        // and showed up in token-PUT profiles. Anything else takes the original path unchanged.
+        let plain = !raw.isEmpty && raw.utf8.allSatisfy { $0 >= 48 && $0 <= 57 }
+        let s = plain ? raw : raw.trimmingCharacters(in: .whitespaces)
         guard !s.isEmpty, s.utf8.count <= 10, s.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(s),
             (TokenAuthority.minTTL...TokenAuthority.maxTTL).contains(n)
         else { return nil }
@@ -300,7 +303,7 @@ public final class IMDSEngine: Sendable {
         var walked: [String] = []
         for name in parts.dropFirst() {
             guard case .directory(let dir) = node, let child = dir.children[name],
-                APIVersions.isVisible((walked + [name]).joined(separator: "/"), in: version)
+                version == "latest" || APIVersions.isVisible((walked + [name]).joined(separator: "/"), in: version)
             else { return errorResponse(.notFound, ctx) }
             walked.append(name)
             node = child
@@ -310,7 +313,7 @@ public final class IMDSEngine: Sendable {
             if !trailingSlash && parts.count > BehaviourChoices.listingWithoutSlashMaxDepth {
                 return redirect(ctx, to: "/" + parts.joined(separator: "/") + "/")
             }
-            let names = dir.orderedNames.filter {
+            let names = version == "latest" ? dir.orderedNames : dir.orderedNames.filter {
                 APIVersions.isVisible((walked + [$0]).joined(separator: "/"), in: version)
             }
             let listing = names.map { dir.listingEntry($0) }.joined(separator: "\n")

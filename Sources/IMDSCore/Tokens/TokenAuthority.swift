@@ -21,13 +21,16 @@ public struct TokenAuthority: Sendable {
     public static let tokenLength = 56
     static let magic: [UInt8] = [0x01, 0x00, 0x04, 0x00]
 
-    private let key: SymmetricKey
+    /// HMAC state already keyed with the derived token key; each token copies it (a value type),
+    /// which saves the key schedule on every issue and validate.
+    private let keyed: HMAC<SHA256>
 
     /// - Parameter secret: the server secret; tokens survive a restart when it is persisted.
     public init(secret: SymmetricKey) {
-        self.key = SymmetricKey(
+        let key = SymmetricKey(
             data: HKDF<SHA256>.deriveKey(
                 inputKeyMaterial: secret, info: Array("imds session tokens".utf8), outputByteCount: 32))
+        self.keyed = HMAC<SHA256>(key: key)
     }
 
     /// Why a token was refused.
@@ -75,11 +78,12 @@ public struct TokenAuthority: Sendable {
     }
 
     private func tag(_ header: [UInt8], instanceID: String, generation: UInt64) -> [UInt8] {
-        var hmac = HMAC<SHA256>(key: key)
+        var hmac = keyed
         hmac.update(data: header)
-        hmac.update(data: Array(instanceID.utf8))
-        withUnsafeBytes(of: generation.bigEndian) { hmac.update(data: Array($0)) }
-        return Array(Array(hmac.finalize()).prefix(24))
+        var id = instanceID
+        id.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+        withUnsafeBytes(of: generation.bigEndian) { hmac.update(data: $0) }
+        return hmac.finalize().withUnsafeBytes { Array($0.prefix(24)) }
     }
 
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)

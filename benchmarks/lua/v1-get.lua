@@ -1,0 +1,2 @@
+-- IMDSv1: a plain GET of a leaf (the URL's path).
+wrk.method = "GET"

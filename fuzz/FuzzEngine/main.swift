@@ -1,0 +1,44 @@
+import Crypto
+import Foundation
+import FuzzSupport
+import IMDSCore
+
+// libFuzzer harness: random method, target and headers → IMDSEngine.respond. It must not crash,
+// must not answer 5xx (no fault is configured), and must keep its responses well formed.
+// The first byte picks one of three engines: the default instance, `http-tokens: required`, and
+// the default instance with a spot interruption and a rebalance recommendation scheduled.
+
+/// Statics, not globals: main.swift globals are initialised by top-level code, which libFuzzer's
+/// own main never runs.
+enum Fixture {
+    static let engines: [IMDSEngine] = {
+        let secret = SymmetricKey(data: Array(repeating: UInt8(1), count: 32))
+        let plain = IMDSEngine(config: .embeddedDefault, secret: secret)
+        let required = IMDSEngine(
+            config: try! IMDSConfig.parse(Data("instance:\n  metadata-options:\n    http-tokens: required\n".utf8), isJSON: false),
+            secret: secret)
+        let events = IMDSEngine(config: .embeddedDefault, secret: secret)
+        for type in ["spot-interruption", "rebalance-recommendation"] {
+            let spec = try! EventSpec.decode(json: Data("{\"type\":\"\(type)\"}".utf8))
+            events.update(events.primaryInstanceID) { rt, now in rt.events.append(spec.resolve(base: now)) }
+        }
+        return [plain, required, events]
+    }()
+
+    /// A token valid on every engine (same secret, same instance id), substituted for `$TOKEN`.
+    static let token = engines[0].respond(to: IMDSRequest(
+        method: "PUT", target: "/latest/api/token", headers: [("X-aws-ec2-metadata-token-ttl-seconds", "21600")],
+        peer: nil, bodyLength: 0, body: [])).bodyText
+}
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzEngine(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    guard let first = bytes.first else { return 0 }
+    let engine = Fixture.engines[Int(first) % Fixture.engines.count]
+    var request = FuzzInput.request(Array(bytes.dropFirst()))
+    request.headers = request.headers.map { ($0.name, $0.value.replacingOccurrences(of: "$TOKEN", with: Fixture.token)) }
+    let response = engine.respond(to: request)
+    FuzzInput.checkDataPlane(request, response)
+    return 0
+}
