@@ -7,7 +7,7 @@ import IMDSCore
 // libFuzzer harness: random method, target (with a query string) and JSON body → the admin API
 // (/admin/v1/...). It must not crash, must answer a JSON body with a status below 500, and the
 // data plane must stay consistent afterwards (5xx there only from a fault the input added).
-// The EC2 Query API's form parsing is not on this branch yet; when it lands it gets a harness too.
+// The EC2 Query API's form parsing has its own harness, FuzzEC2Query.
 
 enum Fixture {
     static let secret = SymmetricKey(data: Array(repeating: UInt8(3), count: 32))
