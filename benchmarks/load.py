@@ -23,6 +23,7 @@ import shutil
 import signal
 import socket
 import statistics
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -86,7 +87,7 @@ class IMDS:
     def __init__(self, extra=()):
         self.proc = subprocess.Popen(
             [IMDS_BIN, "serve", "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
-             "--log-level", "warning", *extra],
+             "--log-level", "warning", *shlex.split(os.environ.get("IMDS_SERVE_ARGS", "")), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         children.append(self.proc)
         self.data = self.control = None
