@@ -65,7 +65,7 @@ let package = Package(
         ),
         .target(
             name: "IMDSCredentials",
-            dependencies: ["IMDSCore", "IMDSClient"],
+            dependencies: ["IMDSCore", "IMDSClient", "IMDSControlPlane"],
             swiftSettings: strict
         ),
         .target(

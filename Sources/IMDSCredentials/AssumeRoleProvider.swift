@@ -1,5 +1,6 @@
 import Foundation
 import IMDSClient
+import IMDSControlPlane
 import IMDSCore
 import Synchronization
 
@@ -109,18 +110,21 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
             ("RoleSessionName", sessionName), ("DurationSeconds", String(duration)),
         ]
         if let e = s.externalID { params.append(("ExternalId", e)) }
-        let body = SigV4.formBody(params)
-        let contentType = "application/x-www-form-urlencoded; charset=utf-8"
-        let signed = SigV4.signedHeaders(
-            path: endpoint.basePath.isEmpty ? "/" : endpoint.basePath + "/", host: endpoint.authority, contentType: contentType,
-            body: body, service: "sts", region: s.region, accessKeyID: s.sourceAccessKeyID,
-            secretAccessKey: s.sourceSecretAccessKey, sessionToken: s.sourceSessionToken, date: now)
-        var headers = [IMDSHeaderField("Content-Type", contentType)]
-        for (n, v) in signed where n != "Host" { headers.append(IMDSHeaderField(n, v)) }
+        let body = Array(params.map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&").utf8)
+        let path = endpoint.basePath.isEmpty ? "/" : endpoint.basePath + "/"
+        var signed: [(name: String, value: String)] = [
+            ("Host", endpoint.authority), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
+        ]
+        if let token = s.sourceSessionToken { signed.append(("X-Amz-Security-Token", token)) }
+        signed += SigV4.sign(
+            method: "POST", target: path, headers: signed, body: body, accessKeyID: s.sourceAccessKeyID,
+            secretAccessKey: s.sourceSecretAccessKey, region: s.region, service: "sts", date: now)
+        // The transport writes Host itself.
+        let headers = signed.filter { $0.name != "Host" }.map { IMDSHeaderField($0.name, $0.value) }
         let response: IMDSHTTPResponse
         do {
             response = try await transport.send(
-                IMDSHTTPRequest(method: "POST", path: "/", headers: headers, body: Array(body.utf8)), to: endpoint,
+                IMDSHTTPRequest(method: "POST", path: "/", headers: headers, body: body), to: endpoint,
                 timeouts: IMDSTimeouts(connect: .seconds(3), read: .seconds(10)))
         } catch {
             throw STSFailure(status: nil, code: "ServiceUnavailable", detail: "cannot reach \(s.stsEndpoint): \(error)")
