@@ -13,33 +13,21 @@ struct AdminOptions: ParsableArguments {
     @Flag(help: "Print the API's JSON answer.")
     var json = false
 
-    var resolvedEndpoint: String {
-        endpoint ?? ProcessInfo.processInfo.environment["IMDS_CONTROL_ENDPOINT"] ?? "http://127.0.0.1:1339"
-    }
 
-    /// Sends a request to the admin API; prints errors and exits non-zero on failure.
+    /// Sends a request to the admin API (signed when control-plane keys are in the environment);
+    /// errors go to standard error with a non-zero exit.
     func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> Any {
-        let endpoint: IMDSEndpoint
-        do { endpoint = try IMDSEndpoint(parsing: resolvedEndpoint, source: "--endpoint") } catch {
-            throw CLIError("\(error)")
-        }
         var target = "/admin/v1" + path
         if let instanceID {
             target += (target.contains("?") ? "&" : "?") + "instance-id=" + (instanceID.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? instanceID)
         }
-        var payload: [UInt8] = []
-        var headers: [IMDSHeaderField] = []
-        if let body {
-            payload = Array(try JSONSerialization.data(withJSONObject: body))
-            headers.append(IMDSHeaderField("Content-Type", "application/json"))
-        }
+        let payload = try body.map { Array(try JSONSerialization.data(withJSONObject: $0)) } ?? []
         let response: IMDSHTTPResponse
         do {
-            response = try await NIOIMDSTransport().send(
-                IMDSHTTPRequest(method: method, path: target, headers: headers, body: payload), to: endpoint,
-                timeouts: IMDSTimeouts(connect: .seconds(2), read: .seconds(10)))
+            response = try await ControlPlaneClient(ControlPlaneClient.defaultURL(endpoint))
+                .send(method, target, contentType: body == nil ? nil : "application/json", body: payload)
         } catch {
-            throw CLIError("cannot reach the control plane at \(resolvedEndpoint): \(error). Is `imds serve` running? Use --endpoint to point at it.")
+            throw CLIError(error.description)
         }
         let object = try? JSONSerialization.jsonObject(with: Data(response.body))
         guard (200..<300).contains(response.status) else {

@@ -1,10 +1,11 @@
 import ArgumentParser
 import Foundation
+import IMDSClient
 import IMDSControlPlane
 
 /// `imds options show|set`: the instance's metadata options through the control plane, for users
 /// without the AWS CLI.
-struct Options: ParsableCommand {
+struct Options: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show or change an instance's metadata options through the control plane.",
         discussion: """
@@ -27,20 +28,18 @@ struct Options: ParsableCommand {
         @Flag(name: .long, help: "Print the options as JSON, with the AWS CLI's key names.")
         var json = false
 
-        var url: String {
-            endpoint ?? ProcessInfo.processInfo.environment["IMDS_CONTROL_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://127.0.0.1:1339"
-        }
+        var url: String { ControlPlaneClient.defaultURL(endpoint) }
     }
 
-    struct Show: ParsableCommand {
+    struct Show: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Print the instance's metadata options (DescribeInstances).")
         @OptionGroup var connection: Connection
 
-        func run() throws {
+        func run() async throws {
             let client = try ControlPlaneCall(connection.url)
             var params = [("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]
             if let id = connection.instanceId { params.append(("InstanceId.1", id)) }
-            let xml = try client.call(params)
+            let xml = try await client.call(params)
             let found = EC2ResponseReader.metadataOptions(xml)
             guard let first = found.first else {
                 FileHandle.standardError.write(Data("imds: the control plane describes no instance\n".utf8))
@@ -54,7 +53,7 @@ struct Options: ParsableCommand {
         }
     }
 
-    struct Set: ParsableCommand {
+    struct Set: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Change the instance's metadata options (ModifyInstanceMetadataOptions); options not given keep their value.")
         @OptionGroup var connection: Connection
@@ -76,16 +75,18 @@ struct Options: ParsableCommand {
             }
         }
 
-        func run() throws {
+        func run() async throws {
             let client = try ControlPlaneCall(connection.url)
-            let id = try connection.instanceId ?? client.onlyInstanceID()
+            var id = connection.instanceId
+            if id == nil { id = try await client.onlyInstanceID() }
+            guard let id else { throw ExitCode(1) }
             var params = [("Action", "ModifyInstanceMetadataOptions"), ("Version", EC2ControlPlane.apiVersion), ("InstanceId", id)]
             if let v = httpTokens { params.append(("HttpTokens", v)) }
             if let v = hopLimit { params.append(("HttpPutResponseHopLimit", String(v))) }
             if let v = httpEndpoint { params.append(("HttpEndpoint", v)) }
             if let v = httpProtocolIpv6 { params.append(("HttpProtocolIpv6", v)) }
             if let v = instanceMetadataTags { params.append(("InstanceMetadataTags", v)) }
-            let xml = try client.call(params)
+            let xml = try await client.call(params)
             guard let result = EC2ResponseReader.metadataOptions(xml).first else {
                 FileHandle.standardError.write(Data("imds: unexpected answer from the control plane:\n\(xml)\n".utf8))
                 throw ExitCode(1)
@@ -97,40 +98,29 @@ struct Options: ParsableCommand {
 
 /// One EC2 Query call over HTTP, signed when credentials are in the environment.
 struct ControlPlaneCall {
-    let endpoint: HTTPClient.Endpoint
+    let client: ControlPlaneClient
 
     init(_ url: String) throws(ExitCode) {
         do {
-            endpoint = try HTTPClient.Endpoint(url)
+            client = try ControlPlaneClient(url)
         } catch {
             FileHandle.standardError.write(Data("imds: \(error)\n".utf8))
             throw ExitCode(3)
         }
     }
 
-    /// Sends the parameters; returns the XML body of a 200, or prints the EC2 error and exits 1.
-    func call(_ params: [(String, String)]) throws(ExitCode) -> String {
+    /// Sends the parameters; returns the XML body of a 200, or prints the EC2 error and exits 1
+    /// (3 when the control plane cannot be reached).
+    func call(_ params: [(String, String)]) async throws(ExitCode) -> String {
         let body = Array(params.map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&").utf8)
-        var headers: [(name: String, value: String)] = [
-            ("Host", endpoint.hostHeader),
-            ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
-        ]
-        let env = ProcessInfo.processInfo.environment
-        let key = env["IMDS_CONTROL_ACCESS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? env["AWS_ACCESS_KEY_ID"]
-        let secret = env["IMDS_CONTROL_SECRET_ACCESS_KEY"].flatMap { $0.isEmpty ? nil : $0 } ?? env["AWS_SECRET_ACCESS_KEY"]
-        if let key, let secret, !key.isEmpty, !secret.isEmpty {
-            let region = env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
-            headers += SigV4.sign(method: "POST", target: endpoint.path, headers: headers, body: body,
-                                  accessKeyID: key, secretAccessKey: secret, region: region, date: Date())
-        }
-        let response: HTTPClient.Response
+        let response: IMDSHTTPResponse
         do {
-            response = try HTTPClient.send(method: "POST", to: endpoint, headers: headers, body: body)
+            response = try await client.send("POST", "/", contentType: "application/x-www-form-urlencoded; charset=utf-8", body: body)
         } catch {
             FileHandle.standardError.write(Data("imds: \(error)\n".utf8))
             throw ExitCode(3)
         }
-        let text = String(decoding: response.body, as: UTF8.self)
+        let text = response.bodyText
         guard response.status == 200 else {
             if let e = EC2ResponseReader.error(text) {
                 FileHandle.standardError.write(Data("imds: the control plane refused: \(e.code): \(e.message)\n".utf8))
@@ -143,8 +133,8 @@ struct ControlPlaneCall {
     }
 
     /// The id of the only instance the server serves.
-    func onlyInstanceID() throws(ExitCode) -> String {
-        let found = EC2ResponseReader.metadataOptions(try call([("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]))
+    func onlyInstanceID() async throws(ExitCode) -> String {
+        let found = EC2ResponseReader.metadataOptions(try await call([("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]))
         guard found.count == 1 else {
             FileHandle.standardError.write(Data("imds: the server has \(found.count) instances; pass --instance-id\n".utf8))
             throw ExitCode(1)

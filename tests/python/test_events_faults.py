@@ -165,3 +165,20 @@ def test_invalidated_tokens_lead_to_a_new_token(serve):
     # botocore fetches a new token for every credential fetch, so it is unaffected.
     assert boto(s)["akid"].startswith("ASIA")
     assert get(s.data_url, "/latest/meta-data/instance-id", token(s.data_url))[0] == 200
+
+
+def test_admin_commands_sign_when_the_control_plane_requires_keys(serve):
+    s = serve("""control-plane:
+  access-keys:
+    - {access-key-id: AKIAIMDSCONTROL00001, secret-access-key: imds-control-secret-example}
+""")
+    base = {k: v for k, v in clean_aws_env().items() if not k.startswith("IMDS_CONTROL_")}
+    unsigned = subprocess.run([IMDS, "faults", "list", "--endpoint", s.control_url], capture_output=True, text=True, env=base)
+    assert unsigned.returncode != 0 and "MissingAuthenticationToken" in unsigned.stderr
+    wrong = dict(base, IMDS_CONTROL_ACCESS_KEY_ID="AKIAIMDSCONTROL00001", IMDS_CONTROL_SECRET_ACCESS_KEY="not-the-secret")
+    refused = subprocess.run([IMDS, "faults", "list", "--endpoint", s.control_url], capture_output=True, text=True, env=wrong)
+    assert refused.returncode != 0 and "SignatureDoesNotMatch" in refused.stderr
+    right = dict(base, IMDS_CONTROL_ACCESS_KEY_ID="AKIAIMDSCONTROL00001", IMDS_CONTROL_SECRET_ACCESS_KEY="imds-control-secret-example")
+    ok = subprocess.run([IMDS, "events", "rebalance", "--endpoint", s.control_url], capture_output=True, text=True, env=right)
+    assert ok.returncode == 0, ok.stderr
+    assert get(s.data_url, "/latest/meta-data/events/recommendations/rebalance")[0] == 200
