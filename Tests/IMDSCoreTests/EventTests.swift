@@ -224,3 +224,16 @@ struct ScenarioTests {
         #expect(expiresIn() > 3600)
     }
 }
+
+@Suite("Fault paths")
+struct FaultPathTests {
+    /// Every fault kind sees the same normalized path: a pattern on a directory's slash form matches
+    /// latency (applied after the response) exactly as it matches throttling (applied before).
+    @Test func latencyAndThrottleMatchTheSamePath() {
+        let latency = FaultTests.imds([Fault(kind: .latency(milliseconds: 5), pathPattern: "/latest/meta-data/")])
+        #expect(latency.get("/latest//meta-data/").delayMilliseconds == 5)
+        #expect(latency.get("/latest/meta-data/instance-id").delayMilliseconds == 0)
+        let throttle = FaultTests.imds([Fault(kind: .throttle, pathPattern: "/latest/meta-data/")])
+        #expect(throttle.get("/latest//meta-data/").status == 429)
+    }
+}

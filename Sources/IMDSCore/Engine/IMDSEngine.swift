@@ -137,11 +137,13 @@ public final class IMDSEngine: Sendable {
         let (runtime, versions, faults) = state.withLock { s in (s.instances[s.primaryID]!, s.apiVersions, s.faults) }
         var ctx = Context(request: request, now: now, runtime: runtime)
         var response: IMDSResponse
-        if !faults.isEmpty, let faulted = applyFaults(faults, &ctx) {
+        // Faults match the normalized path (collapsed slashes, no query), computed once per request.
+        let faultPath = faults.isEmpty ? "" : Self.faultPath(request.target)
+        if !faults.isEmpty, let faulted = applyFaults(faults, path: faultPath, &ctx) {
             response = faulted
         } else {
             response = handle(&ctx, versions: versions)
-            if !faults.isEmpty { applyPostFaults(faults, &ctx, &response) }
+            if !faults.isEmpty { applyPostFaults(faults, path: faultPath, &ctx, &response) }
         }
         response.outcome = ctx.outcome
         if request.method == "HEAD" { response.omitBody = true }
@@ -414,8 +416,11 @@ public final class IMDSEngine: Sendable {
     // MARK: - Faults
 
     /// Faults that replace the response (or the connection's fate) before any IMDS logic.
-    private func applyFaults(_ faults: [Fault], _ ctx: inout Context) -> IMDSResponse? {
-        let path = RequestTarget(ctx.request.target).map { "/" + $0.components.joined(separator: "/") + ($0.trailingSlash && !$0.components.isEmpty ? "/" : "") } ?? ctx.request.target
+    static func faultPath(_ target: String) -> String {
+        RequestTarget(target).map { "/" + $0.components.joined(separator: "/") + ($0.trailingSlash && !$0.components.isEmpty ? "/" : "") } ?? target
+    }
+
+    private func applyFaults(_ faults: [Fault], path: String, _ ctx: inout Context) -> IMDSResponse? {
         let isTokenPUT = ctx.request.method == "PUT" && path.hasSuffix("/api/token")
         for f in faults where (f.instanceID == nil || f.instanceID == ctx.runtime.instance.instanceID) && f.matches(path: path) {
             if f.kind.isTokenFault && !isTokenPUT { continue }
@@ -453,8 +458,7 @@ public final class IMDSEngine: Sendable {
     }
 
     /// Faults that alter a built response: added latency, a missing TTL header on token responses.
-    private func applyPostFaults(_ faults: [Fault], _ ctx: inout Context, _ response: inout IMDSResponse) {
-        let path = RequestTarget(ctx.request.target).map { "/" + $0.components.joined(separator: "/") } ?? ctx.request.target
+    private func applyPostFaults(_ faults: [Fault], path: String, _ ctx: inout Context, _ response: inout IMDSResponse) {
         for f in faults where (f.instanceID == nil || f.instanceID == ctx.runtime.instance.instanceID) && f.matches(path: path) {
             switch f.kind {
             case .latency(let ms):
