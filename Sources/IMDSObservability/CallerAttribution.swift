@@ -224,15 +224,36 @@ public final class CallerAttributor: Sendable {
         var checked = Set<Int32>()
         for pid in hot.withLock({ $0 }) {
             checked.insert(pid)
-            if holds(pid: pid, target: target) { return pid }
+            if holds(pid: pid, target: target) { return owner(pid, target: target) }
         }
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return nil }
         let pids = names.compactMap { Int32($0) }.sorted(by: >)
         for pid in pids where !checked.contains(pid) {
             if ContinuousClock.now > deadline { return nil }
-            if holds(pid: pid, target: target) { return pid }
+            if holds(pid: pid, target: target) { return owner(pid, target: target) }
         }
         return nil
+    }
+
+    /// A forked child shares its parent's sockets (until it closes them or execs with close-on-exec),
+    /// and newer pids are scanned first: when the parent holds the socket too, the connection is the
+    /// parent's.
+    func owner(_ pid: Int32, target: String) -> Int32 {
+        var current = pid
+        for _ in 0..<8 {
+            guard let stat = Self.read("\(procRoot)/\(current)/stat", limit: 4096), let parent = Self.parentPID(stat: stat),
+                parent > 1, holds(pid: parent, target: target)
+            else { break }
+            current = parent
+        }
+        return current
+    }
+
+    /// Field 4 of `/proc/PID/stat` (the parent's pid), after the `(comm)` field.
+    static func parentPID(stat: String) -> Int32? {
+        guard let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 1 ? Int32(fields[1]) : nil
     }
 
     private func holds(pid: Int32, target: String) -> Bool {

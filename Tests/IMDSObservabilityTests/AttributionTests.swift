@@ -134,6 +134,64 @@ struct AttributionTests {
     }
 }
 
+@Suite("Caller attribution: forked children")
+struct ForkAttributionTests {
+    /// A process connects, then forks a child that keeps the socket: the connection is the parent's.
+    @Test func inheritedSocketIsAttributedToTheParent() async throws {
+        let imds = TestIMDS()
+        let attributor = CallerAttributor()
+        let seen = PendingBox()
+        let hooks = DataPlaneHooks(
+            accepted: { local, remote in
+                let p = attributor.begin(local: local!, remote: remote!)
+                seen.set(p)
+                return p
+            },
+            completed: { _, _, _, _ in })
+        let service = IMDSService(
+            engine: imds.engine, controlPlane: nil, configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0)]), hooks: hooks)
+        try await service.start()
+        let port = try #require(service.dataAddresses.first?.port)
+        let script = """
+            import os, socket, sys, time
+            s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+            child = os.fork()
+            if child == 0:
+                time.sleep(3); os._exit(0)
+            print(os.getpid(), child, flush=True)
+            time.sleep(3)
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script, String(port)]
+        let out = Pipe()
+        python.standardOutput = out
+        try python.run()
+        var line = ""
+        for _ in 0..<100 where !line.contains("\n") {
+            let chunk = out.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            line += String(decoding: chunk, as: UTF8.self)
+        }
+        let pids = line.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
+        var pending: PendingAttribution?
+        for _ in 0..<300 {
+            pending = seen.get()
+            if pending != nil { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let result = await (try #require(pending)).value()
+        python.terminate()
+        await service.shutdown()
+        try #require(pids.count == 2, "python printed \(line.debugDescription)")
+        #expect(result.process?.pid == pids[0], "\(result); parent \(pids[0]), child \(pids[1])")
+    }
+
+    @Test func parentPIDField() {
+        #expect(CallerAttributor.parentPID(stat: "1234 (my (odd) name) S 77 1234 1234 0 -1") == 77)
+    }
+}
+
 final class PendingBox: Sendable {
     private let value = Mutex<PendingAttribution?>(nil)
     func set(_ p: PendingAttribution) { value.withLock { $0 = p } }
@@ -148,7 +206,8 @@ func connectTCP(host: String, port: Int) throws -> Int32 {
     var res: UnsafeMutablePointer<addrinfo>?
     guard getaddrinfo(host, String(port), &hints, &res) == 0, let ai = res else { throw CLIError("cannot resolve \(host)") }
     defer { freeaddrinfo(res) }
-    let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype, ai.pointee.ai_protocol)
+    // Close-on-exec: child processes other tests spawn meanwhile must not inherit the socket.
+    let fd = socket(ai.pointee.ai_family, ai.pointee.ai_socktype | Int32(SOCK_CLOEXEC.rawValue), ai.pointee.ai_protocol)
     guard fd >= 0, connect(fd, ai.pointee.ai_addr, ai.pointee.ai_addrlen) == 0 else { throw CLIError("cannot connect to \(host):\(port)") }
     return fd
 }
