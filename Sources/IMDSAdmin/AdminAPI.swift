@@ -4,16 +4,20 @@ import IMDSCore
 /// The project's own admin API (JSON over HTTP on the control-plane listener): events, faults,
 /// token invalidation and credential scenarios. Documented in `docs/admin-api.md`.
 ///
+/// A translator from requests into ``StoreChange``s: a change is acknowledged only once the
+/// ``InstanceStore`` has made it durable (so an invalidation survives `kill -9` and a restart).
 /// Transport-free: `respond(to:)` takes a request and returns a complete response.
 public struct AdminAPI: AsyncResponder {
     public static let prefix = "/admin/v1"
 
-    let engine: IMDSEngine
+    let store: any InstanceStore
+    let clock: any IMDSClock
     let log: @Sendable (String) -> Void
 
     /// - Parameter log: receives one line per change (fault added, event triggered, …).
-    public init(engine: IMDSEngine, log: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.engine = engine
+    public init(store: any InstanceStore, clock: any IMDSClock = SystemClock(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.store = store
+        self.clock = clock
         self.log = log
     }
 
@@ -33,10 +37,21 @@ public struct AdminAPI: AsyncResponder {
         let (pathPart, query) = Self.split(request.target)
         let parts = pathPart.dropFirst(Self.prefix.count).split(separator: "/").map(String.init)
         do {
-            let (status, body) = try route(request.method, parts, query: query, body: request.body)
+            let (status, body) = try await route(request.method, parts, query: query, body: request.body)
             return Self.json(status, body)
         } catch let f as Failure {
             return Self.json(f.status, ["error": ["code": f.code, "message": f.message]])
+        } catch let e as StoreError {
+            switch e {
+            case .unknownInstance(let id):
+                return Self.json(404, ["error": ["code": "InvalidInstanceID.NotFound", "message": "The instance ID '\(id)' does not exist"]])
+            case .unknownFault(let id):
+                return Self.json(404, ["error": ["code": "FaultNotFound", "message": "no fault '\(id)'"]])
+            case .invalid(let why):
+                return Self.json(400, ["error": ["code": "InvalidParameterValue", "message": why]])
+            case .notDurable, .closed:
+                return Self.json(500, ["error": ["code": "InternalError", "message": e.description]])
+            }
         } catch let e as ConfigError {
             let message = (e.path.map { $0.isEmpty ? "" : "\($0): " } ?? "") + e.message
             return Self.json(400, ["error": ["code": "InvalidParameterValue", "message": message]])
@@ -45,102 +60,108 @@ public struct AdminAPI: AsyncResponder {
         }
     }
 
-    func instanceID(_ query: [String: String], _ body: [String: Any]? = nil) throws -> String {
-        let id = query["instance-id"] ?? (body?["instance-id"] as? String) ?? engine.primaryInstanceID
-        guard engine.runtime(id) != nil else {
+    func instanceID(_ query: [String: String], _ body: [String: Any]? = nil, in snapshot: StoreSnapshot) throws -> String {
+        let id = query["instance-id"] ?? (body?["instance-id"] as? String) ?? snapshot.primaryInstanceID
+        guard snapshot.instance(id) != nil else {
             throw Failure(status: 404, code: "InvalidInstanceID.NotFound", message: "The instance ID '\(id)' does not exist")
         }
         return id
     }
 
-    func route(_ method: String, _ parts: [String], query: [String: String], body: [UInt8]) throws -> (Int, Any) {
-        let now = engine.clock.now()
+    /// Changes the events of one instance through the store (read-modify-write, serialized).
+    func changeEvents<T: Sendable>(_ id: String, _ body: ([InstanceEvent]) throws -> ([InstanceEvent], T)) async throws -> T {
+        try await store.transact { snapshot in
+            guard let rt = snapshot.instance(id) else { throw StoreError.unknownInstance(id) }
+            let (events, result) = try body(rt.events)
+            return ([.setEvents(instanceID: id, events)], result)
+        }.result
+    }
+
+    func route(_ method: String, _ parts: [String], query: [String: String], body: [UInt8]) async throws -> (Int, Any) {
+        let now = clock.now()
+        let snapshot = store.snapshot
         let p0 = parts.first ?? "", p1 = parts.count > 1 ? parts[1] : "", p2 = parts.count > 2 ? parts[2] : ""
         switch (method, parts.count == 2 && p0 == "events" ? ["events", "*"] : parts.count == 3 && p0 == "events" ? ["events", "*", "*"] : parts.count == 2 && p0 == "faults" ? ["faults", "*"] : parts) {
         case ("GET", []), ("GET", ["health"]):
-            return (200, ["status": "ok", "instances": engine.instanceIDs])
+            return (200, ["status": "ok", "instances": snapshot.instanceIDs])
         case ("GET", ["instances"]):
-            return (200, ["instances": engine.instanceIDs.compactMap { engine.runtime($0).map { Self.describe($0, now: now) } }])
+            return (200, ["instances": snapshot.instanceIDs.compactMap { snapshot.instance($0).map { Self.describe($0, now: now) } }])
         case ("GET", ["events"]):
-            let id = try instanceID(query)
-            let rt = engine.runtime(id)!
+            let id = try instanceID(query, in: snapshot)
+            let rt = snapshot.instance(id)!
             return (200, ["instance-id": id, "events": rt.events.map { Self.describe($0, now: now) },
-                          "faults": engine.faults.map(Self.describe), "credential-scenario": Self.describe(rt.credentialScenario)])
+                          "faults": snapshot.faults.map(Self.describe), "credential-scenario": Self.describe(rt.credentialScenario)])
         case ("POST", ["events"]):
             let spec = try EventSpec.decode(json: try Self.strip(body, keys: ["instance-id"]))
-            let id = try instanceID(query, Self.object(body))
+            let id = try instanceID(query, Self.object(body), in: snapshot)
             let event = spec.resolve(base: now)
-            engine.update(id) { rt, _ in rt.events.append(event) }
+            try await changeEvents(id) { events in (events + [event], ()) }
             log("event \(event.id) (\(event.kind.typeName)) scheduled on \(id) for \(TimeFormat.iso8601(event.at))")
             return (201, Self.describe(event, now: now))
         case ("DELETE", ["events"]):
-            let id = try instanceID(query)
-            let n = engine.update(id) { rt, _ -> Int in
-                defer { rt.events.removeAll() }
-                return rt.events.count
-            } ?? 0
+            let id = try instanceID(query, in: snapshot)
+            let n = try await changeEvents(id) { events in ([], events.count) }
             log("cleared \(n) event(s) on \(id)")
             return (200, ["removed": n])
         case ("DELETE", ["events", "*"]):
             let eventID = p1
-            let id = try instanceID(query)
-            let removed = engine.update(id) { rt, _ -> Bool in
-                let before = rt.events.count
-                rt.events.removeAll { $0.id == eventID }
-                return rt.events.count < before
-            } ?? false
-            guard removed else { throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)") }
+            let id = try instanceID(query, in: snapshot)
+            try await changeEvents(id) { events in
+                guard events.contains(where: { $0.id == eventID }) else {
+                    throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)")
+                }
+                return (events.filter { $0.id != eventID }, ())
+            }
             log("event \(eventID) cleared on \(id)")
             return (200, ["removed": eventID])
         case ("POST", ["events", "*", "*"]) where p2 == "complete" || p2 == "cancel":
             let eventID = p1, verb = p2
-            let id = try instanceID(query)
-            let result = engine.update(id) { rt, _ -> Result<InstanceEvent, Failure> in
-                guard let i = rt.events.firstIndex(where: { $0.id == eventID }) else {
-                    return .failure(Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)"))
+            let id = try instanceID(query, in: snapshot)
+            let event = try await changeEvents(id) { events -> ([InstanceEvent], InstanceEvent) in
+                var events = events
+                guard let i = events.firstIndex(where: { $0.id == eventID }) else {
+                    throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)")
                 }
-                guard case .maintenance = rt.events[i].kind else {
-                    return .failure(Failure(status: 409, code: "IncorrectState", message: "only scheduled maintenance can be completed or canceled"))
+                guard case .maintenance = events[i].kind else {
+                    throw Failure(status: 409, code: "IncorrectState", message: "only scheduled maintenance can be completed or canceled")
                 }
-                guard rt.events[i].maintenanceState == .active else {
-                    return .failure(Failure(status: 409, code: "IncorrectState", message: "event '\(eventID)' is already \(rt.events[i].maintenanceState.rawValue)"))
+                guard events[i].maintenanceState == .active else {
+                    throw Failure(status: 409, code: "IncorrectState", message: "event '\(eventID)' is already \(events[i].maintenanceState.rawValue)")
                 }
-                rt.events[i].maintenanceState = verb == "complete" ? .completed : .canceled
-                return .success(rt.events[i])
-            }!
-            let event = try result.get()
+                events[i].maintenanceState = verb == "complete" ? .completed : .canceled
+                return (events, events[i])
+            }
             log("maintenance \(eventID) \(event.maintenanceState.rawValue) on \(id)")
             return (200, Self.describe(event, now: now))
         case ("GET", ["faults"]):
-            return (200, ["faults": engine.faults.map(Self.describe)])
+            return (200, ["faults": snapshot.faults.map(Self.describe)])
         case ("POST", ["faults"]):
             var fault = try FaultSpec.decode(json: Data(body))
-            if let i = fault.instanceID { _ = try instanceID(["instance-id": i]) }
+            if let i = fault.instanceID { _ = try instanceID(["instance-id": i], in: snapshot) }
             fault.id = Fault.newID()
-            engine.addFault(fault)
+            try await store.apply([.addFault(fault)])
             log("fault \(fault.id) active: \(Self.summary(fault))")
             return (201, Self.describe(fault))
         case ("DELETE", ["faults"]):
-            let n = engine.removeFaults(id: nil)
+            let n = try await store.transact { s in ([.removeFaults(id: nil)], s.faults.count) }.result
             log("cleared \(n) fault(s)")
             return (200, ["removed": n])
         case ("DELETE", ["faults", "*"]):
             let faultID = p1
-            guard engine.removeFaults(id: faultID) == 1 else {
-                throw Failure(status: 404, code: "FaultNotFound", message: "no fault '\(faultID)'")
-            }
+            try await store.apply([.removeFaults(id: faultID)])
             log("fault \(faultID) cleared")
             return (200, ["removed": faultID])
         case ("POST", ["tokens", "invalidate"]):
-            let id = try instanceID(query, Self.object(body))
-            engine.invalidateTokens(instanceID: id)
+            let id = try instanceID(query, Self.object(body), in: snapshot)
+            // Durable before the reply: the invalidation survives a crash and a restart.
+            try await store.apply([.invalidateTokens(instanceID: id)])
             log("all tokens of \(id) invalidated")
             return (200, ["instance-id": id, "invalidated": true])
         case ("PUT", ["credentials", "scenario"]), ("POST", ["credentials", "scenario"]):
             let obj = try Self.object(body) ?? [:]
-            let id = try instanceID(query, obj)
+            let id = try instanceID(query, obj, in: snapshot)
             let scenario = try Self.scenario(obj)
-            engine.update(id) { rt, now in rt.setCredentialScenario(scenario, now: now) }
+            try await store.apply([.setCredentialScenario(instanceID: id, scenario)])
             log("credential scenario of \(id): \(scenario.name)")
             return (200, ["instance-id": id, "credential-scenario": Self.describe(scenario)])
         default:
@@ -280,7 +301,7 @@ public struct AdminAPI: AsyncResponder {
     static func json(_ status: Int, _ object: Any) -> IMDSResponse {
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
         let body = Array(data) + [10]
-        let reasons = [200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"]
+        let reasons = [200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error"]
         return IMDSResponse(
             status: status, reason: reasons[status] ?? "Error",
             headers: [("Content-Type", "application/json"), ("Content-Length", String(body.count)),

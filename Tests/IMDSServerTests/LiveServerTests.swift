@@ -123,7 +123,7 @@ struct LiveServerTests {
     @Test func ipv6ListenerFollowsTheOption() async throws {
         let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
         let service = IMDSService(
-            engine: imds.engine, controlPlane: nil,
+            dataPlane: imds.dataPlane, controlPlane: nil,
             configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)]))
         try await service.start()
         guard let v6 = service.dataAddresses.first(where: \.isIPv6) else {
@@ -134,21 +134,16 @@ struct LiveServerTests {
         let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
         #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
 
-        let id = imds.engine.instanceIDs[0]
-        imds.engine.update(id) { rt, now in
-            var o = rt.options
-            o.httpProtocolIPv6 = .disabled
-            rt.setOptions(o, now: now)
-        }
+        let id = imds.store.snapshot.instanceIDs[0]
+        var o = imds.instance.options
+        o.httpProtocolIPv6 = .disabled
+        try await imds.store.apply([.setOptions(instanceID: id, o)])
         await service.reconcileIPv6()
         #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
         #expect(service.inactiveIPv6Addresses.map(\.port) == [v6.port])
 
-        imds.engine.update(id) { rt, now in
-            var o = rt.options
-            o.httpProtocolIPv6 = .enabled
-            rt.setOptions(o, now: now)
-        }
+        o.httpProtocolIPv6 = .enabled
+        try await imds.store.apply([.setOptions(instanceID: id, o)])
         await service.reconcileIPv6()
         #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
         await service.shutdown()
