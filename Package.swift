@@ -137,7 +137,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSCoreTests",
-            dependencies: ["IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -158,7 +161,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSServerTests",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane"],
             swiftSettings: strict
         ),
         .testTarget(

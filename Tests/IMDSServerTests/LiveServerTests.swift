@@ -1,4 +1,5 @@
 import Foundation
+import IMDSControlPlane
 import IMDSCore
 import IMDSServer
 import IMDSTesting
@@ -116,6 +117,49 @@ struct LiveServerTests {
             #expect(r.status == 200)
             #expect(r.body == "i-0abc1234def567890")
         }
+    }
+
+    /// `ModifyInstanceMetadataOptions HttpProtocolIpv6=enabled`, sent to the EC2 API over its socket,
+    /// brings the IPv6 listener up through the store's change stream (nothing polls), and `disabled`
+    /// takes it down again.
+    @Test func anEC2ModifyReachesTheIPv6ListenerThroughTheChangeStream() async throws {
+        let imds = TestIMDS()
+        let id = imds.store.snapshot.primaryInstanceID
+        let service = IMDSService(
+            dataPlane: imds.dataPlane, controlPlane: EC2ControlPlane(store: imds.store),
+            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)],
+                                 controlListen: [ListenAddress(host: "127.0.0.1", port: 0)]))
+        let (changes, continuation) = AsyncStream<Bool>.makeStream()
+        service.onIPv6Change = { _, on in continuation.yield(on) }
+        try await service.start()
+        #expect(service.inactiveIPv6Addresses.count == 1)
+        let control = try #require(service.controlAddresses.first)
+        func modify(_ value: String) throws -> Int {
+            let body = "Action=ModifyInstanceMetadataOptions&Version=2016-11-15&InstanceId=\(id)&HttpProtocolIpv6=\(value)"
+            return try RawHTTP.exchange(port: control.port, "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)").status
+        }
+        /// The next listener change, or nil after 10 s (bounded: a missing push fails the test).
+        func next() async -> Bool? {
+            await withTaskGroup(of: Bool?.self) { group in
+                group.addTask { var it = changes.makeAsyncIterator(); return await it.next() }
+                group.addTask { try? await Task.sleep(for: .seconds(10)); return nil }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+        }
+        #expect(try modify("enabled") == 200)
+        guard await next() == true, let v6 = service.dataAddresses.first(where: \.isIPv6) else {
+            await service.shutdown()
+            Issue.record("the IPv6 listener did not come up (no IPv6 loopback on this machine?)")
+            return
+        }
+        let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
+        #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
+        #expect(try modify("disabled") == 200)
+        #expect(await next() == false)
+        #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
+        await service.shutdown()
     }
 
     /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.

@@ -23,6 +23,9 @@ public struct JournalPersistence: StorePersistence {
     public static let snapshotName = "store.snapshot"
     static let journalHeader = Array("IMDSJNL1".utf8)
     static let snapshotHeader = Array("IMDSSNP1".utf8)
+    /// Revisions read from disk beyond this are refused: every batch adds 1, and 2^53 batches are
+    /// centuries away, so the addition can never overflow.
+    static let maxRevision: StoreRevision = 1 << 53
     /// Frames larger than this are not believed (a torn length field).
     static let maxFrame = 64 << 20
 
@@ -64,6 +67,9 @@ public struct JournalPersistence: StorePersistence {
             else {
                 throw .invalid("\(snapshotPath) is damaged (its checksum or format is wrong); restore it from a backup or move the state directory away")
             }
+            guard snap.revision <= Self.maxRevision else {
+                throw .invalid("\(snapshotPath): revision \(snap.revision) is beyond \(Self.maxRevision); the file was not written by imds")
+            }
             state = snap.state
             revision = snap.revision
             found = true
@@ -82,6 +88,9 @@ public struct JournalPersistence: StorePersistence {
                 switch Self.frame(in: bytes, at: offset) {
                 case .frame(let payload, let next):
                     guard let record = try? JSONDecoder().decode(JournalRecord.self, from: Data(payload)) else { break scan }
+                    guard record.revision <= Self.maxRevision else {
+                        throw .invalid("\(journalPath): revision \(record.revision) is beyond \(Self.maxRevision); the file was not written by imds")
+                    }
                     if record.revision > revision {
                         do {
                             for c in record.changes { try state.apply(c) }

@@ -53,6 +53,9 @@ enum LegacyControlPlaneState {
         var instances: [String: Record]
     }
 
+    /// The largest `sequence` earlier versions accepted (2^53, exact in every JSON reader).
+    static let maxSequence = 1 << 53
+
     static func changes(at path: String) throws(StoreError) -> [StoreChange] {
         guard let data = FileManager.default.contents(atPath: path) else { throw .invalid("\(path) cannot be read") }
         let file: File
@@ -61,7 +64,14 @@ enum LegacyControlPlaneState {
         } catch {
             throw .invalid("state file \(path) is not valid (\(error)); fix it, or move it away to start from the config file (changes made through the control plane would be lost)")
         }
-        guard file.format == 1 else { throw .invalid("state file \(path): format \(file.format) is not supported (expected 1)") }
+        func invalid(_ why: String) -> StoreError {
+            .invalid("state file \(path) is not valid: \(why); fix it, or move it away to start from the config file (changes made through the control plane would be lost)")
+        }
+        guard file.format == 1 else { throw invalid("format \(file.format) is not supported (expected 1)") }
+        guard (0...maxSequence).contains(file.sequence) else { throw invalid("sequence \(file.sequence) is not within 0...\(maxSequence)") }
+        if let bad = file.instances.keys.sorted().first(where: { !InstanceIDs.isWellFormed($0) }) {
+            throw invalid("'\(bad)' is not an instance id")
+        }
         var out: [StoreChange] = []
         if let d = file.accountDefaults { out.append(.setAccountDefaults(d)) }
         for (id, r) in file.instances.sorted(by: { $0.key < $1.key }) {
@@ -70,9 +80,7 @@ enum LegacyControlPlaneState {
         }
         var scratch = DurableState()
         for c in out {
-            do throws(StoreError) { try scratch.apply(c) } catch {
-                throw .invalid("state file \(path) is not valid: \(error); fix it, or move it away to start from the config file (changes made through the control plane would be lost)")
-            }
+            do throws(StoreError) { try scratch.apply(c) } catch { throw invalid("\(error)") }
         }
         return out
     }
