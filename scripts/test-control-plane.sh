@@ -343,6 +343,38 @@ try:
     expect("unsigned request refused", False, "accepted")
 except urllib.error.HTTPError as e:
     expect("unsigned request refused", e.code == 403 and "MissingAuthenticationToken" in e.read().decode())
+# A captured signature replayed with another body (issue 16.1): refused with and without an
+# X-Amz-Content-Sha256 header naming the captured body's hash, and nothing changes.
+def signed(body, extra=None):
+    req = botocore.awsrequest.AWSRequest(method="POST", url=cp + "/", data=body.encode(),
+                                         headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8", **(extra or {})})
+    auth.add_auth(req)
+    return req.prepare()
+def post(p, body):
+    try:
+        headers = {k: v for k, v in p.headers.items() if k.lower() != "content-length"}
+        with urllib.request.urlopen(urllib.request.Request(p.url, data=body.encode(), headers=headers, method="POST"), timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+import hashlib
+evil = "Action=ModifyInstanceMetadataDefaults&Version=2016-11-15&HttpTokens=optional"
+captured = "Action=DescribeInstances&Version=2016-11-15"
+p = signed(captured)
+status, _ = post(p, captured)
+expect("captured request verifies as sent", status == 200, str(status))
+status, text = post(p, evil)
+expect("replayed with another body: refused", status == 403 and "SignatureDoesNotMatch" in text, f"{status} {text[:160]}")
+p = signed(captured, {"X-Amz-Content-Sha256": hashlib.sha256(captured.encode()).hexdigest()})
+status, _ = post(p, captured)
+expect("signed X-Amz-Content-Sha256 matching the body verifies", status == 200, str(status))
+status, text = post(p, evil)
+expect("signed X-Amz-Content-Sha256 replayed with another body: refused", status == 400 and "XAmzContentSHA256Mismatch" in text, f"{status} {text[:160]}")
+p = signed(captured, {"X-Amz-Content-Sha256": "UNSIGNED-PAYLOAD"})
+status, text = post(p, evil)
+expect("UNSIGNED-PAYLOAD refused", status == 400 and "XAmzContentSHA256Mismatch" in text, f"{status} {text[:160]}")
+d = good.get_instance_metadata_defaults()["AccountLevel"]
+expect("defaults unchanged after the replays", d.get("HttpTokens") != "optional", str(d))
 sys.exit(1 if fails else 0)
 PYEOF
 echo "$OUT" | sed 's/^/    /'

@@ -50,6 +50,12 @@ public struct EC2Error: Error, Sendable, Equatable, CustomStringConvertible {
         status: 403)
     static let missingAuthentication = EC2Error(
         "MissingAuthenticationToken", "The request must contain either a valid (registered) AWS access key ID or X.509 certificate.", status: 403)
+    static let payloadHashMismatch = EC2Error(
+        "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed from the request body.")
+    static func payloadNotSigned(_ mode: String) -> EC2Error {
+        EC2Error("XAmzContentSHA256Mismatch",
+                 "x-amz-content-sha256 '\(mode.prefix(64))' is not accepted: the EC2 Query API requires a signed payload (the hex SHA-256 of the request body).")
+    }
     static let requestExpired = EC2Error("RequestExpired", "Request has expired.")
     static func incompleteSignature(_ message: String) -> EC2Error { EC2Error("IncompleteSignature", message) }
     static func internalError(_ message: String) -> EC2Error { EC2Error("InternalError", message, status: 500) }

@@ -189,7 +189,9 @@ public enum SigV4 {
     /// Checks a request's signature against the configured keys. Returns the key that signed it, or
     /// the error EC2 would answer: no `Authorization` → `MissingAuthenticationToken` (403), a malformed
     /// one → `IncompleteSignature` (400), an unknown key → `AuthFailure` (401), a date more than 15
-    /// minutes off → `RequestExpired` (400), a wrong signature or scope → `SignatureDoesNotMatch` (403).
+    /// minutes off → `RequestExpired` (400), an `X-Amz-Content-Sha256` header that is not the SHA-256 of
+    /// the body received → `XAmzContentSHA256Mismatch` (400), a wrong signature or scope →
+    /// `SignatureDoesNotMatch` (403). The body is always part of what is verified.
     public static func verify(
         _ request: IMDSRequest, keys: [ControlPlaneAccessKey], now: Date, service: String = "ec2"
     ) -> Result<ControlPlaneAccessKey, EC2Error> {
@@ -217,7 +219,11 @@ public enum SigV4 {
         guard auth.signedHeaders.contains("host") else {
             return .failure(.incompleteSignature("Signed headers must include 'host'."))
         }
-        let payload = request.header("X-Amz-Content-Sha256") ?? payloadHash(request.body)
+        let payload: String
+        switch bodyHash(request) {
+        case .success(let hash): payload = hash
+        case .failure(let error): return .failure(error)
+        }
         guard let canonical = canonicalRequest(method: request.method, target: request.target, headers: request.headers,
                                                signedHeaders: auth.signedHeaders, payloadHash: payload)
         else { return .failure(.signatureMismatch) }
@@ -226,6 +232,21 @@ public enum SigV4 {
                                  stringToSign: stringToSign(amzDate: amz, scope: scope, canonicalRequest: canonical))
         guard constantTimeEquals(expected, auth.signature) else { return .failure(.signatureMismatch) }
         return .success(key)
+    }
+
+    /// The payload hash that enters the canonical request: always the SHA-256 of the bytes received.
+    /// An `X-Amz-Content-Sha256` header may only repeat it (botocore's S3-style signers send one); a
+    /// header that names another hash, `UNSIGNED-PAYLOAD` or a `STREAMING-…` mode is refused, because
+    /// the EC2 Query API signs its payload and its body is its whole request (see docs/security.md).
+    static func bodyHash(_ request: IMDSRequest) -> Result<String, EC2Error> {
+        let computed = payloadHash(request.body)
+        guard let claimed = request.header("X-Amz-Content-Sha256") else { return .success(computed) }
+        let trimmed = claimed.trimmingCharacters(in: .whitespaces)
+        if trimmed.lowercased() == computed { return .success(trimmed) }
+        if trimmed == "UNSIGNED-PAYLOAD" || trimmed.hasPrefix("STREAMING-") {
+            return .failure(.payloadNotSigned(trimmed))
+        }
+        return .failure(.payloadHashMismatch)
     }
 
     static func constantTimeEquals(_ a: String, _ b: String) -> Bool {

@@ -98,6 +98,57 @@ struct SigV4Tests {
         #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", s3) : $0 } })! == ("SignatureDoesNotMatch", 403))
     }
 
+    /// Signs `body` the way a client that puts `payloadHash` into its canonical request (and, with
+    /// `header`, into `X-Amz-Content-Sha256`) would.
+    static func signed(_ f: SignedFixture, body: String, payloadHash: String, header: Bool) -> IMDSRequest {
+        var headers: [(name: String, value: String)] = [("Host", "localhost:8080"), ("X-Amz-Date", f.date)]
+        if header { headers.append(("X-Amz-Content-Sha256", payloadHash)) }
+        let signedNames = headers.map { $0.name.lowercased() }.sorted()
+        let canonical = SigV4.canonicalRequest(method: "POST", target: "/", headers: headers, signedHeaders: signedNames, payloadHash: payloadHash)!
+        let day = String(f.date.prefix(8)), scope = "\(day)/us-east-1/ec2/aws4_request"
+        let sig = SigV4.signature(signingKey: SigV4.signingKey(secret: f.secretAccessKey, date: day, region: "us-east-1", service: "ec2"),
+                                  stringToSign: SigV4.stringToSign(amzDate: f.date, scope: scope, canonicalRequest: canonical))
+        headers.append(("Authorization", "\(SigV4.algorithm) Credential=\(f.accessKeyId)/\(scope), SignedHeaders=\(signedNames.joined(separator: ";")), Signature=\(sig)"))
+        return IMDSRequest(method: "POST", target: "/", headers: headers, body: Array(body.utf8))
+    }
+
+    /// A captured signature never authorises another body: the payload hash is computed from the
+    /// bytes received, and an `X-Amz-Content-Sha256` header (signed or not) that disagrees is refused.
+    @Test func signatureCoversTheBody() throws {
+        let f = try #require(SignedFixture.all.first { $0.name == "describe-filters" })
+        let other = Array("Action=ModifyInstanceMetadataDefaults&Version=2016-11-15&HttpTokens=optional".utf8)
+        let capturedHash = SigV4.payloadHash(Array(f.body.utf8))
+        /// "accepted", or the refusal's code and status.
+        func outcome(_ r: IMDSRequest) -> String {
+            if case .failure(let e) = SigV4.verify(r, keys: [f.key], now: f.signedAt) { return "\(e.code) \(e.status)" }
+            return "accepted"
+        }
+        // botocore's request as captured verifies; the same with another body does not.
+        #expect(outcome(f.request) == "accepted")
+        #expect(outcome(Self.mutated(f) { $0.body = other }) == "SignatureDoesNotMatch 403")
+        // The captured body's hash added as an unsigned X-Amz-Content-Sha256 header does not rescue it.
+        #expect(outcome(Self.mutated(f) { $0.body = other; $0.headers.append(("X-Amz-Content-Sha256", capturedHash)) })
+                == "XAmzContentSHA256Mismatch 400")
+        // Nor does a signed one: valid for the captured body, refused for any other.
+        let withHeader = Self.signed(f, body: f.body, payloadHash: capturedHash, header: true)
+        #expect(outcome(withHeader) == "accepted")
+        var replay = withHeader
+        replay.body = other
+        #expect(outcome(replay) == "XAmzContentSHA256Mismatch 400")
+        // A header that repeats the body's hash is fine even unsigned.
+        #expect(outcome(Self.mutated(f) { $0.headers.append(("X-Amz-Content-Sha256", capturedHash)) }) == "accepted")
+        // UNSIGNED-PAYLOAD and streaming modes are refused on the EC2 Query API, signed or not, in
+        // header or canonical request only.
+        for mode in ["UNSIGNED-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-UNSIGNED-PAYLOAD-TRAILER"] {
+            #expect(outcome(Self.signed(f, body: f.body, payloadHash: mode, header: true)) == "XAmzContentSHA256Mismatch 400")
+            #expect(outcome(Self.signed(f, body: String(decoding: other, as: UTF8.self), payloadHash: mode, header: true)) == "XAmzContentSHA256Mismatch 400")
+            #expect(outcome(Self.signed(f, body: f.body, payloadHash: mode, header: false)) == "SignatureDoesNotMatch 403")
+        }
+        // Any other hash in the header: refused.
+        #expect(outcome(Self.signed(f, body: f.body, payloadHash: SigV4.payloadHash(other), header: true)) == "XAmzContentSHA256Mismatch 400")
+        #expect(outcome(Self.signed(f, body: f.body, payloadHash: "not-a-hash", header: true)) == "XAmzContentSHA256Mismatch 400")
+    }
+
     @Test func controlPlaneEnforcesSignatures() throws {
         let f = try #require(SignedFixture.all.first { $0.name == "modify" })
         let h = Harness(accessKeys: [f.key])
