@@ -210,9 +210,11 @@ public struct AdminAPI: AsyncResponder {
         }
         switch name {
         case "near-expiry":
-            let seconds = (obj["seconds"] as? Int) ?? 600
-            guard (1...3600).contains(seconds) else {
-                throw Failure(status: 400, code: "InvalidParameterValue", message: "seconds must be 1 to 3600")
+            // Absent means the default; anything else must be an exact integer in range (a string, a
+            // fraction or a number too large for Int is refused, never silently replaced).
+            let seconds = obj["seconds"] == nil ? 600 : obj["seconds"] as? Int
+            guard let seconds, (1...3600).contains(seconds) else {
+                throw Failure(status: 400, code: "InvalidParameterValue", message: "seconds must be an integer from 1 to 3600")
             }
             return .nearExpiry(seconds: seconds)
         case "expired": return .expired

@@ -265,7 +265,8 @@ extension EC2ControlPlane {
         }
         var offset = 0
         if let token = p["NextToken"] {
-            guard let n = Int(token), n >= 0 else {
+            // Only what this server hands out: decimal digits, no sign or spaces.
+            guard !token.isEmpty, token.utf8.allSatisfy({ $0 >= 48 && $0 <= 57 }), let n = Int(token) else {
                 throw EC2Error("InvalidPaginationToken", "The specified pagination token '\(token)' is not valid")
             }
             offset = n
@@ -295,6 +296,11 @@ extension EC2ControlPlane {
             }
         }
         rows.sort { ($0.id, $0.key) < ($1.id, $1.key) }
+        // A token is an offset this server handed out: never past the end, so `offset + maxResults`
+        // below stays in range whatever number a caller sends.
+        guard offset <= rows.count else {
+            throw EC2Error("InvalidPaginationToken", "The specified pagination token '\(p["NextToken"] ?? "")' is not valid")
+        }
         let page = Array(rows.dropFirst(offset).prefix(maxResults ?? rows.count))
         var out: [XMLNode] = [.list("tagSet", page.map { [
             .leaf("resourceId", $0.id), .leaf("resourceType", "instance"), .leaf("key", $0.key), .leaf("value", $0.value),

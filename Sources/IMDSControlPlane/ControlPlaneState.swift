@@ -33,6 +33,8 @@ public struct ControlPlaneState: Sendable, Equatable, Codable {
     public var instances: [String: InstanceRecord]
 
     public static let currentFormat = 1
+    /// The largest `sequence` a state file may hold (2^53, exact in every JSON reader).
+    public static let maxSequence = 1 << 53
 
     public init(sequence: Int = 0, accountDefaults: AccountDefaults? = nil, instances: [String: InstanceRecord] = [:]) {
         self.format = Self.currentFormat
@@ -44,7 +46,8 @@ public struct ControlPlaneState: Sendable, Equatable, Codable {
     /// Values the file may hold; anything else means the file was edited wrongly.
     func validate() -> String? {
         guard format == Self.currentFormat else { return "format \(format) is not supported (expected \(Self.currentFormat))" }
-        guard sequence >= 0 else { return "sequence must not be negative" }
+        // Each write adds 1; a bound far beyond any real count keeps that addition from overflowing.
+        guard (0...Self.maxSequence).contains(sequence) else { return "sequence \(sequence) is not within 0...\(Self.maxSequence)" }
         if let h = accountDefaults?.httpPutResponseHopLimit, !MetadataOptions.hopLimitRange.contains(h) {
             return "accountDefaults.httpPutResponseHopLimit \(h) is not within 1...64"
         }

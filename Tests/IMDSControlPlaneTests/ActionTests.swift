@@ -361,6 +361,18 @@ struct ActionTests {
         #expect(p2.at("tagSet")?.children.count == 3)
         #expect(p2.child("nextToken") == nil)
         expectError(h.action("DescribeTags", [("NextToken", "abc")]), "InvalidPaginationToken")
+        // The end of the list is a valid (empty) page; anything past it, however large, is refused
+        // (NextToken=Int.max with MaxResults used to overflow `offset + maxResults` and kill the process).
+        let end = try #require(expectOK(h.action("DescribeTags", [("MaxResults", "5"), ("NextToken", "8")]), "DescribeTags"))
+        #expect(end.at("tagSet")?.children.count == 0)
+        for token in ["9", "9223372036854775807", "9223372036854775806", "4611686018427387904", "-1", "-0", "+1", "99999999999999999999999", "1e3", " 5"] {
+            expectError(h.action("DescribeTags", [("MaxResults", "5"), ("NextToken", token)]), "InvalidPaginationToken")
+            expectError(h.action("DescribeTags", [("NextToken", token)]), "InvalidPaginationToken")
+        }
+        for max in ["9223372036854775807", "-9223372036854775808", "4", "1001", "1e3", "99999999999999999999"] {
+            expectError(h.action("DescribeTags", [("MaxResults", max)]), "InvalidParameterValue")
+            expectError(h.action("DescribeInstances", [("MaxResults", max)]), "InvalidParameterValue")
+        }
     }
 
     @Test(arguments: [

@@ -77,6 +77,10 @@ struct PersistenceTests {
         ("[]", "Expected"),
         ("{\"format\": 1, \"instances\": {}}", "missing key 'sequence'"),
         ("{\"format\": 2, \"sequence\": 0, \"instances\": {}}", "format 2 is not supported"),
+        // The next write adds 1 to it: a counter at Int.max would trap on the first change.
+        ("{\"format\": 1, \"sequence\": 9223372036854775807, \"instances\": {}}", "sequence 9223372036854775807 is not within 0...9007199254740992"),
+        ("{\"format\": 1, \"sequence\": -1, \"instances\": {}}", "is not within 0..."),
+        ("{\"format\": 1, \"sequence\": 1e300, \"instances\": {}}", "not valid JSON"),
         ("{\"format\": 1, \"sequence\": 0, \"instances\": {\"web\": {\"metadataOptions\": {\"httpTokens\": \"required\", \"httpEndpoint\": \"enabled\", \"httpPutResponseHopLimit\": 1, \"httpProtocolIPv6\": \"disabled\", \"instanceMetadataTags\": \"disabled\"}, \"tags\": []}}}", "'web' is not an instance id"),
         ("{\"format\": 1, \"sequence\": 0, \"instances\": {\"i-0abc1234def567890\": {\"metadataOptions\": {\"httpTokens\": \"maybe\", \"httpEndpoint\": \"enabled\", \"httpPutResponseHopLimit\": 1, \"httpProtocolIPv6\": \"disabled\", \"instanceMetadataTags\": \"disabled\"}, \"tags\": []}}}", "httpTokens"),
         ("{\"format\": 1, \"sequence\": 0, \"instances\": {\"i-0abc1234def567890\": {\"metadataOptions\": {\"httpTokens\": \"required\", \"httpEndpoint\": \"enabled\", \"httpPutResponseHopLimit\": 99, \"httpProtocolIPv6\": \"disabled\", \"instanceMetadataTags\": \"disabled\"}, \"tags\": []}}}", "not within 1...64"),
