@@ -40,9 +40,16 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
+        /// What servers and clients share on the wire, with no server code: the status → reason table.
+        .target(
+            name: "IMDSWire",
+            dependencies: [],
+            swiftSettings: strict
+        ),
         .target(
             name: "IMDSCore",
             dependencies: [
+                "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
@@ -53,6 +60,7 @@ let package = Package(
             name: "IMDSServer",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -74,13 +82,14 @@ let package = Package(
             name: "IMDSControlPlane",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "IMDSAdmin",
-            dependencies: ["IMDSCore"],
+            dependencies: ["IMDSCore", "IMDSWire"],
             swiftSettings: strict
         ),
         .target(
@@ -99,6 +108,7 @@ let package = Package(
             name: "IMDSObservability",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -112,6 +122,7 @@ let package = Package(
         .target(
             name: "IMDSClient",
             dependencies: [
+                "IMDSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -130,6 +141,7 @@ let package = Package(
                 "IMDSCredentials",
                 "IMDSScan",
                 "IMDSObservability",
+                "IMDSWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -161,7 +173,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSServerTests",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire"],
             swiftSettings: strict
         ),
         .testTarget(

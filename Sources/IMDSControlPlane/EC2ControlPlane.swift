@@ -1,5 +1,6 @@
 import Foundation
 import IMDSCore
+import IMDSWire
 
 /// The control plane: the subset of the EC2 Query API (version 2016-11-15) that concerns instance
 /// metadata, answering as EC2 does so that `aws --endpoint-url … ec2 …` and the SDKs work unchanged.
@@ -54,6 +55,24 @@ public final class EC2ControlPlane: AsyncResponder {
 
     public func respond(to request: IMDSRequest) async -> IMDSResponse { await handle(request) }
 
+    /// The EC2 Query API's routes for the control plane's ``ControlPlaneRouter``: `POST` (form body)
+    /// and `GET` (query string) on any path the other APIs do not own. Any other method is refused
+    /// as EC2 refuses it, with `UnsupportedOperation`.
+    public var routes: RouteGroup {
+        RouteGroup(
+            name: "ec2",
+            routes: [
+                Route("POST", .anyPath) { [self] r in await self.handle(r.request) },
+                Route("GET", .anyPath) { [self] r in await self.handle(r.request) },
+            ],
+            prefixes: ["/"],
+            refuse: { [self] refusal, _ in
+                let requestID = self.makeRequestID()
+                let error = Self.unsupportedMethod(refusal.method)
+                return Self.xmlResponse(status: error.status, body: error.xml(requestID: requestID), requestID: requestID, now: self.clock.now())
+            })
+    }
+
     /// Answers one control-plane request (a change is durable before the reply).
     public func handle(_ request: IMDSRequest) async -> IMDSResponse {
         let requestID = makeRequestID()
@@ -91,9 +110,7 @@ public final class EC2ControlPlane: AsyncResponder {
             case .failure(let error): throw error
             }
         }
-        guard request.method == "POST" || request.method == "GET" else {
-            throw EC2Error("UnsupportedOperation", "The HTTP method \(request.method) is not supported; send the EC2 Query API as POST / with a form-encoded body.")
-        }
+        guard request.method == "POST" || request.method == "GET" else { throw Self.unsupportedMethod(request.method) }
         var params = QueryParameters()
         let target = request.target
         if let q = target.firstIndex(of: "?") {
@@ -127,6 +144,10 @@ public final class EC2ControlPlane: AsyncResponder {
         let call = Call(params: params, canWrite: canWrite, dryRun: dryRun)
         if handler.mutates && !canWrite { throw .unauthorized }
         return (action, try await handler.run(self, call))
+    }
+
+    static func unsupportedMethod(_ method: String) -> EC2Error {
+        EC2Error("UnsupportedOperation", "The HTTP method \(method) is not supported; send the EC2 Query API as POST / with a form-encoded body.")
     }
 
     static let malformedQuery = EC2Error("MalformedQueryString", "The query string or form body contains a malformed percent-escape or is not UTF-8.")
@@ -227,7 +248,7 @@ public final class EC2ControlPlane: AsyncResponder {
     static func xmlResponse(status: Int, body: String, requestID: String, now: Date) -> IMDSResponse {
         let bytes = Array(body.utf8)
         return IMDSResponse(
-            status: status, reason: reasonPhrase(status),
+            status: status, plane: .control,
             headers: [
                 ("x-amzn-RequestId", requestID),
                 ("Content-Type", "text/xml;charset=UTF-8"),
@@ -237,17 +258,5 @@ public final class EC2ControlPlane: AsyncResponder {
                 ("Connection", "close"),
             ],
             body: bytes)
-    }
-
-    static func reasonPhrase(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 400: return "Bad Request"
-        case 401: return "Unauthorized"
-        case 403: return "Forbidden"
-        case 412: return "Precondition Failed"
-        case 500: return "Internal Server Error"
-        default: return "Error"
-        }
     }
 }

@@ -10,10 +10,7 @@ import Testing
 @Suite("Observability endpoints")
 struct ControlPlaneTests {
     func router(_ imds: TestIMDS, _ obs: Observability) -> ControlPlaneRouter {
-        let api = ObservabilityAPI(observability: obs)
-        return ControlPlaneRouter(
-            routes: ObservabilityAPI.paths.map { .init(prefix: $0, responder: api) } + [.init(prefix: AdminAPI.prefix, responder: AdminAPI(store: imds.store))],
-            fallback: AdminAPI(store: imds.store))
+        ControlPlaneRouter([ObservabilityAPI(observability: obs).routes, AdminAPI(store: imds.store).routes])
     }
 
     func call(_ r: ControlPlaneRouter, _ method: String, _ target: String, _ body: String = "") async -> IMDSResponse {

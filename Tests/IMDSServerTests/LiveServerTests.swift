@@ -134,9 +134,15 @@ struct LiveServerTests {
         try await service.start()
         #expect(service.inactiveIPv6Addresses.count == 1)
         let control = try #require(service.controlAddresses.first)
-        func modify(_ value: String) throws -> Int {
+        /// Sends the modify from a dispatch thread: a blocking socket read on the cooperative pool
+        /// could starve the control plane's own (async) handler on a 2-core machine.
+        func modify(_ value: String) async throws -> Int {
             let body = "Action=ModifyInstanceMetadataOptions&Version=2016-11-15&InstanceId=\(id)&HttpProtocolIpv6=\(value)"
-            return try RawHTTP.exchange(port: control.port, "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)").status
+            let request = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let port = control.port
+            return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+                DispatchQueue.global().async { c.resume(with: Result { try RawHTTP.exchange(port: port, request).status }) }
+            }
         }
         /// The next listener change, or nil after 10 s (bounded: a missing push fails the test).
         func next() async -> Bool? {
@@ -148,7 +154,7 @@ struct LiveServerTests {
                 return first
             }
         }
-        #expect(try modify("enabled") == 200)
+        #expect(try await modify("enabled") == 200)
         guard await next() == true, let v6 = service.dataAddresses.first(where: \.isIPv6) else {
             await service.shutdown()
             Issue.record("the IPv6 listener did not come up (no IPv6 loopback on this machine?)")
@@ -156,7 +162,7 @@ struct LiveServerTests {
         }
         let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
         #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
-        #expect(try modify("disabled") == 200)
+        #expect(try await modify("disabled") == 200)
         #expect(await next() == false)
         #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
         await service.shutdown()

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IMDSWire
 
 /// What a request turned out to be, for logs and metrics (never contains a token or credential).
 public struct RequestOutcome: Sendable, Equatable {
@@ -177,7 +178,7 @@ public struct IMDSEngine: Sendable {
             ctx.outcome.tokenIssued = true
             let body = Array(token.utf8)
             return IMDSResponse(
-                status: 200, reason: "OK",
+                status: 200, reason: HTTPStatus.reason(200, plane: .data),
                 headers: [
                     (IMDSHeader.tokenTTLResponse, String(ttl)),
                     ("Content-Length", String(body.count)),
@@ -189,7 +190,7 @@ public struct IMDSEngine: Sendable {
                 body: body, hopLimit: hop)
         case "OPTIONS" where BehaviourChoices.optionsOnTokenPathAllowed:
             return IMDSResponse(
-                status: 200, reason: "OK",
+                status: 200, reason: HTTPStatus.reason(200, plane: .data),
                 headers: [("Allow", "OPTIONS, PUT"), ("Content-Length", "0"), ("Content-Type", "text/plain"),
                           ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")],
                 body: [])
@@ -411,7 +412,7 @@ public struct IMDSEngine: Sendable {
         headers.append(("Date", TimeFormat.http(ctx.now)))
         headers.append(("Server", "EC2ws"))
         headers.append(("Connection", "close"))
-        return IMDSResponse(status: 200, reason: "OK", headers: headers, body: body)
+        return IMDSResponse(status: 200, plane: .data, headers: headers, body: body)
     }
 
     private func redirect(_ ctx: Context, to path: String) -> IMDSResponse {
@@ -420,7 +421,7 @@ public struct IMDSEngine: Sendable {
         if let ttl = ctx.remainingTTL { headers.append((IMDSHeader.tokenTTLResponse, String(ttl))) }
         headers += [("Location", "http://\(host)\(RequestTarget.encode(path))"), ("Content-Length", "0"),
                     ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
-        return IMDSResponse(status: 301, reason: "Moved Permanently", headers: headers, body: [])
+        return IMDSResponse(status: 301, plane: .data, headers: headers, body: [])
     }
 
     /// A Host header usable in a Location: host or [v6], optional port, nothing else.
@@ -439,7 +440,7 @@ public struct IMDSEngine: Sendable {
                         ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
             return IMDSResponse(status: error.status, reason: error.reason, headers: headers, body: [])
         }
-        let body = ErrorPage.html(status: error.status, reason: error.reason == "Not Allowed" ? "Method Not Allowed" : error.reason)
+        let body = ErrorPage.html(status: error.status)
         headers += [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
                     ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
         return IMDSResponse(status: error.status, reason: error.reason, headers: headers, body: body)
@@ -447,10 +448,9 @@ public struct IMDSEngine: Sendable {
 
     /// The response for a request the transport could not parse (sent before any engine logic).
     public func malformedRequestResponse(status: Int = 400) -> IMDSResponse {
-        let reason = IMDSError.reasonPhrase(status)
-        let body = ErrorPage.html(status: status, reason: reason)
+        let body = ErrorPage.html(status: status)
         return IMDSResponse(
-            status: status, reason: reason,
+            status: status, plane: .data,
             headers: [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
                       ("Date", TimeFormat.http(clock.now())), ("Server", "EC2ws"), ("Connection", "close")],
             body: body)
