@@ -130,6 +130,7 @@ public final class EC2ControlPlane: AsyncResponder {
             else { throw Self.malformedQuery }
             params.append(contentsOf: p)
         }
+        guard params.pairs.count <= Self.maxParameters else { throw .tooManyParameters(params.pairs.count) }
         guard let action = params["Action"], !action.isEmpty else {
             throw EC2Error("MissingAction", "The request must contain the parameter Action")
         }
@@ -153,6 +154,10 @@ public final class EC2ControlPlane: AsyncResponder {
         if handler.mutates && !canWrite { throw .unauthorized }
         return (action, try handler.run(self, call))
     }
+
+    /// Parameters one request may carry (query string and body together); the body itself is bounded
+    /// by the listener (`ListenerLimits.maxBodyBytes`).
+    public static let maxParameters = 10_000
 
     static let malformedQuery = EC2Error("MalformedQueryString", "The query string or form body contains a malformed percent-escape or is not UTF-8.")
 
