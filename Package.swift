@@ -39,9 +39,16 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
+        /// What servers and clients share on the wire, with no server code: the status → reason table.
+        .target(
+            name: "IMDSWire",
+            dependencies: [],
+            swiftSettings: strict
+        ),
         .target(
             name: "IMDSCore",
             dependencies: [
+                "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
             ],
@@ -51,6 +58,7 @@ let package = Package(
             name: "IMDSServer",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -72,13 +80,14 @@ let package = Package(
             name: "IMDSControlPlane",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "IMDSAdmin",
-            dependencies: ["IMDSCore"],
+            dependencies: ["IMDSCore", "IMDSWire"],
             swiftSettings: strict
         ),
         .target(
@@ -97,6 +106,7 @@ let package = Package(
             name: "IMDSObservability",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -110,6 +120,7 @@ let package = Package(
         .target(
             name: "IMDSClient",
             dependencies: [
+                "IMDSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -128,6 +139,7 @@ let package = Package(
                 "IMDSCredentials",
                 "IMDSScan",
                 "IMDSObservability",
+                "IMDSWire",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -156,7 +168,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSServerTests",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -19,7 +19,7 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Serve instance metadata (data plane) and the control plane.",
         discussion: """
-            With no arguments, serves the embedded default instance on 127.0.0.1:1338 and the control
+            With no arguments, serves the embedded default instance on 127.0.0.1:1338 and the control \
             plane on 127.0.0.1:1339. SIGTERM and SIGINT shut down gracefully; SIGHUP reloads --config.
             """)
 
@@ -197,9 +197,7 @@ struct Serve: AsyncParsableCommand {
             metrics: metrics, accessLog: accessLogWriter, attributor: attributor, holdLimit: .milliseconds(attributionHoldMs))
         let observabilityAPI = ObservabilityAPI(observability: observability)
         let controlPlane = ControlPlaneRouter(
-            routes: ObservabilityAPI.paths.map { .init(prefix: $0, responder: observabilityAPI) }
-                + [.init(prefix: AdminAPI.prefix, responder: admin)],
-            fallback: ec2,
+            [observabilityAPI.routes, admin.routes, ec2.routes],
             // With access keys, every control-plane request (admin API too) must be signed.
             gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) })
         let hooks = DataPlaneHooks(

@@ -1,5 +1,6 @@
 import Foundation
 import IMDSCore
+import IMDSWire
 import Synchronization
 
 /// The control plane: the subset of the EC2 Query API (version 2016-11-15) that concerns instance
@@ -79,6 +80,24 @@ public final class EC2ControlPlane: AsyncResponder {
 
     public func respond(to request: IMDSRequest) async -> IMDSResponse { handle(request) }
 
+    /// The EC2 Query API's routes for the control plane's ``ControlPlaneRouter``: `POST` (form body)
+    /// and `GET` (query string) on any path the other APIs do not own. Any other method is refused
+    /// as EC2 refuses it, with `UnsupportedOperation`.
+    public var routes: RouteGroup {
+        RouteGroup(
+            name: "ec2",
+            routes: [
+                Route("POST", .anyPath) { [self] r in self.handle(r.request) },
+                Route("GET", .anyPath) { [self] r in self.handle(r.request) },
+            ],
+            prefixes: ["/"],
+            refuse: { [self] refusal, _ in
+                let requestID = self.makeRequestID()
+                let error = Self.unsupportedMethod(refusal.method)
+                return Self.xmlResponse(status: error.status, body: error.xml(requestID: requestID), requestID: requestID, now: self.clock.now())
+            })
+    }
+
     /// Answers one control-plane request (synchronously; it may write the state file).
     public func handle(_ request: IMDSRequest) -> IMDSResponse {
         let requestID = makeRequestID()
@@ -116,9 +135,7 @@ public final class EC2ControlPlane: AsyncResponder {
             case .failure(let error): throw error
             }
         }
-        guard request.method == "POST" || request.method == "GET" else {
-            throw EC2Error("UnsupportedOperation", "The HTTP method \(request.method) is not supported; send the EC2 Query API as POST / with a form-encoded body.")
-        }
+        guard request.method == "POST" || request.method == "GET" else { throw Self.unsupportedMethod(request.method) }
         var params = QueryParameters()
         let target = request.target
         if let q = target.firstIndex(of: "?") {
@@ -158,6 +175,10 @@ public final class EC2ControlPlane: AsyncResponder {
     /// Parameters one request may carry (query string and body together); the body itself is bounded
     /// by the listener (`ListenerLimits.maxBodyBytes`).
     public static let maxParameters = 10_000
+
+    static func unsupportedMethod(_ method: String) -> EC2Error {
+        EC2Error("UnsupportedOperation", "The HTTP method \(method) is not supported; send the EC2 Query API as POST / with a form-encoded body.")
+    }
 
     static let malformedQuery = EC2Error("MalformedQueryString", "The query string or form body contains a malformed percent-escape or is not UTF-8.")
 
@@ -256,7 +277,7 @@ public final class EC2ControlPlane: AsyncResponder {
     static func xmlResponse(status: Int, body: String, requestID: String, now: Date) -> IMDSResponse {
         let bytes = Array(body.utf8)
         return IMDSResponse(
-            status: status, reason: reasonPhrase(status),
+            status: status, plane: .control,
             headers: [
                 ("x-amzn-RequestId", requestID),
                 ("Content-Type", "text/xml;charset=UTF-8"),
@@ -266,17 +287,5 @@ public final class EC2ControlPlane: AsyncResponder {
                 ("Connection", "close"),
             ],
             body: bytes)
-    }
-
-    static func reasonPhrase(_ status: Int) -> String {
-        switch status {
-        case 200: return "OK"
-        case 400: return "Bad Request"
-        case 401: return "Unauthorized"
-        case 403: return "Forbidden"
-        case 412: return "Precondition Failed"
-        case 500: return "Internal Server Error"
-        default: return "Error"
-        }
     }
 }

@@ -1,4 +1,5 @@
 import IMDSCore
+import IMDSWire
 import Logging
 import NIOCore
 import NIOPosix
@@ -145,15 +146,18 @@ public final class IMDSService: Sendable {
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(
                 responder: .async { await controlPlane.respond(to: $0) }, keepBody: true, maxBody: limits.maxBodyBytes,
-                malformed: { status in
-                    let body = Array("{\"error\":\"malformed HTTP request\"}".utf8)
-                    return IMDSResponse(
-                        status: status, reason: status == 431 ? "Request Header Fields Too Large" : "Bad Request",
-                        headers: [("Content-Type", "application/json"), ("Content-Length", String(body.count)),
-                                  ("Connection", "close")],
-                        body: body)
-                })
+                malformed: Self.malformedControlRequest)
         }
+    }
+
+    /// The control plane's answer to a request the HTTP layer could not parse or that breaks a limit.
+    static func malformedControlRequest(status: Int) -> IMDSResponse {
+        let body = Array("{\"error\":\"malformed HTTP request\"}".utf8)
+        return IMDSResponse(
+            status: status, plane: .control,
+            headers: [("Content-Type", "application/json"), ("Content-Length", String(body.count)),
+                      ("Connection", "close")],
+            body: body)
     }
 
     /// The addresses the data plane is bound to (real ports).

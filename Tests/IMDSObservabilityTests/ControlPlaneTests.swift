@@ -10,10 +10,7 @@ import Testing
 @Suite("Observability endpoints")
 struct ControlPlaneTests {
     func router(_ imds: TestIMDS, _ obs: Observability) -> ControlPlaneRouter {
-        let api = ObservabilityAPI(observability: obs)
-        return ControlPlaneRouter(
-            routes: ObservabilityAPI.paths.map { .init(prefix: $0, responder: api) } + [.init(prefix: AdminAPI.prefix, responder: AdminAPI(engine: imds.engine))],
-            fallback: AdminAPI(engine: imds.engine))
+        ControlPlaneRouter([ObservabilityAPI(observability: obs).routes, AdminAPI(engine: imds.engine).routes])
     }
 
     func call(_ r: ControlPlaneRouter, _ method: String, _ target: String, _ body: String = "") async -> IMDSResponse {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import IMDSWire
 import Synchronization
 
 /// What a request turned out to be, for logs and metrics (never contains a token or credential).
@@ -254,7 +255,7 @@ public final class IMDSEngine: Sendable {
             ctx.outcome.tokenIssued = true
             let body = Array(token.utf8)
             return IMDSResponse(
-                status: 200, reason: "OK",
+                status: 200, reason: HTTPStatus.reason(200, plane: .data),
                 headers: [
                     (IMDSHeader.tokenTTLResponse, String(ttl)),
                     ("Content-Length", String(body.count)),
@@ -266,7 +267,7 @@ public final class IMDSEngine: Sendable {
                 body: body, hopLimit: hop)
         case "OPTIONS" where BehaviourChoices.optionsOnTokenPathAllowed:
             return IMDSResponse(
-                status: 200, reason: "OK",
+                status: 200, reason: HTTPStatus.reason(200, plane: .data),
                 headers: [("Allow", "OPTIONS, PUT"), ("Content-Length", "0"), ("Content-Type", "text/plain"),
                           ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")],
                 body: [])
@@ -526,7 +527,7 @@ public final class IMDSEngine: Sendable {
         headers.append(("Date", TimeFormat.http(ctx.now)))
         headers.append(("Server", "EC2ws"))
         headers.append(("Connection", "close"))
-        return IMDSResponse(status: 200, reason: "OK", headers: headers, body: body)
+        return IMDSResponse(status: 200, plane: .data, headers: headers, body: body)
     }
 
     private func redirect(_ ctx: Context, to path: String) -> IMDSResponse {
@@ -535,7 +536,7 @@ public final class IMDSEngine: Sendable {
         if let ttl = ctx.remainingTTL { headers.append((IMDSHeader.tokenTTLResponse, String(ttl))) }
         headers += [("Location", "http://\(host)\(RequestTarget.encode(path))"), ("Content-Length", "0"),
                     ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
-        return IMDSResponse(status: 301, reason: "Moved Permanently", headers: headers, body: [])
+        return IMDSResponse(status: 301, plane: .data, headers: headers, body: [])
     }
 
     /// A Host header usable in a Location: host or [v6], optional port, nothing else.
@@ -554,7 +555,7 @@ public final class IMDSEngine: Sendable {
                         ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
             return IMDSResponse(status: error.status, reason: error.reason, headers: headers, body: [])
         }
-        let body = ErrorPage.html(status: error.status, reason: error.reason == "Not Allowed" ? "Method Not Allowed" : error.reason)
+        let body = ErrorPage.html(status: error.status)
         headers += [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
                     ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
         return IMDSResponse(status: error.status, reason: error.reason, headers: headers, body: body)
@@ -562,10 +563,9 @@ public final class IMDSEngine: Sendable {
 
     /// The response for a request the transport could not parse (sent before any engine logic).
     public func malformedRequestResponse(status: Int = 400) -> IMDSResponse {
-        let reason = IMDSError.reasonPhrase(status)
-        let body = ErrorPage.html(status: status, reason: reason)
+        let body = ErrorPage.html(status: status)
         return IMDSResponse(
-            status: status, reason: reason,
+            status: status, plane: .data,
             headers: [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
                       ("Date", TimeFormat.http(clock.now())), ("Server", "EC2ws"), ("Connection", "close")],
             body: body)
