@@ -165,9 +165,11 @@ public enum SigV4 {
         }
         guard let cq = canonicalQuery(query) else { return nil }
         var lines = [method, canonicalURI(path), cq]
+        // One pass over the headers, then one lookup per signed name: linear in the request's size.
+        var byName: [String: [String]] = [:]
+        for h in headers { byName[h.name.lowercased(), default: []].append(h.value) }
         for name in signedHeaders {
-            let values = headers.filter { $0.name.lowercased() == name }.map(\.value)
-            lines.append("\(name):\(canonicalHeaderValue(values))")
+            lines.append("\(name):\(canonicalHeaderValue(byName[name] ?? []))")
         }
         lines.append("")
         lines.append(signedHeaders.joined(separator: ";"))
@@ -285,6 +287,11 @@ public enum SigV4 {
         }
         guard auth.signedHeaders.contains("host") else {
             return .failure(.incompleteSignature("Signed headers must include 'host'."))
+        }
+        // Sorted and distinct, as every SigV4 signer sends them: a repeated name would make the canonical
+        // request repeat a header value once per repetition (quadratic size from one header line).
+        guard zip(auth.signedHeaders, auth.signedHeaders.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            return .failure(.incompleteSignature("SignedHeaders must be lowercase header names, sorted and without repeats."))
         }
         let payload: String
         switch bodyHash(request) {

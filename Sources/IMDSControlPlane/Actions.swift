@@ -61,7 +61,7 @@ extension EC2ControlPlane {
             var matches = true
             for f in filters {
                 guard let have = values(f.name) else { throw .invalidFilter(f.name) }
-                if !f.values.contains(where: { pattern in have.contains { Glob.matches(pattern, $0) } }) { matches = false }
+                if !f.values.contains(where: { glob in have.contains { glob.matches($0) } }) { matches = false }
             }
             guard matches else { continue }
             let i = rt.instance
@@ -75,14 +75,27 @@ extension EC2ControlPlane {
         return [.list("reservationSet", reservations)]
     }
 
-    static func parseFilters(_ p: QueryParameters) throws(EC2Error) -> [(name: String, values: [String])] {
-        var out: [(name: String, values: [String])] = []
-        for f in p.filters {
+    /// At most this many `Filter.N`, and this many values in one filter (EC2 answers more with the same
+    /// `FilterLimitExceeded`; it does not document its exact limits).
+    static let maxFilters = 50
+    static let maxFilterValues = 200
+
+    /// The filters with their values compiled once (EC2 wildcards: `*`, `?`, `\` escapes).
+    static func parseFilters(_ p: QueryParameters) throws(EC2Error) -> [(name: String, values: [Glob])] {
+        let filters = p.filters
+        guard filters.count <= maxFilters else {
+            throw EC2Error("FilterLimitExceeded", "The request uses \(filters.count) filters; at most \(maxFilters) are allowed.")
+        }
+        var out: [(name: String, values: [Glob])] = []
+        for f in filters {
             guard let name = f.name, !name.isEmpty else { throw .missingParameter("Filter.N.Name") }
             guard !f.values.isEmpty else {
                 throw EC2Error("InvalidParameterValue", "The filter '\(name)' has no values: add Filter.N.Value.1")
             }
-            out.append((name, f.values))
+            guard f.values.count <= maxFilterValues else {
+                throw EC2Error("FilterLimitExceeded", "The filter '\(name)' has \(f.values.count) values; at most \(maxFilterValues) are allowed.")
+            }
+            out.append((name, f.values.map { Glob($0, syntax: .ec2Filter) }))
         }
         return out
     }
@@ -291,7 +304,7 @@ extension EC2ControlPlane {
                         let wanted = String(f.name.dropFirst(4))
                         have = rt.tags.filter { $0.key == wanted }.map(\.value)
                     }
-                    return f.values.contains { pattern in have.contains { Glob.matches(pattern, $0) } }
+                    return f.values.contains { glob in have.contains { glob.matches($0) } }
                 }
                 if ok { rows.append((id, tag.key, tag.value)) }
             }
@@ -308,33 +321,5 @@ extension EC2ControlPlane {
         ] })]
         if let maxResults, offset + maxResults < rows.count { out.append(.leaf("nextToken", String(offset + maxResults))) }
         return out
-    }
-}
-
-/// EC2 filter wildcards: `*` any run of characters, `?` any one character, `\` escapes.
-enum Glob {
-    static func matches(_ pattern: String, _ text: String) -> Bool {
-        matches(Array(pattern), 0, Array(text), 0)
-    }
-
-    private static func matches(_ p: [Character], _ pi: Int, _ t: [Character], _ ti: Int) -> Bool {
-        var pi = pi, ti = ti
-        while pi < p.count {
-            switch p[pi] {
-            case "*":
-                for k in ti...t.count where matches(p, pi + 1, t, k) { return true }
-                return false
-            case "?":
-                guard ti < t.count else { return false }
-            case "\\" where pi + 1 < p.count:
-                pi += 1
-                guard ti < t.count, t[ti] == p[pi] else { return false }
-            default:
-                guard ti < t.count, t[ti] == p[pi] else { return false }
-            }
-            pi += 1
-            ti += 1
-        }
-        return ti == t.count
     }
 }

@@ -148,6 +148,7 @@ public final class EC2ControlPlane: AsyncResponder {
             else { throw Self.malformedQuery }
             params.append(contentsOf: p)
         }
+        guard params.pairs.count <= Self.maxParameters else { throw .tooManyParameters(params.pairs.count) }
         guard let action = params["Action"], !action.isEmpty else {
             throw EC2Error("MissingAction", "The request must contain the parameter Action")
         }
@@ -171,6 +172,10 @@ public final class EC2ControlPlane: AsyncResponder {
         if handler.mutates && !canWrite { throw .unauthorized }
         return (action, try handler.run(self, call))
     }
+
+    /// Parameters one request may carry (query string and body together); the body itself is bounded
+    /// by the listener (`ListenerLimits.maxBodyBytes`).
+    public static let maxParameters = 10_000
 
     static func unsupportedMethod(_ method: String) -> EC2Error {
         EC2Error("UnsupportedOperation", "The HTTP method \(method) is not supported; send the EC2 Query API as POST / with a form-encoded body.")

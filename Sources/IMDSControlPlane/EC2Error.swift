@@ -58,6 +58,9 @@ public struct EC2Error: Error, Sendable, Equatable, CustomStringConvertible {
         EC2Error("XAmzContentSHA256Mismatch",
                  "x-amz-content-sha256 '\(mode.prefix(64))' is not accepted: the EC2 Query API requires a signed payload (the hex SHA-256 of the request body).")
     }
+    static func tooManyParameters(_ count: Int) -> EC2Error {
+        EC2Error("InvalidRequest", "The request has \(count) parameters; at most \(EC2ControlPlane.maxParameters) are accepted.")
+    }
     static let requestExpired = EC2Error("RequestExpired", "Request has expired.")
     static func incompleteSignature(_ message: String) -> EC2Error { EC2Error("IncompleteSignature", message) }
     static func internalError(_ message: String) -> EC2Error { EC2Error("InternalError", message, status: 500) }

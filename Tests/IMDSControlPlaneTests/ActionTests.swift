@@ -94,6 +94,37 @@ struct ActionTests {
         #expect(h.action("DescribeInstances", [("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", "i-00000000")]).bodyText.contains("<reservationSet/>"))
     }
 
+    /// Wildcards that backtrack exponentially in a recursive matcher get the right answer; filter
+    /// and parameter counts are bounded with a clear error (issue 16.3).
+    @Test func pathologicalFiltersAndLimits() throws {
+        let h = Harness()
+        func reservations(_ params: [(String, String)]) -> Int? {
+            expectOK(h.action("DescribeInstances", params), "DescribeInstances")?.at("reservationSet")?.children.count
+        }
+        let starQ = String(repeating: "*?", count: 2000)
+        #expect(reservations([("Filter.1.Name", "tag:Name"), ("Filter.1.Value.1", starQ + "!")]) == 0)
+        #expect(reservations([("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", String(repeating: "*?", count: 9) + "*")]) == 1)
+        #expect(reservations([("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", "i-*?*?*?*?*?*?*?*?0")]) == 1)
+        #expect(reservations([("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", "i-*?*?*?*?*?*?*?*?!")]) == 0)
+        #expect(reservations((1...50).flatMap { [("Filter.\($0).Name", "instance-id"), ("Filter.\($0).Value.1", "i-*")] }) == 1)
+        #expect(reservations([("Filter.1.Name", "instance-id")] + (1...200).map { ("Filter.1.Value.\($0)", "i-*\($0)") }) == 1)
+        let tags = h.action("DescribeTags", [("Filter.1.Name", "value"), ("Filter.1.Value.1", starQ + "!")])
+        #expect(expectOK(tags, "DescribeTags")?.at("tagSet")?.children.count == 0)
+
+        expectError(h.action("DescribeInstances", (1...51).flatMap { [("Filter.\($0).Name", "instance-id"), ("Filter.\($0).Value.1", "i-*")] }),
+                    "FilterLimitExceeded")
+        expectError(h.action("DescribeInstances", (1...20_000).flatMap { [("Filter.\($0).Name", "instance-id"), ("Filter.\($0).Value.1", "*?*?!")] }),
+                    "InvalidRequest")
+        expectError(h.action("DescribeInstances", (1...4_000).flatMap { [("Filter.\($0).Name", "instance-id"), ("Filter.\($0).Value.1", "*?*?!")] }),
+                    "FilterLimitExceeded")
+        expectError(h.action("DescribeInstances", [("Filter.1.Name", "instance-id")] + (1...201).map { ("Filter.1.Value.\($0)", "x") }),
+                    "FilterLimitExceeded")
+        expectError(h.action("DescribeTags", (1...51).flatMap { [("Filter.\($0).Name", "key"), ("Filter.\($0).Value.1", "*")] }),
+                    "FilterLimitExceeded")
+        expectError(h.action("DescribeInstances", (1...EC2ControlPlane.maxParameters).map { ("InstanceId.\($0)", "i-0abc1234def567890") }),
+                    "InvalidRequest")
+    }
+
     @Test func modifyRepliesPendingAndAppliesAtOnce() throws {
         let h = Harness()
         #expect(h.dataStatus() == 200)

@@ -35,6 +35,22 @@ struct QueryParametersTests {
         #expect(q.tags.map { $0.value } == [nil, "v"])
     }
 
+    /// 20,000 filters are parsed in one pass (this rescanned every parameter per filter before);
+    /// the outcome, not the time, is asserted.
+    @Test func manyFiltersParseInOrder() {
+        let n = 20_000
+        var parts: [String] = []
+        for i in stride(from: n, through: 1, by: -1) { parts += ["Filter.\(i).Value.2=b\(i)", "Filter.\(i).Name=f\(i)", "Filter.\(i).Value.1=a\(i)"] }
+        parts += ["Filter.7.Name=second", "Filter.7.Value.01=dup"]
+        let q = QueryParameters.parse(form: parts.joined(separator: "&")[...])!
+        let f = q.filters
+        #expect(f.count == n)
+        #expect(f.first?.name == "f1" && f.first?.values == ["a1", "b1"])
+        #expect(f.last?.name == "f\(n)" && f.last?.values == ["a\(n)", "b\(n)"])
+        #expect(f[6].name == "f7" && f[6].values == ["a7", "b7"])  // the first occurrence of a name or index wins
+        #expect(f.map(\.name) == (1...n).map { "f\($0)" })
+    }
+
     @Test func firstOccurrenceWins() {
         let q = QueryParameters.parse(form: "a=1&a=2"[...])!
         #expect(q["a"] == "1")

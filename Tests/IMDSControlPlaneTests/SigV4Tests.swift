@@ -94,6 +94,16 @@ struct SigV4Tests {
         #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", "AWS4-HMAC-SHA256 Credential=x") : $0 } })! == ("IncompleteSignature", 400))
         #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", "Basic dXNlcjpwYXNz") : $0 } })! == ("IncompleteSignature", 400))
         #expect(code(Self.mutated(f) { $0.headers.removeAll { $0.name == "X-Amz-Date" } })! == ("IncompleteSignature", 400))
+        // SignedHeaders repeated or unsorted (a repeated name would repeat a header value in the
+        // canonical request once per repetition).
+        let repeated = f.authorization.replacingOccurrences(of: "SignedHeaders=", with: "SignedHeaders=" + String(repeating: "host;", count: 5000))
+        #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", repeated) : $0 } })! == ("IncompleteSignature", 400))
+        let unsorted = f.authorization.replacingOccurrences(of: "SignedHeaders=", with: "SignedHeaders=x-amz-date;")
+        #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", unsorted) : $0 } })! == ("IncompleteSignature", 400))
+        // Thousands of unsigned headers next to a valid signature: still verified, in one pass.
+        var crowded = f.request
+        crowded.headers += (1...20_000).map { ("X-Filler-\($0)", "v") }
+        #expect(code(crowded) == nil)
         // Scoped to another service.
         let s3 = f.authorization.replacingOccurrences(of: "/ec2/", with: "/s3/")
         #expect(code(Self.mutated(f) { $0.headers = $0.headers.map { $0.name == "Authorization" ? ("Authorization", s3) : $0 } })! == ("SignatureDoesNotMatch", 403))
