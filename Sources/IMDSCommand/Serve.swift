@@ -95,7 +95,14 @@ struct Serve: AsyncParsableCommand {
             accessKeys.append(ControlPlaneAccessKey(accessKeyID: id, secretAccessKey: secret))
         }
 
-        let controlAddress = controlListen.flatMap(ListenAddress.init(parsing:)) ?? ListenAddress(host: "127.0.0.1", port: 1339)
+        // Decided on the resolved address that is bound, not on the name (a name such as
+        // "localhost" or "ctl.internal" may resolve to a public address).
+        let controlAddress: ListenAddress
+        do {
+            controlAddress = try (controlListen.flatMap(ListenAddress.init(parsing:)) ?? ListenAddress(host: "127.0.0.1", port: 1339)).resolved()
+        } catch {
+            throw CLIError("--control-listen: \(error)")
+        }
         if !controlAddress.isLoopback && accessKeys.isEmpty {
             throw CLIError(
                 "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339), or configure access keys (control-plane.access-keys in --config, or IMDS_CONTROL_ACCESS_KEY_ID and IMDS_CONTROL_SECRET_ACCESS_KEY) so that every request must carry an AWS SigV4 signature.")

@@ -238,3 +238,50 @@ def test_pathological_filters_and_sizes(live):
                           {"Content-Type": "application/x-www-form-urlencoded"})
     assert status in (413, None), status  # a client still sending when the server closes may see a reset
     s.assert_alive("a 2 MiB body")
+
+
+def _serve_once(args, wrap=None, timeout=30):
+    """Runs `imds serve ARGS` until it prints its control-plane line or exits; (exit code or None, stdout, stderr)."""
+    cmd = (wrap or []) + [IMDS, "serve", "--listen", "127.0.0.1:0"] + args
+    with tempfile.TemporaryDirectory() as tmp:
+        out, err = os.path.join(tmp, "out"), os.path.join(tmp, "err")
+        with open(out, "w") as o, open(err, "w") as e:
+            p = subprocess.Popen(cmd, stdout=o, stderr=e)
+        try:
+            for _ in range(timeout * 10):
+                if p.poll() is not None or "control plane listening" in open(out).read():
+                    break
+                time.sleep(0.1)
+        finally:
+            code = p.poll()
+            if code is None:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=10)
+        return code, open(out).read(), open(err).read()
+
+
+def test_keyless_control_plane_checks_the_resolved_address():
+    # A loopback name binds its numeric loopback address, and says so.
+    code, out, err = _serve_once(["--control-listen", "localhost:0"])
+    assert code is None and re.search(r"control plane listening on http://(127\.0\.0\.1|\[::1\]):\d+", out), (code, out, err)
+    # A name that looks like loopback but does not resolve is refused, not bound.
+    code, out, err = _serve_once(["--control-listen", "127.nowhere.invalid:0"])
+    assert code not in (None, 0) and "cannot resolve" in err, (code, out, err)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/usr/bin/unshare"), reason="needs root and unshare for a private /etc/hosts")
+def test_loopback_looking_names_that_resolve_elsewhere_are_refused(tmp_path):
+    """In a private mount namespace, `localhost` and `127.0.0.1.imds-test` resolve to 192.0.2.10: a
+    check on the name bound them keyless; the check on the resolved address refuses both."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("192.0.2.10 localhost 127.0.0.1.imds-test\n")
+    wrap = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+            f'mount --bind "{hosts}" /etc/hosts && exec "$@"', "sh"]
+    probe = subprocess.run(wrap + ["getent", "hosts", "127.0.0.1.imds-test"], capture_output=True, text=True)
+    if "192.0.2.10" not in probe.stdout:
+        pytest.skip("cannot give the test a private /etc/hosts here: " + probe.stderr)
+    for name in ["localhost", "127.0.0.1.imds-test"]:
+        code, out, err = _serve_once(["--control-listen", f"{name}:0"], wrap=wrap)
+        assert code not in (None, 0), (name, out, err)
+        assert "refusing to serve the control plane on 192.0.2.10:0 without access keys" in err, (name, err)
+        assert "listening" not in out.replace("data plane listening", ""), out
