@@ -1,3 +1,4 @@
+import AWSQuery
 import Foundation
 import IMDSCore
 import IMDSWire
@@ -8,7 +9,7 @@ import IMDSWire
 /// A translator from requests into ``StoreChange``s: it reads the ``InstanceStore``'s snapshot and
 /// replies only once the store says the change is durable (the data plane serves it from then on).
 public final class EC2ControlPlane: AsyncResponder {
-    public static let apiVersion = "2016-11-15"
+    public static let apiVersion = EC2Query.apiVersion
 
     public let store: any InstanceStore
     let accessKeys: [ControlPlaneAccessKey]
