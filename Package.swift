@@ -45,6 +45,13 @@ let package = Package(
             dependencies: [],
             swiftSettings: strict
         ),
+        /// The AWS Query protocol for servers and clients alike: SigV4 signing and verification, form
+        /// encoding and decoding, XML writing and reading. No server code.
+        .target(
+            name: "AWSQuery",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .target(
             name: "IMDSCore",
             dependencies: [
@@ -73,12 +80,13 @@ let package = Package(
         ),
         .target(
             name: "IMDSCredentials",
-            dependencies: ["IMDSCore", "IMDSClient", "IMDSControlPlane"],
+            dependencies: ["IMDSCore", "IMDSClient", "AWSQuery"],
             swiftSettings: strict
         ),
         .target(
             name: "IMDSControlPlane",
             dependencies: [
+                "AWSQuery",
                 "IMDSCore",
                 "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -140,6 +148,7 @@ let package = Package(
                 "IMDSScan",
                 "IMDSObservability",
                 "IMDSWire",
+                "AWSQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -162,7 +171,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSControlPlaneTests",
-            dependencies: ["IMDSControlPlane", "IMDSCore", "IMDSServer", "IMDSTesting"],
+            dependencies: ["AWSQuery", "IMDSControlPlane", "IMDSCore", "IMDSServer", "IMDSTesting"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),

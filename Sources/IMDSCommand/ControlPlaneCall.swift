@@ -1,7 +1,7 @@
 import ArgumentParser
+import AWSQuery
 import Foundation
 import IMDSClient
-import IMDSControlPlane
 
 /// One EC2 Query call over HTTP, signed when credentials are in the environment.
 struct ControlPlaneCall {
@@ -19,7 +19,7 @@ struct ControlPlaneCall {
     /// Sends the parameters; returns the XML body of a 200, or prints the EC2 error and exits 1
     /// (3 when the control plane cannot be reached).
     func call(_ params: [(String, String)]) async throws(ExitCode) -> String {
-        let body = Array(params.map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&").utf8)
+        let body = Array(QueryParameters(params.map { (name: $0.0, value: $0.1) }).formEncoded.utf8)
         let response: IMDSHTTPResponse
         do {
             response = try await client.send("POST", "/", contentType: "application/x-www-form-urlencoded; charset=utf-8", body: body)
@@ -41,7 +41,7 @@ struct ControlPlaneCall {
 
     /// The id of the only instance the server serves.
     func onlyInstanceID() async throws(ExitCode) -> String {
-        let found = EC2ResponseReader.metadataOptions(try await call([("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]))
+        let found = EC2ResponseReader.metadataOptions(try await call([("Action", "DescribeInstances"), ("Version", EC2Query.apiVersion)]))
         guard found.count == 1 else {
             FileHandle.standardError.write(Data("imds: the server has \(found.count) instances; pass --instance-id\n".utf8))
             throw ExitCode(1)

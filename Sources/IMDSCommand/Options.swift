@@ -1,7 +1,7 @@
 import ArgumentParser
+import AWSQuery
 import Foundation
 import IMDSClient
-import IMDSControlPlane
 
 /// `imds options show|set`: the instance's metadata options through the control plane, for users
 /// without the AWS CLI.
@@ -37,7 +37,7 @@ struct Options: AsyncParsableCommand {
 
         func run() async throws {
             let client = try ControlPlaneCall(connection.url)
-            var params = [("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]
+            var params = [("Action", "DescribeInstances"), ("Version", EC2Query.apiVersion)]
             if let id = connection.instanceId { params.append(("InstanceId.1", id)) }
             let xml = try await client.call(params)
             let found = EC2ResponseReader.metadataOptions(xml)
@@ -80,7 +80,7 @@ struct Options: AsyncParsableCommand {
             var id = connection.instanceId
             if id == nil { id = try await client.onlyInstanceID() }
             guard let id else { throw ExitCode(1) }
-            var params = [("Action", "ModifyInstanceMetadataOptions"), ("Version", EC2ControlPlane.apiVersion), ("InstanceId", id)]
+            var params = [("Action", "ModifyInstanceMetadataOptions"), ("Version", EC2Query.apiVersion), ("InstanceId", id)]
             if let v = httpTokens { params.append(("HttpTokens", v)) }
             if let v = hopLimit { params.append(("HttpPutResponseHopLimit", String(v))) }
             if let v = httpEndpoint { params.append(("HttpEndpoint", v)) }

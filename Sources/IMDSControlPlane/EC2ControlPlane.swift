@@ -1,3 +1,4 @@
+import AWSQuery
 import Foundation
 import IMDSCore
 import IMDSWire
@@ -9,7 +10,7 @@ import Synchronization
 /// Changes go to the ``IMDSEngine`` at once (the data plane serves them before the reply leaves)
 /// and, with a ``ControlPlaneStateStore``, are written durably before the reply is sent.
 public final class EC2ControlPlane: AsyncResponder {
-    public static let apiVersion = "2016-11-15"
+    public static let apiVersion = EC2Query.apiVersion
 
     /// What the control plane has changed: the part of the state that must survive a restart.
     struct Book {

@@ -1,3 +1,5 @@
+import AWSQuery
+
 /// An error as EC2 returns it: a code, a message and an HTTP status, rendered as
 /// `<Response><Errors><Error><Code>…</Code><Message>…</Message></Error></Errors><RequestID>…</RequestID></Response>`.
 public struct EC2Error: Error, Sendable, Equatable, CustomStringConvertible {

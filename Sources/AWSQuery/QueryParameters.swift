@@ -1,5 +1,10 @@
-/// The parameters of an EC2 Query request (`Action=…&Version=…&InstanceId.1=…`), decoded from an
-/// `application/x-www-form-urlencoded` body and/or the query string.
+/// The parameters of an AWS Query request (`Action=…&Version=…&InstanceId.1=…`): decoded from an
+/// `application/x-www-form-urlencoded` body and/or the query string by the server, encoded into a
+/// body by the clients (``formEncoded``).
+///
+/// ```swift
+/// let body = QueryParameters([("Action", "DescribeInstances"), ("Version", EC2Query.apiVersion)]).formEncoded
+/// ```
 public struct QueryParameters: Sendable, Equatable {
     /// Name/value pairs in the order they arrived (the first occurrence of a name wins on lookup).
     public private(set) var pairs: [(name: String, value: String)]
@@ -55,7 +60,13 @@ public struct QueryParameters: Sendable, Equatable {
 
     public var names: [String] { pairs.map(\.name) }
 
-    mutating func append(contentsOf other: QueryParameters) { pairs += other.pairs }
+    public mutating func append(contentsOf other: QueryParameters) { pairs += other.pairs }
+
+    /// `name=value&…` in order, each component percent-encoded as SigV4 wants it (unreserved
+    /// characters kept), so the body a client signs is the body it sends.
+    public var formEncoded: String {
+        pairs.map { SigV4.uriEncode($0.name) + "=" + SigV4.uriEncode($0.value) }.joined(separator: "&")
+    }
 
     /// Values of a 1-based list `Prefix.N` (`InstanceId.1`, `InstanceId.2`), ordered by N.
     public func list(_ prefix: String) -> [String] {
