@@ -90,13 +90,9 @@ public struct XMLTree: Sendable, Equatable {
                     guard skip(past: ">") else { return nil }  // a DOCTYPE (no internal subset)
                 } else if starts("</") {
                     i += 2
-                    guard let name = name(), skip(past: ">"), let open = stack.popLast(), open.name == name else { return nil }
-                    if stack.isEmpty {
-                        guard root == nil else { return nil }
-                        root = open
-                    } else {
-                        stack[stack.count - 1].children.append(open)
-                    }
+                    guard let name = name(), skip(past: ">"), let open = stack.popLast(), open.name == name,
+                          Self.close(open, into: &stack, root: &root)
+                    else { return nil }
                 } else {
                     i += 1
                     guard let name = name() else { return nil }
@@ -118,12 +114,7 @@ public struct XMLTree: Sendable, Equatable {
                     i += 1
                     let element = XMLTree(name: name)
                     if selfClosing {
-                        if stack.isEmpty {
-                            guard root == nil else { return nil }
-                            root = element
-                        } else {
-                            stack[stack.count - 1].children.append(element)
-                        }
+                        guard Self.close(element, into: &stack, root: &root) else { return nil }
                     } else {
                         guard root == nil, stack.count < XMLTree.maxDepth else { return nil }
                         stack.append(element)
@@ -132,6 +123,17 @@ public struct XMLTree: Sendable, Equatable {
             }
             guard stack.isEmpty else { return nil }
             return root
+        }
+
+        /// Adds a finished element to its parent, or makes it the root; false for a second root.
+        static func close(_ element: XMLTree, into stack: inout [XMLTree], root: inout XMLTree?) -> Bool {
+            if stack.isEmpty {
+                guard root == nil else { return false }
+                root = element
+            } else {
+                stack[stack.count - 1].children.append(element)
+            }
+            return true
         }
 
         func starts(_ s: StaticString) -> Bool {

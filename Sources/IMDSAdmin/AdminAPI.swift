@@ -234,7 +234,7 @@ public struct AdminAPI: AsyncResponder {
     // MARK: - Admin types
 
     static func describe(_ e: InstanceEvent, now: Date) -> AdminEvent {
-        var d = AdminEvent(id: e.id, type: e.kind.typeName, at: TimeFormat.iso8601(e.at), active: e.at <= now)
+        var d = AdminEvent(id: e.id, at: TimeFormat.iso8601(e.at), active: e.at <= now, details: AdminEventDetails(type: e.kind.typeName))
         switch e.kind {
         case .spotInterruption(let action, let time):
             d.action = action

@@ -93,23 +93,23 @@ struct Events: AsyncParsableCommand {
         }
     }
 
+    /// Completes or cancels a scheduled maintenance event.
+    static func finish(_ options: AdminOptions, _ id: String, _ verb: AdminEventVerb) async throws {
+        let e = try await options.call("POST", AdminPaths.event(id, verb), as: AdminEvent.self)
+        if !options.json { print(Render.event(e)) }
+    }
+
     struct Complete: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Complete a scheduled maintenance event (it moves to history).")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
-        func run() async throws {
-            let e = try await options.call("POST", AdminPaths.event(id, .complete), as: AdminEvent.self)
-            if !options.json { print(Render.event(e)) }
-        }
+        func run() async throws { try await Events.finish(options, id, .complete) }
     }
 
     struct Cancel: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Cancel a scheduled maintenance event (it moves to history).")
         @OptionGroup var options: AdminOptions
         @Argument var id: String
-        func run() async throws {
-            let e = try await options.call("POST", AdminPaths.event(id, .cancel), as: AdminEvent.self)
-            if !options.json { print(Render.event(e)) }
-        }
+        func run() async throws { try await Events.finish(options, id, .cancel) }
     }
 }
