@@ -15,7 +15,7 @@ struct AccessLogTests {
             method: "GET", target: "/latest/meta-data/instance-id?\(token)",
             headers: [("X-aws-ec2-metadata-token", token), ("Host", "169.254.169.254")],
             peer: PeerAddress(ip: "::1", port: 41000))
-        let response = imds.engine.respond(to: request)
+        let response = imds.respond(to: request)
         let caller = CallerProcess(
             pid: 4242, executable: "/usr/bin/curl",
             commandLine: ["curl", "-H", "X-aws-ec2-metadata-token: \(token)", "http://[::1]:1338/latest/meta-data/instance-id"],
@@ -43,7 +43,7 @@ struct AccessLogTests {
     func rejectedAndFault() throws {
         let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-tokens: required\n")
         let request = IMDSRequest(method: "GET", target: "/latest/meta-data/", peer: PeerAddress(ip: "127.0.0.1", port: 5))
-        let e = AccessLogEntry(request: request, response: imds.engine.respond(to: request), seconds: 0, at: Date())
+        let e = AccessLogEntry(request: request, response: imds.respond(to: request), seconds: 0, at: Date())
             .attributed(.unattributed("gone"))
         #expect(e.version == "v1")
         #expect(e.status == 401)
