@@ -29,6 +29,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
@@ -39,11 +40,26 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
+        /// What servers and clients share on the wire, with no server code: the status → reason table.
+        .target(
+            name: "IMDSWire",
+            dependencies: [],
+            swiftSettings: strict
+        ),
+        /// The AWS Query protocol for servers and clients alike: SigV4 signing and verification, form
+        /// encoding and decoding, XML writing and reading. No server code.
+        .target(
+            name: "AWSQuery",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: strict
+        ),
         .target(
             name: "IMDSCore",
             dependencies: [
+                "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),
@@ -51,6 +67,7 @@ let package = Package(
             name: "IMDSServer",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -65,20 +82,22 @@ let package = Package(
         ),
         .target(
             name: "IMDSCredentials",
-            dependencies: ["IMDSCore", "IMDSClient", "IMDSControlPlane"],
+            dependencies: ["IMDSCore", "IMDSClient", "AWSQuery"],
             swiftSettings: strict
         ),
         .target(
             name: "IMDSControlPlane",
             dependencies: [
+                "AWSQuery",
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strict
         ),
         .target(
             name: "IMDSAdmin",
-            dependencies: ["IMDSCore"],
+            dependencies: ["IMDSCore", "IMDSWire"],
             swiftSettings: strict
         ),
         .target(
@@ -97,6 +116,7 @@ let package = Package(
             name: "IMDSObservability",
             dependencies: [
                 "IMDSCore",
+                "IMDSWire",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
@@ -110,6 +130,7 @@ let package = Package(
         .target(
             name: "IMDSClient",
             dependencies: [
+                "IMDSWire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -128,6 +149,8 @@ let package = Package(
                 "IMDSCredentials",
                 "IMDSScan",
                 "IMDSObservability",
+                "IMDSWire",
+                "AWSQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -135,7 +158,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSCoreTests",
-            dependencies: ["IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -150,13 +176,13 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSControlPlaneTests",
-            dependencies: ["IMDSControlPlane", "IMDSCore", "IMDSServer", "IMDSTesting"],
+            dependencies: ["AWSQuery", "IMDSControlPlane", "IMDSCore", "IMDSServer", "IMDSTesting"],
             exclude: ["Fixtures"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "IMDSServerTests",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire"],
             swiftSettings: strict
         ),
         .testTarget(

@@ -1,26 +1,27 @@
 import Foundation
 import IMDSCore
+import IMDSWire
 
 /// The project's own admin API (JSON over HTTP on the control-plane listener): events, faults,
-/// token invalidation and credential scenarios. Documented in `docs/admin-api.md`.
+/// token invalidation and credential scenarios. Documented in `docs/admin-api.md`; its bodies are
+/// the Codable types of `IMDSWire` (``AdminEvent``, ``AdminFault``, …), which the CLI decodes.
 ///
-/// Transport-free: `respond(to:)` takes a request and returns a complete response.
+/// A translator from requests into ``StoreChange``s: a change is acknowledged only once the
+/// ``InstanceStore`` has made it durable (so an invalidation survives `kill -9` and a restart).
+/// Transport-free: ``routes`` go into the control plane's ``ControlPlaneRouter``; `respond(to:)`
+/// answers with the admin routes alone (tests, fuzzing).
 public struct AdminAPI: AsyncResponder {
-    public static let prefix = "/admin/v1"
+    public static let prefix = AdminPaths.prefix
 
-    let engine: IMDSEngine
+    let store: any InstanceStore
+    let clock: any IMDSClock
     let log: @Sendable (String) -> Void
 
     /// - Parameter log: receives one line per change (fault added, event triggered, …).
-    public init(engine: IMDSEngine, log: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.engine = engine
+    public init(store: any InstanceStore, clock: any IMDSClock = SystemClock(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.store = store
+        self.clock = clock
         self.log = log
-    }
-
-    /// Whether a request is for this API (the control plane routes by path).
-    public static func handles(_ request: IMDSRequest) -> Bool {
-        let path = request.target.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.target
-        return path == prefix || path.hasPrefix(prefix + "/")
     }
 
     struct Failure: Error {
@@ -29,127 +30,199 @@ public struct AdminAPI: AsyncResponder {
         var message: String
     }
 
+    /// What a handler answers: a status and a body of one of the admin types.
+    typealias Answer = (status: Int, body: any Encodable & Sendable)
+
+    /// The admin API's routes, owning every path under `/admin/v1` (the observability API adds its
+    /// own there: `/admin/v1/callers`, `/admin/v1/traffic`).
+    public var routes: RouteGroup {
+        func route(_ method: String, _ path: String, _ handler: @escaping @Sendable (AdminAPI, RoutedRequest) async throws -> Answer) -> Route {
+            Route(method, Self.prefix + path) { [self] request in await self.answer { try await handler(self, request) } }
+        }
+        return RouteGroup(
+            name: "admin",
+            routes: [
+                route("GET", "", { api, _ in api.health() }),
+                route("GET", "/health", { api, _ in api.health() }),
+                route("GET", "/instances", { api, _ in api.instances() }),
+                route("GET", "/events", { api, r in try api.listEvents(r) }),
+                route("POST", "/events", { api, r in try await api.addEvent(r) }),
+                route("DELETE", "/events", { api, r in try await api.clearEvents(r) }),
+                route("DELETE", "/events/{id}", { api, r in try await api.clearEvent(r) }),
+                route("POST", "/events/{id}/complete", { api, r in try await api.finishMaintenance(r, .complete) }),
+                route("POST", "/events/{id}/cancel", { api, r in try await api.finishMaintenance(r, .cancel) }),
+                route("GET", "/faults", { api, _ in api.listFaults() }),
+                route("POST", "/faults", { api, r in try await api.addFault(r) }),
+                route("DELETE", "/faults", { api, _ in try await api.clearFaults() }),
+                route("DELETE", "/faults/{id}", { api, r in try await api.clearFault(r) }),
+                route("POST", "/tokens/invalidate", { api, r in try await api.invalidateTokens(r) }),
+                route("PUT", "/credentials/scenario", { api, r in try await api.setCredentialScenario(r) }),
+                route("POST", "/credentials/scenario", { api, r in try await api.setCredentialScenario(r) }),
+            ],
+            prefixes: [Self.prefix])
+    }
+
     public func respond(to request: IMDSRequest) async -> IMDSResponse {
-        let (pathPart, query) = Self.split(request.target)
-        let parts = pathPart.dropFirst(Self.prefix.count).split(separator: "/").map(String.init)
+        await ControlPlaneRouter([routes]).respond(to: request)
+    }
+
+    /// Runs a handler; its refusals become `{"error": {"code", "message"}}`.
+    func answer(_ body: () async throws -> Answer) async -> IMDSResponse {
         do {
-            let (status, body) = try route(request.method, parts, query: query, body: request.body)
-            return Self.json(status, body)
+            let (status, value) = try await body()
+            return IMDSResponse.json(status, value)
         } catch let f as Failure {
-            return Self.json(f.status, ["error": ["code": f.code, "message": f.message]])
+            return IMDSResponse.json(f.status, AdminError(code: f.code, message: f.message))
+        } catch let e as StoreError {
+            switch e {
+            case .unknownInstance(let id):
+                return IMDSResponse.json(404, AdminError(code: "InvalidInstanceID.NotFound", message: "The instance ID '\(id)' does not exist"))
+            case .unknownFault(let id):
+                return IMDSResponse.json(404, AdminError(code: "FaultNotFound", message: "no fault '\(id)'"))
+            case .invalid(let why):
+                return IMDSResponse.json(400, AdminError(code: "InvalidParameterValue", message: why))
+            case .notDurable, .closed:
+                return IMDSResponse.json(500, AdminError(code: "InternalError", message: e.description))
+            }
         } catch let e as ConfigError {
             let message = (e.path.map { $0.isEmpty ? "" : "\($0): " } ?? "") + e.message
-            return Self.json(400, ["error": ["code": "InvalidParameterValue", "message": message]])
+            return IMDSResponse.json(400, AdminError(code: "InvalidParameterValue", message: message))
         } catch {
-            return Self.json(400, ["error": ["code": "BadRequest", "message": "\(error)"]])
+            return IMDSResponse.json(400, AdminError(code: "BadRequest", message: "\(error)"))
         }
     }
 
     func instanceID(_ query: [String: String], _ body: [String: Any]? = nil) throws -> String {
-        let id = query["instance-id"] ?? (body?["instance-id"] as? String) ?? engine.primaryInstanceID
-        guard engine.runtime(id) != nil else {
+        let snapshot = store.snapshot
+        let id = query["instance-id"] ?? (body?["instance-id"] as? String) ?? snapshot.primaryInstanceID
+        guard snapshot.instance(id) != nil else {
             throw Failure(status: 404, code: "InvalidInstanceID.NotFound", message: "The instance ID '\(id)' does not exist")
         }
         return id
     }
 
-    func route(_ method: String, _ parts: [String], query: [String: String], body: [UInt8]) throws -> (Int, Any) {
-        let now = engine.clock.now()
-        let p0 = parts.first ?? "", p1 = parts.count > 1 ? parts[1] : "", p2 = parts.count > 2 ? parts[2] : ""
-        switch (method, parts.count == 2 && p0 == "events" ? ["events", "*"] : parts.count == 3 && p0 == "events" ? ["events", "*", "*"] : parts.count == 2 && p0 == "faults" ? ["faults", "*"] : parts) {
-        case ("GET", []), ("GET", ["health"]):
-            return (200, ["status": "ok", "instances": engine.instanceIDs])
-        case ("GET", ["instances"]):
-            return (200, ["instances": engine.instanceIDs.compactMap { engine.runtime($0).map { Self.describe($0, now: now) } }])
-        case ("GET", ["events"]):
-            let id = try instanceID(query)
-            let rt = engine.runtime(id)!
-            return (200, ["instance-id": id, "events": rt.events.map { Self.describe($0, now: now) },
-                          "faults": engine.faults.map(Self.describe), "credential-scenario": Self.describe(rt.credentialScenario)])
-        case ("POST", ["events"]):
-            let spec = try EventSpec.decode(json: try Self.strip(body, keys: ["instance-id"]))
-            let id = try instanceID(query, Self.object(body))
-            let event = spec.resolve(base: now)
-            engine.update(id) { rt, _ in rt.events.append(event) }
-            log("event \(event.id) (\(event.kind.typeName)) scheduled on \(id) for \(TimeFormat.iso8601(event.at))")
-            return (201, Self.describe(event, now: now))
-        case ("DELETE", ["events"]):
-            let id = try instanceID(query)
-            let n = engine.update(id) { rt, _ -> Int in
-                defer { rt.events.removeAll() }
-                return rt.events.count
-            } ?? 0
-            log("cleared \(n) event(s) on \(id)")
-            return (200, ["removed": n])
-        case ("DELETE", ["events", "*"]):
-            let eventID = p1
-            let id = try instanceID(query)
-            let removed = engine.update(id) { rt, _ -> Bool in
-                let before = rt.events.count
-                rt.events.removeAll { $0.id == eventID }
-                return rt.events.count < before
-            } ?? false
-            guard removed else { throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)") }
-            log("event \(eventID) cleared on \(id)")
-            return (200, ["removed": eventID])
-        case ("POST", ["events", "*", "*"]) where p2 == "complete" || p2 == "cancel":
-            let eventID = p1, verb = p2
-            let id = try instanceID(query)
-            let result = engine.update(id) { rt, _ -> Result<InstanceEvent, Failure> in
-                guard let i = rt.events.firstIndex(where: { $0.id == eventID }) else {
-                    return .failure(Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)"))
-                }
-                guard case .maintenance = rt.events[i].kind else {
-                    return .failure(Failure(status: 409, code: "IncorrectState", message: "only scheduled maintenance can be completed or canceled"))
-                }
-                guard rt.events[i].maintenanceState == .active else {
-                    return .failure(Failure(status: 409, code: "IncorrectState", message: "event '\(eventID)' is already \(rt.events[i].maintenanceState.rawValue)"))
-                }
-                rt.events[i].maintenanceState = verb == "complete" ? .completed : .canceled
-                return .success(rt.events[i])
-            }!
-            let event = try result.get()
-            log("maintenance \(eventID) \(event.maintenanceState.rawValue) on \(id)")
-            return (200, Self.describe(event, now: now))
-        case ("GET", ["faults"]):
-            return (200, ["faults": engine.faults.map(Self.describe)])
-        case ("POST", ["faults"]):
-            var fault = try FaultSpec.decode(json: Data(body))
-            if let i = fault.instanceID { _ = try instanceID(["instance-id": i]) }
-            fault.id = Fault.newID()
-            engine.addFault(fault)
-            log("fault \(fault.id) active: \(Self.summary(fault))")
-            return (201, Self.describe(fault))
-        case ("DELETE", ["faults"]):
-            let n = engine.removeFaults(id: nil)
-            log("cleared \(n) fault(s)")
-            return (200, ["removed": n])
-        case ("DELETE", ["faults", "*"]):
-            let faultID = p1
-            guard engine.removeFaults(id: faultID) == 1 else {
-                throw Failure(status: 404, code: "FaultNotFound", message: "no fault '\(faultID)'")
+    // MARK: - Handlers
+
+    func health() -> Answer {
+        (200, AdminHealth(instances: store.snapshot.instanceIDs))
+    }
+
+    func instances() -> Answer {
+        let now = clock.now()
+        return (200, AdminInstanceList(instances: store.snapshot.allInstances.map { Self.describe($0, now: now) }))
+    }
+
+    func listEvents(_ r: RoutedRequest) throws -> Answer {
+        let now = clock.now()
+        let snapshot = store.snapshot
+        let id = try instanceID(r.query)
+        guard let rt = snapshot.instance(id) else { throw StoreError.unknownInstance(id) }
+        return (200, AdminEventList(instanceID: id, events: rt.events.map { Self.describe($0, now: now) },
+                                    faults: snapshot.faults.map(Self.describe), credentialScenario: Self.describe(rt.credentialScenario)))
+    }
+
+    /// Changes the events of one instance through the store (read-modify-write, serialized).
+    func changeEvents<T: Sendable>(_ id: String, _ body: ([InstanceEvent]) throws -> ([InstanceEvent], T)) async throws -> T {
+        try await store.transact { snapshot in
+            guard let rt = snapshot.instance(id) else { throw StoreError.unknownInstance(id) }
+            let (events, result) = try body(rt.events)
+            return ([.setEvents(instanceID: id, events)], result)
+        }.result
+    }
+
+    func addEvent(_ r: RoutedRequest) async throws -> Answer {
+        let now = clock.now()
+        let spec = try EventSpec.decode(json: try Self.strip(r.body, keys: ["instance-id"]))
+        let id = try instanceID(r.query, Self.object(r.body))
+        let event = spec.resolve(base: now)
+        try await changeEvents(id) { events in (events + [event], ()) }
+        log("event \(event.id) (\(event.kind.typeName)) scheduled on \(id) for \(TimeFormat.iso8601(event.at))")
+        return (201, Self.describe(event, now: now))
+    }
+
+    func clearEvents(_ r: RoutedRequest) async throws -> Answer {
+        let id = try instanceID(r.query)
+        let n = try await changeEvents(id) { events in ([], events.count) }
+        log("cleared \(n) event(s) on \(id)")
+        return (200, AdminRemoval(removed: .count(n)))
+    }
+
+    func clearEvent(_ r: RoutedRequest) async throws -> Answer {
+        let eventID = r.parameters["id"] ?? ""
+        let id = try instanceID(r.query)
+        try await changeEvents(id) { events in
+            guard events.contains(where: { $0.id == eventID }) else {
+                throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)")
             }
-            log("fault \(faultID) cleared")
-            return (200, ["removed": faultID])
-        case ("POST", ["tokens", "invalidate"]):
-            let id = try instanceID(query, Self.object(body))
-            engine.invalidateTokens(instanceID: id)
-            log("all tokens of \(id) invalidated")
-            return (200, ["instance-id": id, "invalidated": true])
-        case ("PUT", ["credentials", "scenario"]), ("POST", ["credentials", "scenario"]):
-            let obj = try Self.object(body) ?? [:]
-            let id = try instanceID(query, obj)
-            let scenario = try Self.scenario(obj)
-            engine.update(id) { rt, now in rt.setCredentialScenario(scenario, now: now) }
-            log("credential scenario of \(id): \(scenario.name)")
-            return (200, ["instance-id": id, "credential-scenario": Self.describe(scenario)])
-        default:
-            let known = ["", "health", "instances", "events", "faults", "tokens", "credentials"]
-            if parts.isEmpty || known.contains(parts[0]) {
-                throw Failure(status: 405, code: "MethodNotAllowed", message: "\(method) \(Self.prefix)/\(parts.joined(separator: "/")) is not supported; see docs/admin-api.md")
-            }
-            throw Failure(status: 404, code: "NotFound", message: "no admin resource '\(parts.joined(separator: "/"))'; see docs/admin-api.md")
+            return (events.filter { $0.id != eventID }, ())
         }
+        log("event \(eventID) cleared on \(id)")
+        return (200, AdminRemoval(removed: .id(eventID)))
+    }
+
+    func finishMaintenance(_ r: RoutedRequest, _ verb: AdminEventVerb) async throws -> Answer {
+        let now = clock.now()
+        let eventID = r.parameters["id"] ?? ""
+        let id = try instanceID(r.query)
+        let event = try await changeEvents(id) { events -> ([InstanceEvent], InstanceEvent) in
+            var events = events
+            guard let i = events.firstIndex(where: { $0.id == eventID }) else {
+                throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)")
+            }
+            guard case .maintenance = events[i].kind else {
+                throw Failure(status: 409, code: "IncorrectState", message: "only scheduled maintenance can be completed or canceled")
+            }
+            guard events[i].maintenanceState == .active else {
+                throw Failure(status: 409, code: "IncorrectState", message: "event '\(eventID)' is already \(events[i].maintenanceState.rawValue)")
+            }
+            events[i].maintenanceState = verb == .complete ? .completed : .canceled
+            return (events, events[i])
+        }
+        log("maintenance \(eventID) \(event.maintenanceState.rawValue) on \(id)")
+        return (200, Self.describe(event, now: now))
+    }
+
+    func listFaults() -> Answer {
+        (200, AdminFaultList(faults: store.snapshot.faults.map(Self.describe)))
+    }
+
+    func addFault(_ r: RoutedRequest) async throws -> Answer {
+        var fault = try FaultSpec.decode(json: Data(r.body))
+        if let i = fault.instanceID { _ = try instanceID(["instance-id": i]) }
+        fault.id = Fault.newID()
+        try await store.apply([.addFault(fault)])
+        log("fault \(fault.id) active: \(Self.summary(fault))")
+        return (201, Self.describe(fault))
+    }
+
+    func clearFaults() async throws -> Answer {
+        let n = try await store.transact { s in ([.removeFaults(id: nil)], s.faults.count) }.result
+        log("cleared \(n) fault(s)")
+        return (200, AdminRemoval(removed: .count(n)))
+    }
+
+    func clearFault(_ r: RoutedRequest) async throws -> Answer {
+        let faultID = r.parameters["id"] ?? ""
+        try await store.apply([.removeFaults(id: faultID)])  // an unknown id: 404 FaultNotFound
+        log("fault \(faultID) cleared")
+        return (200, AdminRemoval(removed: .id(faultID)))
+    }
+
+    func invalidateTokens(_ r: RoutedRequest) async throws -> Answer {
+        let id = try instanceID(r.query, Self.object(r.body))
+        // Durable before the reply: the invalidation survives a crash and a restart.
+        try await store.apply([.invalidateTokens(instanceID: id)])
+        log("all tokens of \(id) invalidated")
+        return (200, AdminTokensInvalidated(instanceID: id))
+    }
+
+    func setCredentialScenario(_ r: RoutedRequest) async throws -> Answer {
+        let obj = try Self.object(r.body) ?? [:]
+        let id = try instanceID(r.query, obj)
+        let scenario = try Self.scenario(obj)
+        try await store.apply([.setCredentialScenario(instanceID: id, scenario)])
+        log("credential scenario of \(id): \(scenario.name)")
+        return (200, AdminCredentialScenarioChanged(instanceID: id, credentialScenario: Self.describe(scenario)))
     }
 
     static func scenario(_ obj: [String: Any]) throws -> CredentialScenario {
@@ -159,9 +232,11 @@ public struct AdminAPI: AsyncResponder {
         }
         switch name {
         case "near-expiry":
-            let seconds = (obj["seconds"] as? Int) ?? 600
-            guard (1...3600).contains(seconds) else {
-                throw Failure(status: 400, code: "InvalidParameterValue", message: "seconds must be 1 to 3600")
+            // Absent means the default; anything else must be an exact integer in range (a string, a
+            // fraction or a number too large for Int is refused, never silently replaced).
+            let seconds = obj["seconds"] == nil ? 600 : obj["seconds"] as? Int
+            guard let seconds, (1...3600).contains(seconds) else {
+                throw Failure(status: 400, code: "InvalidParameterValue", message: "seconds must be an integer from 1 to 3600")
             }
             return .nearExpiry(seconds: seconds)
         case "expired": return .expired
@@ -178,37 +253,36 @@ public struct AdminAPI: AsyncResponder {
         }
     }
 
-    // MARK: - JSON
+    // MARK: - Admin types
 
-    static func describe(_ e: InstanceEvent, now: Date) -> [String: Any] {
-        var d: [String: Any] = ["id": e.id, "type": e.kind.typeName, "at": TimeFormat.iso8601(e.at), "active": e.at <= now]
+    static func describe(_ e: InstanceEvent, now: Date) -> AdminEvent {
+        var d = AdminEvent(id: e.id, at: TimeFormat.iso8601(e.at), active: e.at <= now, details: AdminEventDetails(type: e.kind.typeName))
         switch e.kind {
         case .spotInterruption(let action, let time):
-            d["action"] = action
-            d["time"] = TimeFormat.iso8601(time)
+            d.action = action
+            d.time = TimeFormat.iso8601(time)
         case .rebalanceRecommendation: break
         case .maintenance(let code, let description, let nb, let na, let deadline):
-            d["code"] = code
-            d["description"] = description
-            d["not-before"] = TimeFormat.iso8601(nb)
-            d["not-after"] = TimeFormat.iso8601(na)
-            if let deadline { d["not-before-deadline"] = TimeFormat.iso8601(deadline) }
-            d["state"] = e.maintenanceState.rawValue
-        case .lifecycleState(let s): d["state"] = s
-        case .instanceAction(let s): d["action"] = s
+            d.code = code
+            d.description = description
+            d.notBefore = TimeFormat.iso8601(nb)
+            d.notAfter = TimeFormat.iso8601(na)
+            d.notBeforeDeadline = deadline.map(TimeFormat.iso8601)
+            d.state = e.maintenanceState.rawValue
+        case .lifecycleState(let s): d.state = s
+        case .instanceAction(let s): d.action = s
         }
         return d
     }
 
-    static func describe(_ f: Fault) -> [String: Any] {
-        var d: [String: Any] = ["id": f.id, "type": f.kind.typeName, "probability": f.probability, "path": f.pathPattern ?? "*"]
+    static func describe(_ f: Fault) -> AdminFault {
+        var d = AdminFault(id: f.id, type: f.kind.typeName, probability: f.probability, path: f.pathPattern ?? "*",
+                           instanceID: f.instanceID, remaining: f.remaining)
         switch f.kind {
-        case .latency(let ms): d["milliseconds"] = ms
-        case .error(let s), .tokenStatus(let s): d["status"] = s
+        case .latency(let ms): d.milliseconds = ms
+        case .error(let s), .tokenStatus(let s): d.status = s
         default: break
         }
-        if let i = f.instanceID { d["instance-id"] = i }
-        if let r = f.remaining { d["remaining"] = r }
         return d
     }
 
@@ -222,28 +296,26 @@ public struct AdminAPI: AsyncResponder {
         return s + " on \(f.pathPattern ?? "*")" + (f.probability < 1 ? " (p=\(f.probability))" : "")
     }
 
-    static func describe(_ s: CredentialScenario) -> [String: Any] {
+    static func describe(_ s: CredentialScenario) -> AdminCredentialScenario {
         switch s {
-        case .nearExpiry(let seconds): ["scenario": s.name, "seconds": seconds]
-        case .error(let code, let message): ["scenario": s.name, "code": code, "message": message]
-        case .roleChanged(let role): ["scenario": s.name, "role": role]
-        default: ["scenario": s.name]
+        case .nearExpiry(let seconds): AdminCredentialScenario(scenario: s.name, seconds: seconds)
+        case .error(let code, let message): AdminCredentialScenario(scenario: s.name, code: code, message: message)
+        case .roleChanged(let role): AdminCredentialScenario(scenario: s.name, role: role)
+        default: AdminCredentialScenario(scenario: s.name)
         }
     }
 
-    static func describe(_ rt: InstanceRuntime, now: Date) -> [String: Any] {
+    static func describe(_ rt: InstanceRuntime, now: Date) -> AdminInstance {
         let o = rt.options
-        return [
-            "instance-id": rt.instance.instanceID,
-            "metadata-options": [
-                "http-tokens": o.httpTokens.rawValue, "http-endpoint": o.httpEndpoint.rawValue,
-                "http-put-response-hop-limit": o.httpPutResponseHopLimit, "http-protocol-ipv6": o.httpProtocolIPv6.rawValue,
-                "instance-metadata-tags": o.instanceMetadataTags.rawValue,
-            ],
-            "tags": Dictionary(rt.tags.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
-            "events": rt.events.map { describe($0, now: now) },
-            "credential-scenario": describe(rt.credentialScenario),
-        ]
+        return AdminInstance(
+            instanceID: rt.instance.instanceID,
+            metadataOptions: .init(
+                httpTokens: o.httpTokens.rawValue, httpEndpoint: o.httpEndpoint.rawValue,
+                httpPutResponseHopLimit: o.httpPutResponseHopLimit, httpProtocolIPv6: o.httpProtocolIPv6.rawValue,
+                instanceMetadataTags: o.instanceMetadataTags.rawValue),
+            tags: Dictionary(rt.tags.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a }),
+            events: rt.events.map { describe($0, now: now) },
+            credentialScenario: describe(rt.credentialScenario))
     }
 
     static func object(_ body: [UInt8]) throws -> [String: Any]? {
@@ -259,32 +331,5 @@ public struct AdminAPI: AsyncResponder {
         guard var o = try object(body) else { throw Failure(status: 400, code: "MissingParameter", message: "a JSON body is required") }
         for k in keys { o.removeValue(forKey: k) }
         return try JSONSerialization.data(withJSONObject: o)
-    }
-
-    static func split(_ target: String) -> (String, [String: String]) {
-        let pieces = target.split(separator: "?", maxSplits: 1)
-        var query: [String: String] = [:]
-        if pieces.count == 2 {
-            for pair in pieces[1].split(separator: "&") {
-                // Not omitting empty pieces: a bare `=` must give a key, not an empty array.
-                let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-                let k = String(kv[0]).removingPercentEncoding ?? String(kv[0])
-                query[k] = kv.count == 2 ? (String(kv[1]).removingPercentEncoding ?? String(kv[1])) : ""
-            }
-        }
-        var path = String(pieces.first ?? "")
-        while path.count > prefix.count && path.hasSuffix("/") { path.removeLast() }
-        return (path, query)
-    }
-
-    static func json(_ status: Int, _ object: Any) -> IMDSResponse {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])) ?? Data("{}".utf8)
-        let body = Array(data) + [10]
-        let reasons = [200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict"]
-        return IMDSResponse(
-            status: status, reason: reasons[status] ?? "Error",
-            headers: [("Content-Type", "application/json"), ("Content-Length", String(body.count)),
-                      ("Date", TimeFormat.http(Date())), ("Connection", "close")],
-            body: body)
     }
 }

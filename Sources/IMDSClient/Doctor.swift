@@ -467,10 +467,12 @@ public enum HTTPDateParser {
         guard fields.count == 6, fields[0].hasSuffix(","), fields[5] == "GMT",
             let day = Int(fields[1]), (1...31).contains(day),
             let monthIndex = months.firstIndex(of: fields[2].lowercased()),
-            let year = Int(fields[3]), year >= 1970
+            let year = Int(fields[3]), (1970...9999).contains(year)
         else { return nil }
         let hms = fields[4].split(separator: ":")
-        guard hms.count == 3, let h = Int(hms[0]), let m = Int(hms[1]), let s = Int(hms[2]), h < 24, m < 60, s < 61
+        // A server's Date header is input: a far year or a negative field must not reach date arithmetic.
+        guard hms.count == 3, let h = Int(hms[0]), let m = Int(hms[1]), let s = Int(hms[2]),
+            (0..<24).contains(h), (0..<60).contains(m), (0..<61).contains(s)
         else { return nil }
         var c = DateComponents()
         c.year = year

@@ -1,3 +1,5 @@
+import IMDSWire
+
 /// Why an IMDS call failed.
 public enum IMDSClientError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A setting has a value the SDKs reject (bad endpoint URI, unknown endpoint mode, ...).
@@ -58,16 +60,14 @@ public enum IMDSClientError: Error, Sendable, Equatable, CustomStringConvertible
         return self
     }
 
+    /// The status's reason phrase (from the project's one table), with what it means for a caller of IMDS.
     static func meaning(_ status: Int) -> String {
+        let reason = HTTPStatus.reason(status)
         switch status {
-        case 400: "Bad Request"
-        case 401: "Unauthorized (missing, invalid or expired token; with HttpTokens=required every request needs a token)"
-        case 403: "Forbidden (the metadata endpoint is disabled, or the request was refused)"
-        case 404: "Not Found"
-        case 405: "Method Not Allowed"
-        case 429: "Too Many Requests (throttled)"
-        case 500..<600: "server error"
-        default: ""
+        case 401: return reason + " (missing, invalid or expired token; with HttpTokens=required every request needs a token)"
+        case 403: return reason + " (the metadata endpoint is disabled, or the request was refused)"
+        case 429: return reason + " (throttled)"
+        default: return reason
         }
     }
 }

@@ -1,6 +1,6 @@
+import AWSQuery
 import Foundation
 import IMDSClient
-import IMDSControlPlane
 
 /// The CLI's one way to reach `imds serve`'s control plane (EC2 Query API and admin API): the
 /// client library's transport, and an AWS Signature Version 4 (service `ec2`) on every request when

@@ -11,8 +11,8 @@ struct Identity: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the PEM certificate that verifies signature, rsa2048 and pkcs7.",
             discussion: """
-                Reads the pair named by --config (identity.private-key / identity.certificate) or kept in
-                --state-dir, creating it in the state directory if it is not there yet, so that a later
+                Reads the pair named by --config (identity.private-key / identity.certificate) or kept in \
+                --state-dir, creating it in the state directory if it is not there yet, so that a later \
                 `imds serve --state-dir DIR` signs with the same key. Verify, for example:
                   openssl smime -verify -in pkcs7.pem -inform PEM -content document -certfile cert.pem -noverify
                 """)

@@ -1,7 +1,7 @@
 import ArgumentParser
+import AWSQuery
 import Foundation
 import IMDSClient
-import IMDSControlPlane
 
 /// `imds options show|set`: the instance's metadata options through the control plane, for users
 /// without the AWS CLI.
@@ -37,7 +37,7 @@ struct Options: AsyncParsableCommand {
 
         func run() async throws {
             let client = try ControlPlaneCall(connection.url)
-            var params = [("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]
+            var params = [("Action", "DescribeInstances"), ("Version", EC2Query.apiVersion)]
             if let id = connection.instanceId { params.append(("InstanceId.1", id)) }
             let xml = try await client.call(params)
             let found = EC2ResponseReader.metadataOptions(xml)
@@ -80,7 +80,7 @@ struct Options: AsyncParsableCommand {
             var id = connection.instanceId
             if id == nil { id = try await client.onlyInstanceID() }
             guard let id else { throw ExitCode(1) }
-            var params = [("Action", "ModifyInstanceMetadataOptions"), ("Version", EC2ControlPlane.apiVersion), ("InstanceId", id)]
+            var params = [("Action", "ModifyInstanceMetadataOptions"), ("Version", EC2Query.apiVersion), ("InstanceId", id)]
             if let v = httpTokens { params.append(("HttpTokens", v)) }
             if let v = hopLimit { params.append(("HttpPutResponseHopLimit", String(v))) }
             if let v = httpEndpoint { params.append(("HttpEndpoint", v)) }
@@ -93,78 +93,5 @@ struct Options: AsyncParsableCommand {
             }
             OptionsPrinter.print(result.instanceID, result.options, json: connection.json)
         }
-    }
-}
-
-/// One EC2 Query call over HTTP, signed when credentials are in the environment.
-struct ControlPlaneCall {
-    let client: ControlPlaneClient
-
-    init(_ url: String) throws(ExitCode) {
-        do {
-            client = try ControlPlaneClient(url)
-        } catch {
-            FileHandle.standardError.write(Data("imds: \(error)\n".utf8))
-            throw ExitCode(3)
-        }
-    }
-
-    /// Sends the parameters; returns the XML body of a 200, or prints the EC2 error and exits 1
-    /// (3 when the control plane cannot be reached).
-    func call(_ params: [(String, String)]) async throws(ExitCode) -> String {
-        let body = Array(params.map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&").utf8)
-        let response: IMDSHTTPResponse
-        do {
-            response = try await client.send("POST", "/", contentType: "application/x-www-form-urlencoded; charset=utf-8", body: body)
-        } catch {
-            FileHandle.standardError.write(Data("imds: \(error)\n".utf8))
-            throw ExitCode(3)
-        }
-        let text = response.bodyText
-        guard response.status == 200 else {
-            if let e = EC2ResponseReader.error(text) {
-                FileHandle.standardError.write(Data("imds: the control plane refused: \(e.code): \(e.message)\n".utf8))
-            } else {
-                FileHandle.standardError.write(Data("imds: the control plane answered HTTP \(response.status): \(text.prefix(300))\n".utf8))
-            }
-            throw ExitCode(1)
-        }
-        return text
-    }
-
-    /// The id of the only instance the server serves.
-    func onlyInstanceID() async throws(ExitCode) -> String {
-        let found = EC2ResponseReader.metadataOptions(try await call([("Action", "DescribeInstances"), ("Version", EC2ControlPlane.apiVersion)]))
-        guard found.count == 1 else {
-            FileHandle.standardError.write(Data("imds: the server has \(found.count) instances; pass --instance-id\n".utf8))
-            throw ExitCode(1)
-        }
-        return found[0].instanceID
-    }
-}
-
-enum OptionsPrinter {
-    static let names: [String: (cli: String, json: String)] = [
-        "state": ("state", "State"),
-        "httpTokens": ("http-tokens", "HttpTokens"),
-        "httpPutResponseHopLimit": ("http-put-response-hop-limit", "HttpPutResponseHopLimit"),
-        "httpEndpoint": ("http-endpoint", "HttpEndpoint"),
-        "httpProtocolIpv6": ("http-protocol-ipv6", "HttpProtocolIpv6"),
-        "instanceMetadataTags": ("instance-metadata-tags", "InstanceMetadataTags"),
-    ]
-
-    static func print(_ id: String, _ options: [(name: String, value: String)], json: Bool) {
-        if json {
-            var fields = ["    \"InstanceId\": \"\(id)\""]
-            for (n, v) in options {
-                let key = names[n]?.json ?? n
-                fields.append(n == "httpPutResponseHopLimit" && Int(v) != nil ? "    \"\(key)\": \(v)" : "    \"\(key)\": \"\(v)\"")
-            }
-            Swift.print("{\n" + fields.joined(separator: ",\n") + "\n}")
-            return
-        }
-        let rows = [("instance-id", id)] + options.map { (names[$0.name]?.cli ?? $0.name, $0.value) }
-        let width = rows.map(\.0.count).max() ?? 0
-        for (k, v) in rows { Swift.print(k.padding(toLength: width + 2, withPad: " ", startingAt: 0) + v) }
     }
 }

@@ -1,3 +1,5 @@
+import AWSQuery
+
 /// An error as EC2 returns it: a code, a message and an HTTP status, rendered as
 /// `<Response><Errors><Error><Code>…</Code><Message>…</Message></Error></Errors><RequestID>…</RequestID></Response>`.
 public struct EC2Error: Error, Sendable, Equatable, CustomStringConvertible {
@@ -50,6 +52,15 @@ public struct EC2Error: Error, Sendable, Equatable, CustomStringConvertible {
         status: 403)
     static let missingAuthentication = EC2Error(
         "MissingAuthenticationToken", "The request must contain either a valid (registered) AWS access key ID or X.509 certificate.", status: 403)
+    static let payloadHashMismatch = EC2Error(
+        "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed from the request body.")
+    static func payloadNotSigned(_ mode: String) -> EC2Error {
+        EC2Error("XAmzContentSHA256Mismatch",
+                 "x-amz-content-sha256 '\(mode.prefix(64))' is not accepted: the EC2 Query API requires a signed payload (the hex SHA-256 of the request body).")
+    }
+    static func tooManyParameters(_ count: Int) -> EC2Error {
+        EC2Error("InvalidRequest", "The request has \(count) parameters; at most \(EC2ControlPlane.maxParameters) are accepted.")
+    }
     static let requestExpired = EC2Error("RequestExpired", "Request has expired.")
     static func incompleteSignature(_ message: String) -> EC2Error { EC2Error("IncompleteSignature", message) }
     static func internalError(_ message: String) -> EC2Error { EC2Error("InternalError", message, status: 500) }

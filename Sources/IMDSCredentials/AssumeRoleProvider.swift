@@ -1,6 +1,6 @@
+import AWSQuery
 import Foundation
 import IMDSClient
-import IMDSControlPlane
 import IMDSCore
 import Synchronization
 
@@ -35,10 +35,11 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
         cache.withLock { $0[Self.key(instanceID, role)]?.result }
     }
 
-    /// Calls STS for every instance of `engine` whose credentials come from AssumeRole and are due.
-    public func refreshDue(engine: IMDSEngine) async {
-        for id in engine.instanceIDs {
-            guard let rt = engine.runtime(id), let iam = rt.instance.iam, case .assumeRole(let settings) = iam.credentials.source
+    /// Calls STS for every instance of `store` whose credentials come from AssumeRole and are due.
+    public func refreshDue(store: any InstanceStore) async {
+        let snapshot = store.snapshot
+        for id in snapshot.instanceIDs {
+            guard let rt = snapshot.instance(id), let iam = rt.instance.iam, case .assumeRole(let settings) = iam.credentials.source
             else { continue }
             let key = Self.key(id, iam.role)
             let due = cache.withLock { c in c[key].map { $0.refreshAt <= clock.now() } ?? true }
@@ -47,10 +48,10 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
         }
     }
 
-    /// Runs ``refreshDue(engine:)`` every few seconds until cancelled.
-    public func run(engine: IMDSEngine) async {
+    /// Runs ``refreshDue(store:)`` every few seconds until cancelled.
+    public func run(store: any InstanceStore) async {
         while !Task.isCancelled {
-            await refreshDue(engine: engine)
+            await refreshDue(store: store)
             try? await Task.sleep(for: .seconds(2))
         }
     }
@@ -110,7 +111,7 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
             ("RoleSessionName", sessionName), ("DurationSeconds", String(duration)),
         ]
         if let e = s.externalID { params.append(("ExternalId", e)) }
-        let body = Array(params.map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&").utf8)
+        let body = Array(QueryParameters(params.map { (name: $0.0, value: $0.1) }).formEncoded.utf8)
         let path = endpoint.basePath.isEmpty ? "/" : endpoint.basePath + "/"
         var signed: [(name: String, value: String)] = [
             ("Host", endpoint.authority), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
@@ -131,26 +132,22 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
         }
         let xml = response.bodyText
         guard response.status == 200 else {
-            let code = Self.element("Code", in: xml) ?? "HTTP\(response.status)"
-            throw STSFailure(status: response.status, code: code, detail: "\(response.status) \(code): \(Self.element("Message", in: xml) ?? "")")
+            let error = EC2ResponseReader.error(xml)
+            let code = error?.code ?? "HTTP\(response.status)"
+            throw STSFailure(status: response.status, code: code, detail: "\(response.status) \(code): \(error?.message ?? "")")
         }
-        guard let akid = Self.element("AccessKeyId", in: xml), let secret = Self.element("SecretAccessKey", in: xml),
-              let token = Self.element("SessionToken", in: xml), let exp = Self.element("Expiration", in: xml),
+        let credentials = XMLTree.parse(xml)?.first("Credentials")
+        func field(_ name: String) -> String? {
+            credentials?.child(name)?.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard let akid = field("AccessKeyId"), let secret = field("SecretAccessKey"),
+              let token = field("SessionToken"), let exp = field("Expiration"),
               let expiration = Self.parseTime(exp)
         else {
             throw STSFailure(status: 200, code: "MalformedResponse", detail: "no credentials in the AssumeRole answer")
         }
         return RoleCredentials(accessKeyID: akid, secretAccessKey: secret, token: token,
                                lastUpdated: Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down)), expiration: expiration)
-    }
-
-    /// The text of the first `<name>…</name>` element.
-    static func element(_ name: String, in xml: String) -> String? {
-        guard let open = xml.range(of: "<\(name)>"), let close = xml.range(of: "</\(name)>", range: open.upperBound..<xml.endIndex)
-        else { return nil }
-        return String(xml[open.upperBound..<close.lowerBound]).trimmingCharacters(in: .whitespacesAndNewlines)
-            .replacingOccurrences(of: "&amp;", with: "&").replacingOccurrences(of: "&lt;", with: "<")
-            .replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&quot;", with: "\"")
     }
 
     /// STS times: `2019-11-09T13:34:41Z`, possibly with fractional seconds.

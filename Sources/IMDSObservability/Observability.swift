@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import IMDSCore
+import IMDSWire
 import Synchronization
 
 /// Everything the data plane reports to: metrics, the access log, caller attribution, the caller
@@ -99,71 +100,54 @@ public final class Observability: Sendable {
 public struct ObservabilityAPI: AsyncResponder {
     public static let metricsPath = "/metrics"
     public static let dashboardPath = "/dashboard"
-    public static let callersPath = "/admin/v1/callers"
-    public static let trafficPath = "/admin/v1/traffic"
-    /// Paths this responder answers (route them before the admin API's prefix).
+    public static let callersPath = AdminPaths.prefix + "/callers"
+    public static let trafficPath = AdminPaths.prefix + "/traffic"
+    /// Paths this API answers.
     public static let paths = [metricsPath, dashboardPath, callersPath, trafficPath]
 
     let observability: Observability
 
     public init(observability: Observability) { self.observability = observability }
 
-    public func respond(to request: IMDSRequest) async -> IMDSResponse {
-        var path = String(request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        let method = request.method
-        switch (method, path) {
-        case ("GET", Self.metricsPath), ("HEAD", Self.metricsPath):
-            return Self.response(200, "text/plain; version=0.0.4; charset=utf-8", Array(observability.metrics.exposition().utf8), head: method == "HEAD")
-        case ("GET", Self.dashboardPath), ("HEAD", Self.dashboardPath):
-            return Self.response(200, "text/html; charset=utf-8", Array(Dashboard.html.utf8), head: method == "HEAD")
-        case ("GET", Self.callersPath):
-            return Self.json(200, observability.callers.document())
-        case ("DELETE", Self.callersPath):
-            observability.callers.reset()
-            return Self.json(200, ["reset": true])
-        case ("GET", Self.trafficPath):
-            let now = observability.now()
-            return Self.json(200, TrafficDocument(seconds: TrafficWindow.seconds, series: observability.traffic.series(now: now),
-                                                  now: Timestamp.iso8601Milliseconds(now)))
-        default:
-            let allowed = path == Self.callersPath ? "GET, DELETE" : "GET, HEAD"
-            if Self.paths.contains(path) {
-                var r = Self.json(405, ErrorDocument(error: .init(code: "MethodNotAllowed", message: "\(method) \(path) is not supported (allowed: \(allowed))")))
-                r.headers.insert(("Allow", allowed), at: 0)
-                return r
-            }
-            return Self.json(404, ErrorDocument(error: .init(code: "NotFound", message: "no resource \(path)")))
+    /// The routes, for the control plane's ``ControlPlaneRouter``; `/metrics` and `/dashboard` are this API's own paths.
+    public var routes: RouteGroup {
+        let observability = self.observability
+        let metrics: @Sendable (RoutedRequest) async -> IMDSResponse = { r in
+            .controlPlane(200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                          body: Array(observability.metrics.exposition().utf8), omitBody: r.method == "HEAD")
         }
+        let dashboard: @Sendable (RoutedRequest) async -> IMDSResponse = { r in
+            .controlPlane(200, contentType: "text/html; charset=utf-8", body: Array(Dashboard.html.utf8), omitBody: r.method == "HEAD")
+        }
+        return RouteGroup(
+            name: "observability",
+            routes: [
+                Route("GET", Self.metricsPath, metrics),
+                Route("HEAD", Self.metricsPath, metrics),
+                Route("GET", Self.dashboardPath, dashboard),
+                Route("HEAD", Self.dashboardPath, dashboard),
+                Route("GET", Self.callersPath) { _ in .json(200, observability.callers.document()) },
+                Route("DELETE", Self.callersPath) { _ in
+                    observability.callers.reset()
+                    return .json(200, ["reset": true])
+                },
+                Route("GET", Self.trafficPath) { _ in
+                    let now = observability.now()
+                    return .json(200, TrafficDocument(seconds: TrafficWindow.seconds, series: observability.traffic.series(now: now),
+                                                      now: Timestamp.iso8601Milliseconds(now)))
+                },
+            ],
+            prefixes: [Self.metricsPath, Self.dashboardPath])
+    }
+
+    /// Answers with these routes alone (tests).
+    public func respond(to request: IMDSRequest) async -> IMDSResponse {
+        await ControlPlaneRouter([routes]).respond(to: request)
     }
 
     struct TrafficDocument: Encodable {
         var seconds: Int
         var series: [TrafficWindow.Bucket]
         var now: String
-    }
-
-    struct ErrorDocument: Encodable {
-        struct Detail: Encodable {
-            var code: String
-            var message: String
-        }
-        var error: Detail
-    }
-
-    static func json(_ status: Int, _ value: some Encodable) -> IMDSResponse {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = (try? encoder.encode(value)) ?? Data("{}".utf8)
-        return response(status, "application/json", Array(data) + [10])
-    }
-
-    static func response(_ status: Int, _ contentType: String, _ body: [UInt8], head: Bool = false) -> IMDSResponse {
-        let reasons = [200: "OK", 404: "Not Found", 405: "Method Not Allowed"]
-        return IMDSResponse(
-            status: status, reason: reasons[status] ?? "Error",
-            headers: [("Content-Type", contentType), ("Content-Length", String(body.count)), ("Cache-Control", "no-store"),
-                      ("Date", TimeFormat.http(Date())), ("Connection", "close")],
-            body: body, omitBody: head)
     }
 }

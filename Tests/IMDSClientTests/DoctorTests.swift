@@ -90,7 +90,10 @@ struct DoctorTests {
     }
 
     @Test func badHTTPDates() {
-        for bad in ["", "yesterday", "Sun, 06 Nov 1994 08:49:37 PST", "Sun, 32 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT"] {
+        for bad in ["", "yesterday", "Sun, 06 Nov 1994 08:49:37 PST", "Sun, 32 Nov 1994 08:49:37 GMT", "Sunday, 06-Nov-94 08:49:37 GMT",
+                    // A hostile server's Date: far years and negative fields never reach date arithmetic.
+                    "Sun, 06 Nov 9223372036854775807 08:49:37 GMT", "Sun, 06 Nov 10000 08:49:37 GMT",
+                    "Sun, 06 Nov 1994 -1:49:37 GMT", "Sun, 06 Nov 1994 08:-9:37 GMT", "Sun, 06 Nov 1994 08:49:-37 GMT"] {
             #expect(HTTPDateParser.parse(bad) == nil, "\(bad)")
         }
     }

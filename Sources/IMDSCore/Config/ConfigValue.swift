@@ -158,13 +158,15 @@ struct ConfigMap {
         return v
     }
 
-    mutating func string(_ key: String, pattern: ((String) -> Bool)? = nil, expected: String? = nil) throws(ConfigError) -> String? {
+    /// - Parameter secret: the value is a secret: an error about it never repeats it.
+    mutating func string(_ key: String, pattern: ((String) -> Bool)? = nil, expected: String? = nil, secret: Bool = false) throws(ConfigError) -> String? {
         guard let v = value(key) else { return nil }
         guard case .scalar(let s, let line) = v else {
             throw ConfigError(path: child(key), line: v.line, message: "expected \(expected ?? "text"), found \(v.kindDescription)")
         }
         if let pattern, !pattern(s) {
-            throw ConfigError(path: child(key), line: line, message: "'\(s)' is not valid (expected \(expected ?? "a valid value"))")
+            let shown = secret ? "the value (not shown: it is a secret)" : "'\(s)'"
+            throw ConfigError(path: child(key), line: line, message: "\(shown) is not valid (expected \(expected ?? "a valid value"))")
         }
         return s
     }
@@ -211,24 +213,40 @@ struct ConfigMap {
         return secs
     }
 
+    /// The longest duration or time offset accepted anywhere (100 years): far beyond any real use,
+    /// and small enough that adding it to any date keeps every time computation in range.
+    static let maxDurationSeconds = 100 * 366 * 86400
+
+    /// Seconds in `6h`, `90m`, `30s`, `2d`, `1h30m` or a plain number of seconds; nil when malformed
+    /// or longer than ``maxDurationSeconds`` (never traps, whatever the digits).
     static func parseDuration(_ text: String) -> Int? {
         let s = text.trimmingCharacters(in: .whitespaces)
-        if let n = Int(s), n >= 0 { return n }
-        var total = 0, current = "", sawUnit = false
-        for c in s {
-            if c.isNumber { current.append(c); continue }
-            guard let n = Int(current) else { return nil }
+        var total = 0, current: Int? = nil, sawUnit = false
+        for c in s.utf8 {
+            if c >= 48 && c <= 57 {
+                let digit = Int(c - 48)
+                // Any number with more digits than the limit is refused before it can overflow.
+                let n = (current ?? 0) * 10 + digit
+                guard n <= maxDurationSeconds else { return nil }
+                current = n
+                continue
+            }
+            guard let n = current else { return nil }
+            let unit: Int
             switch c {
-            case "h": total += n * 3600
-            case "m": total += n * 60
-            case "s": total += n
-            case "d": total += n * 86400
+            case UInt8(ascii: "h"): unit = 3600
+            case UInt8(ascii: "m"): unit = 60
+            case UInt8(ascii: "s"): unit = 1
+            case UInt8(ascii: "d"): unit = 86400
             default: return nil
             }
-            current = ""
+            total += n * unit  // n ≤ max and unit ≤ 86400, total ≤ max: no overflow
+            guard total <= maxDurationSeconds else { return nil }
+            current = nil
             sawUnit = true
         }
-        return current.isEmpty && sawUnit ? total : nil
+        if !sawUnit { return current }  // a plain number of seconds
+        return current == nil ? total : nil
     }
 
     mutating func stringList(_ key: String, element: ((String) -> Bool)? = nil, expected: String = "text") throws(ConfigError) -> [String]? {

@@ -5,7 +5,7 @@ public enum TimeSpec: Sendable, Equatable {
     case relative(seconds: Int)
     case absolute(Date)
 
-    /// Parses `now`, `+90s` / `+2m` / `90` (a delay) or `2026-01-02T03:04:05Z`.
+    /// Parses `now`, `+90s` / `+2m` / `90` (a delay of at most 100 years) or `2026-01-02T03:04:05Z`.
     public static func parse(_ text: String) -> TimeSpec? {
         let t = text.trimmingCharacters(in: .whitespaces)
         if t == "now" { return .relative(seconds: 0) }
@@ -76,7 +76,7 @@ public struct EventSpec: Sendable, Equatable {
         func time(_ key: String) throws(ConfigError) -> TimeSpec? {
             guard let s = try m.string(key) else { return nil }
             guard let t = TimeSpec.parse(s) else {
-                throw ConfigError(path: m.child(key), line: nil, message: "'\(s)' is not a time (allowed: now, +30s, +2m, 90, or 2026-01-02T03:04:05Z)")
+                throw ConfigError(path: m.child(key), line: nil, message: "'\(s)' is not a time (allowed: now, +30s, +2m, 90 up to 100 years ahead, or 2026-01-02T03:04:05Z)")
             }
             return t
         }

@@ -1,6 +1,6 @@
 /// A way to make the data plane misbehave on purpose, for testing clients' resilience.
-public struct Fault: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+public struct Fault: Sendable, Equatable, Codable {
+    public enum Kind: Sendable, Equatable, Codable {
         /// Add this many milliseconds before the response.
         case latency(milliseconds: Int)
         /// Answer 429 Too Many Requests.
@@ -66,33 +66,9 @@ public struct Fault: Sendable, Equatable {
 
     public static func newID() -> String { "fault-" + (0..<12).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined() }
 
-    /// Whether the pattern matches `path` (`*` is any run of characters).
+    /// Whether the pattern matches `path` (`*` is any run of characters; nothing else is special).
     public func matches(path: String) -> Bool {
         guard let pattern = pathPattern else { return true }
-        return Fault.glob(Array(pattern.utf8)[...], Array(path.utf8)[...])
-    }
-
-    static func glob(_ p: ArraySlice<UInt8>, _ s: ArraySlice<UInt8>) -> Bool {
-        // Iterative wildcard matching with backtracking to the last star.
-        var pi = p.startIndex, si = s.startIndex
-        var star: Int? = nil, mark = s.startIndex
-        while si < s.endIndex {
-            if pi < p.endIndex, p[pi] == UInt8(ascii: "*") {
-                star = pi
-                pi += 1
-                mark = si
-            } else if pi < p.endIndex, p[pi] == s[si] {
-                pi += 1
-                si += 1
-            } else if let st = star {
-                pi = st + 1
-                mark += 1
-                si = mark
-            } else {
-                return false
-            }
-        }
-        while pi < p.endIndex, p[pi] == UInt8(ascii: "*") { pi += 1 }
-        return pi == p.endIndex
+        return Glob.matches(pattern, path, syntax: .starOnly)
     }
 }

@@ -31,8 +31,13 @@ public enum TimeFormat {
         return era * 146_097 + doe - 719_468
     }
 
+    /// The range every rendered time is clamped to: years 0000 to 9999, the four digits the formats have.
+    static let renderable: ClosedRange<Double> = -62_167_219_200...253_402_300_799
+
     private static func parts(_ date: Date) -> (Int, Int, Int, Int, Int, Int, Int) {
-        let secs = Int(date.timeIntervalSince1970.rounded(.down))
+        // Never trap on a date far out of range (or NaN): clamp it to what four digits can show.
+        let t = date.timeIntervalSince1970
+        let secs = Int(t.isNaN ? 0 : min(max(t, renderable.lowerBound), renderable.upperBound).rounded(.down))
         let days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400
         let rem = secs - days * 86400
         let (y, m, d) = civil(days)

@@ -1,3 +1,5 @@
+import IMDSWire
+
 /// What the transport must do besides writing the response.
 public enum TransportAction: Sendable, Equatable {
     /// Write the response, then close the connection (what IMDS always does).
@@ -44,6 +46,18 @@ public struct IMDSResponse: Sendable {
         self.hopLimit = hopLimit
         self.delayMilliseconds = delayMilliseconds
         self.action = action
+    }
+
+    /// A response whose reason phrase comes from the project's one table (``HTTPStatus``), as seen
+    /// on `plane`: the data plane keeps EC2's exact phrases (`405 Not Allowed`).
+    public init(
+        status: Int,
+        plane: HTTPStatus.Plane,
+        headers: [(name: String, value: String)],
+        body: [UInt8],
+        omitBody: Bool = false
+    ) {
+        self.init(status: status, reason: HTTPStatus.reason(status, plane: plane), headers: headers, body: body, omitBody: omitBody)
     }
 
     /// The first value of a header, matching the name case-insensitively.

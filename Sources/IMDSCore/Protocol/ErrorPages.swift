@@ -1,8 +1,14 @@
+import IMDSWire
+
 /// The HTML error pages EC2 sends, byte for byte (imds-behaviour.md §2.6).
 ///
 /// The 404 page is a capture (339 bytes). The other codes use the same template with `NNN - Reason`
 /// in `<title>` and `<h1>`; that is an inference recorded in `docs/behaviour-choices.md`.
 public enum ErrorPage {
+    /// The page for a status, titled with its reason phrase from ``HTTPStatus`` (the standard
+    /// phrase: EC2's 405 has no page, so its `Not Allowed` never appears in one).
+    public static func html(status: Int) -> [UInt8] { html(status: status, reason: HTTPStatus.reason(status)) }
+
     /// The page for a status and reason, e.g. `errorPage(404, "Not Found")`.
     public static func html(status: Int, reason: String) -> [UInt8] {
         let title = "\(status) - \(reason)"
@@ -21,8 +27,8 @@ public enum ErrorPage {
         return Array(page.utf8)
     }
 
-    public static let notFound = html(status: 404, reason: "Not Found")
-    public static let unauthorized = html(status: 401, reason: "Unauthorized")
-    public static let badRequest = html(status: 400, reason: "Bad Request")
-    public static let forbidden = html(status: 403, reason: "Forbidden")
+    public static let notFound = html(status: 404)
+    public static let unauthorized = html(status: 401)
+    public static let badRequest = html(status: 400)
+    public static let forbidden = html(status: 403)
 }

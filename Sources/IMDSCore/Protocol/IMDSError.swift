@@ -1,3 +1,5 @@
+import IMDSWire
+
 /// Every way a data-plane request can fail, with its status, in one place.
 ///
 /// Changing what EC2 answers for a case is a one-line change in ``status`` and a row in the status
@@ -44,23 +46,6 @@ public enum IMDSError: Error, Equatable, Sendable {
         }
     }
 
-    /// The reason phrase on the status line. EC2's 405 says `Not Allowed`.
-    public var reason: String { IMDSError.reasonPhrase(status) }
-
-    static func reasonPhrase(_ status: Int) -> String {
-        switch status {
-        case 200: "OK"
-        case 301: "Moved Permanently"
-        case 400: "Bad Request"
-        case 401: "Unauthorized"
-        case 403: "Forbidden"
-        case 404: "Not Found"
-        case 405: "Not Allowed"
-        case 429: "Too Many Requests"
-        case 431: "Request Header Fields Too Large"
-        case 500: "Internal Server Error"
-        case 503: "Service Unavailable"
-        default: "Error"
-        }
-    }
+    /// The reason phrase on the status line, from the project's one table (EC2's 405 says `Not Allowed`).
+    public var reason: String { HTTPStatus.reason(status, plane: .data) }
 }

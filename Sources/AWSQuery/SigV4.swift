@@ -1,13 +1,71 @@
 import Crypto
 import Foundation
-import IMDSCore
 
-/// AWS Signature Version 4 (`AWS4-HMAC-SHA256`): signing (for `imds options`) and verification
-/// (for the control plane when access keys are configured).
+/// AWS Signature Version 4 (`AWS4-HMAC-SHA256`), one implementation for both sides: signing (the
+/// CLI's control-plane client, the STS client) and verification (the control plane when access keys
+/// are configured) build the same canonical request with the same code.
+///
+/// ```swift
+/// let headers = [("Host", "127.0.0.1:1339"), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
+/// let signed = headers + SigV4.sign(method: "POST", target: "/", headers: headers, body: body,
+///                                   accessKeyID: "AKID", secretAccessKey: "secret", region: "us-east-1", date: Date())
+/// ```
 public enum SigV4 {
     public static let algorithm = "AWS4-HMAC-SHA256"
     /// How far `X-Amz-Date` may be from the server's clock, either way (EC2: 15 minutes).
     public static let maxSkew: TimeInterval = 15 * 60
+
+    /// A request as received, for ``verify(_:keys:now:service:)``.
+    public struct Request: Sendable {
+        public var method: String
+        /// The request target as sent: path and query string, still percent-encoded.
+        public var target: String
+        public var headers: [(name: String, value: String)]
+        public var body: [UInt8]
+
+        public init(method: String, target: String, headers: [(name: String, value: String)], body: [UInt8]) {
+            self.method = method
+            self.target = target
+            self.headers = headers
+            self.body = body
+        }
+
+        /// The first value of a header, matching the name case-insensitively.
+        public func header(_ name: String) -> String? {
+            headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        }
+    }
+
+    /// An access key a verifier accepts.
+    public struct Credentials: Sendable, Equatable {
+        public var accessKeyID: String
+        public var secretAccessKey: String
+
+        public init(accessKeyID: String, secretAccessKey: String) {
+            self.accessKeyID = accessKeyID
+            self.secretAccessKey = secretAccessKey
+        }
+    }
+
+    /// Why a signature was refused; a service maps each to its own error (EC2: `EC2Error(_:)`).
+    public enum Rejection: Error, Sendable, Equatable {
+        /// No `Authorization` header.
+        case missingAuthentication
+        /// Not a well-formed SigV4 authorization, no or a malformed `X-Amz-Date`, `host` not signed.
+        case incompleteSignature(String)
+        /// The access key id is not one of the keys.
+        case authFailure
+        /// `X-Amz-Date` more than ``maxSkew`` from the verifier's clock.
+        case requestExpired
+        /// The credential scope names another service or date.
+        case scopeMismatch(String)
+        /// `X-Amz-Content-Sha256` is `UNSIGNED-PAYLOAD` or a streaming mode.
+        case payloadNotSigned(String)
+        /// `X-Amz-Content-Sha256` is not the SHA-256 of the body received.
+        case payloadHashMismatch
+        /// The signature is not the one the key gives for this request.
+        case signatureMismatch
+    }
 
     /// The parts of an `Authorization: AWS4-HMAC-SHA256 Credential=…, SignedHeaders=…, Signature=…` header.
     public struct Authorization: Sendable, Equatable {
@@ -107,9 +165,11 @@ public enum SigV4 {
         }
         guard let cq = canonicalQuery(query) else { return nil }
         var lines = [method, canonicalURI(path), cq]
+        // One pass over the headers, then one lookup per signed name: linear in the request's size.
+        var byName: [String: [String]] = [:]
+        for h in headers { byName[h.name.lowercased(), default: []].append(h.value) }
         for name in signedHeaders {
-            let values = headers.filter { $0.name.lowercased() == name }.map(\.value)
-            lines.append("\(name):\(canonicalHeaderValue(values))")
+            lines.append("\(name):\(canonicalHeaderValue(byName[name] ?? []))")
         }
         lines.append("")
         lines.append(signedHeaders.joined(separator: ";"))
@@ -148,19 +208,30 @@ public enum SigV4 {
 
     /// `yyyyMMdd'T'HHmmss'Z'`.
     public static func amzDate(_ date: Date) -> String {
-        let iso = TimeFormat.iso8601(date)  // 2026-01-02T03:04:05Z
-        return iso.replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+        let c = utc.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
+        func pad(_ v: Int?, _ width: Int = 2) -> String {
+            let s = String(v ?? 0)
+            return String(repeating: "0", count: max(0, width - s.count)) + s
+        }
+        return "\(pad(c.year, 4))\(pad(c.month))\(pad(c.day))T\(pad(c.hour))\(pad(c.minute))\(pad(c.second))Z"
     }
 
-    /// Parses `yyyyMMdd'T'HHmmss'Z'`.
+    static let utc: Calendar = {
+        var c = Calendar(identifier: .gregorian)
+        c.timeZone = TimeZone(identifier: "UTC")!
+        return c
+    }()
+
+    /// Parses `yyyyMMdd'T'HHmmss'Z'`; nil for anything else, including dates that do not exist.
     public static func parseAmzDate(_ s: String) -> Date? {
         let u = Array(s.utf8)
         guard u.count == 16, u[8] == UInt8(ascii: "T"), u[15] == UInt8(ascii: "Z") else { return nil }
         let digits = u[0..<8] + u[9..<15]
         guard digits.allSatisfy({ $0 >= 48 && $0 <= 57 }) else { return nil }
-        let t = String(decoding: u, as: UTF8.self)
-        func n(_ r: Range<Int>) -> String { String(t.dropFirst(r.lowerBound).prefix(r.count)) }
-        return TimeFormat.parseISO8601("\(n(0..<4))-\(n(4..<6))-\(n(6..<8))T\(n(9..<11)):\(n(11..<13)):\(n(13..<15))Z")
+        func n(_ r: Range<Int>) -> Int { u[r].reduce(0) { $0 * 10 + Int($1 - 48) } }
+        let parts = DateComponents(year: n(0..<4), month: n(4..<6), day: n(6..<8), hour: n(9..<11), minute: n(11..<13), second: n(13..<15))
+        guard let date = utc.date(from: parts), amzDate(date) == s else { return nil }
+        return date
     }
 
     // MARK: - Signing
@@ -186,13 +257,15 @@ public enum SigV4 {
 
     // MARK: - Verification
 
-    /// Checks a request's signature against the configured keys. Returns the key that signed it, or
-    /// the error EC2 would answer: no `Authorization` → `MissingAuthenticationToken` (403), a malformed
-    /// one → `IncompleteSignature` (400), an unknown key → `AuthFailure` (401), a date more than 15
-    /// minutes off → `RequestExpired` (400), a wrong signature or scope → `SignatureDoesNotMatch` (403).
+    /// Checks a request's signature against `keys`. Returns the key that signed it, or why not (see
+    /// ``Rejection``; EC2's codes: no `Authorization` → `MissingAuthenticationToken`, a malformed one
+    /// → `IncompleteSignature`, an unknown key → `AuthFailure`, a date more than 15 minutes off →
+    /// `RequestExpired`, an `X-Amz-Content-Sha256` header that is not the SHA-256 of the body
+    /// received → `XAmzContentSHA256Mismatch`, a wrong signature or scope → `SignatureDoesNotMatch`).
+    /// The body is always part of what is verified.
     public static func verify(
-        _ request: IMDSRequest, keys: [ControlPlaneAccessKey], now: Date, service: String = "ec2"
-    ) -> Result<ControlPlaneAccessKey, EC2Error> {
+        _ request: Request, keys: [Credentials], now: Date, service: String = "ec2"
+    ) -> Result<Credentials, Rejection> {
         guard let header = request.header("Authorization") else { return .failure(.missingAuthentication) }
         guard let auth = Authorization(header: header) else {
             return .failure(.incompleteSignature(
@@ -207,17 +280,24 @@ public enum SigV4 {
         }
         guard abs(signedAt.timeIntervalSince(now)) <= maxSkew else { return .failure(.requestExpired) }
         guard auth.service == service else {
-            return .failure(EC2Error(
-                "SignatureDoesNotMatch", "Credential should be scoped to correct service: '\(service)'.", status: 403))
+            return .failure(.scopeMismatch("Credential should be scoped to correct service: '\(service)'."))
         }
         guard auth.date == String(amz.prefix(8)) else {
-            return .failure(EC2Error(
-                "SignatureDoesNotMatch", "Credential should be scoped to a valid date: '\(amz.prefix(8))'.", status: 403))
+            return .failure(.scopeMismatch("Credential should be scoped to a valid date: '\(amz.prefix(8))'."))
         }
         guard auth.signedHeaders.contains("host") else {
             return .failure(.incompleteSignature("Signed headers must include 'host'."))
         }
-        let payload = request.header("X-Amz-Content-Sha256") ?? payloadHash(request.body)
+        // Sorted and distinct, as every SigV4 signer sends them: a repeated name would make the canonical
+        // request repeat a header value once per repetition (quadratic size from one header line).
+        guard zip(auth.signedHeaders, auth.signedHeaders.dropFirst()).allSatisfy({ $0 < $1 }) else {
+            return .failure(.incompleteSignature("SignedHeaders must be lowercase header names, sorted and without repeats."))
+        }
+        let payload: String
+        switch bodyHash(request) {
+        case .success(let hash): payload = hash
+        case .failure(let error): return .failure(error)
+        }
         guard let canonical = canonicalRequest(method: request.method, target: request.target, headers: request.headers,
                                                signedHeaders: auth.signedHeaders, payloadHash: payload)
         else { return .failure(.signatureMismatch) }
@@ -226,6 +306,21 @@ public enum SigV4 {
                                  stringToSign: stringToSign(amzDate: amz, scope: scope, canonicalRequest: canonical))
         guard constantTimeEquals(expected, auth.signature) else { return .failure(.signatureMismatch) }
         return .success(key)
+    }
+
+    /// The payload hash that enters the canonical request: always the SHA-256 of the bytes received.
+    /// An `X-Amz-Content-Sha256` header may only repeat it (botocore's S3-style signers send one); a
+    /// header that names another hash, `UNSIGNED-PAYLOAD` or a `STREAMING-…` mode is refused, because
+    /// the EC2 Query API signs its payload and its body is its whole request (see docs/security.md).
+    static func bodyHash(_ request: Request) -> Result<String, Rejection> {
+        let computed = payloadHash(request.body)
+        guard let claimed = request.header("X-Amz-Content-Sha256") else { return .success(computed) }
+        let trimmed = claimed.trimmingCharacters(in: .whitespaces)
+        if trimmed.lowercased() == computed { return .success(trimmed) }
+        if trimmed == "UNSIGNED-PAYLOAD" || trimmed.hasPrefix("STREAMING-") {
+            return .failure(.payloadNotSigned(trimmed))
+        }
+        return .failure(.payloadHashMismatch)
     }
 
     static func constantTimeEquals(_ a: String, _ b: String) -> Bool {

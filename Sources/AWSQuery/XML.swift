@@ -1,14 +1,15 @@
-/// A small XML element tree rendered the way EC2 renders responses (4-space indentation).
+/// A small XML element tree rendered the way EC2 renders responses (4-space indentation): what the
+/// control plane writes (``XMLTree`` reads).
 public indirect enum XMLNode: Sendable, Equatable {
     /// `<name>text</name>`
     case text(String, String)
     /// `<name>children</name>`, or `<name/>` without children.
     case element(String, [XMLNode])
 
-    static func leaf(_ name: String, _ value: String) -> XMLNode { .text(name, value) }
-    static func node(_ name: String, _ children: [XMLNode]) -> XMLNode { .element(name, children) }
+    public static func leaf(_ name: String, _ value: String) -> XMLNode { .text(name, value) }
+    public static func node(_ name: String, _ children: [XMLNode]) -> XMLNode { .element(name, children) }
     /// An EC2 list: `<name><item>…</item>…</name>`.
-    static func list(_ name: String, _ items: [[XMLNode]]) -> XMLNode { .element(name, items.map { .element("item", $0) }) }
+    public static func list(_ name: String, _ items: [[XMLNode]]) -> XMLNode { .element(name, items.map { .element("item", $0) }) }
 
     func render(into out: inout String, depth: Int) {
         let pad = String(repeating: "    ", count: depth)
@@ -25,9 +26,10 @@ public indirect enum XMLNode: Sendable, Equatable {
     }
 }
 
+/// Writing EC2 Query responses.
 public enum XML {
     /// The EC2 API namespace of version 2016-11-15.
-    public static let namespace = "http://ec2.amazonaws.com/doc/2016-11-15/"
+    public static let namespace = "http://ec2.amazonaws.com/doc/\(EC2Query.apiVersion)/"
 
     /// `<?xml …?>` + `<{Action}Response xmlns="…">` with `requestId` first, then `children`.
     public static func response(action: String, requestID: String, _ children: [XMLNode]) -> String {

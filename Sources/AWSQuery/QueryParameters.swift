@@ -1,5 +1,10 @@
-/// The parameters of an EC2 Query request (`Action=…&Version=…&InstanceId.1=…`), decoded from an
-/// `application/x-www-form-urlencoded` body and/or the query string.
+/// The parameters of an AWS Query request (`Action=…&Version=…&InstanceId.1=…`): decoded from an
+/// `application/x-www-form-urlencoded` body and/or the query string by the server, encoded into a
+/// body by the clients (``formEncoded``).
+///
+/// ```swift
+/// let body = QueryParameters([("Action", "DescribeInstances"), ("Version", EC2Query.apiVersion)]).formEncoded
+/// ```
 public struct QueryParameters: Sendable, Equatable {
     /// Name/value pairs in the order they arrived (the first occurrence of a name wins on lookup).
     public private(set) var pairs: [(name: String, value: String)]
@@ -55,7 +60,13 @@ public struct QueryParameters: Sendable, Equatable {
 
     public var names: [String] { pairs.map(\.name) }
 
-    mutating func append(contentsOf other: QueryParameters) { pairs += other.pairs }
+    public mutating func append(contentsOf other: QueryParameters) { pairs += other.pairs }
+
+    /// `name=value&…` in order, each component percent-encoded as SigV4 wants it (unreserved
+    /// characters kept), so the body a client signs is the body it sends.
+    public var formEncoded: String {
+        pairs.map { SigV4.uriEncode($0.name) + "=" + SigV4.uriEncode($0.value) }.joined(separator: "&")
+    }
 
     /// Values of a 1-based list `Prefix.N` (`InstanceId.1`, `InstanceId.2`), ordered by N.
     public func list(_ prefix: String) -> [String] {
@@ -75,25 +86,33 @@ public struct QueryParameters: Sendable, Equatable {
         return out.sorted { $0.index < $1.index }
     }
 
-    /// The indexes N present as `Prefix.N.<something>`, ascending.
-    func structIndexes(_ prefix: String) -> [Int] {
+    /// For every `Prefix.N.Field` (N ≥ 1), ascending by N: its fields in the order they arrived.
+    /// One pass over the parameters, whatever their number.
+    func structs(_ prefix: String) -> [(index: Int, fields: [(name: Substring, value: String)])] {
         let p = prefix + "."
-        var set = Set<Int>()
-        for name in names where name.hasPrefix(p) {
+        var byIndex: [Int: [(name: Substring, value: String)]] = [:]
+        for (name, value) in pairs where name.hasPrefix(p) {
             let rest = name.dropFirst(p.count)
             guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]), n >= 1 else { continue }
-            set.insert(n)
+            byIndex[n, default: []].append((rest[rest.index(after: dot)...], value))
         }
-        return set.sorted()
+        return byIndex.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
-    /// `Filter.N.Name` / `Filter.N.Value.M`, in order of N.
+    /// `Filter.N.Name` / `Filter.N.Value.M`, in order of N (values in order of M; the first of a name wins).
     public var filters: [(name: String?, values: [String])] {
-        structIndexes("Filter").map { n in (self["Filter.\(n).Name"], list("Filter.\(n).Value")) }
+        structs("Filter").map { s in
+            var seen = Set<Int>()
+            var values: [(index: Int, value: String)] = []
+            for (field, value) in s.fields where field.hasPrefix("Value.") {
+                if let m = Int(field.dropFirst(6)), m >= 1, seen.insert(m).inserted { values.append((m, value)) }
+            }
+            return (s.fields.first { $0.name == "Name" }?.value, values.sorted { $0.index < $1.index }.map(\.value))
+        }
     }
 
-    /// `Tag.N.Key` / `Tag.N.Value`, in order of N (`value` nil when absent).
+    /// `Tag.N.Key` / `Tag.N.Value`, in order of N (`value` nil when absent; the first of a name wins).
     public var tags: [(key: String?, value: String?)] {
-        structIndexes("Tag").map { n in (self["Tag.\(n).Key"], self["Tag.\(n).Value"]) }
+        structs("Tag").map { s in (s.fields.first { $0.name == "Key" }?.value, s.fields.first { $0.name == "Value" }?.value) }
     }
 }

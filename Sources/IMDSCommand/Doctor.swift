@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import IMDSClient
 
-struct DoctorCommand: AsyncParsableCommand {
+struct Doctor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
         abstract: "Find out why instance metadata requests fail, and how to fix it.",

@@ -4,7 +4,7 @@ import IMDSClient
 import IMDSObservability
 
 /// `imds audit`: who still calls IMDSv1, and is it safe to require IMDSv2?
-struct AuditCommand: AsyncParsableCommand {
+struct Audit: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
         abstract: "Report which callers still use IMDSv1 and whether it is safe to require IMDSv2.",

@@ -1,0 +1,66 @@
+/// An instance as `GET /admin/v1/instances` describes it.
+public struct AdminInstance: Codable, Sendable, Equatable {
+    /// The instance's metadata options, with the config file's key names.
+    public struct MetadataOptions: Codable, Sendable, Equatable {
+        public var httpTokens: String
+        public var httpEndpoint: String
+        public var httpPutResponseHopLimit: Int
+        public var httpProtocolIPv6: String
+        public var instanceMetadataTags: String
+
+        public init(httpTokens: String, httpEndpoint: String, httpPutResponseHopLimit: Int, httpProtocolIPv6: String, instanceMetadataTags: String) {
+            self.httpTokens = httpTokens
+            self.httpEndpoint = httpEndpoint
+            self.httpPutResponseHopLimit = httpPutResponseHopLimit
+            self.httpProtocolIPv6 = httpProtocolIPv6
+            self.instanceMetadataTags = instanceMetadataTags
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case httpTokens = "http-tokens", httpEndpoint = "http-endpoint"
+            case httpPutResponseHopLimit = "http-put-response-hop-limit", httpProtocolIPv6 = "http-protocol-ipv6"
+            case instanceMetadataTags = "instance-metadata-tags"
+        }
+    }
+
+    public var instanceID: String
+    public var metadataOptions: MetadataOptions
+    public var tags: [String: String]
+    public var events: [AdminEvent]
+    public var credentialScenario: AdminCredentialScenario
+
+    public init(
+        instanceID: String, metadataOptions: MetadataOptions, tags: [String: String], events: [AdminEvent],
+        credentialScenario: AdminCredentialScenario
+    ) {
+        self.instanceID = instanceID
+        self.metadataOptions = metadataOptions
+        self.tags = tags
+        self.events = events
+        self.credentialScenario = credentialScenario
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tags, events
+        case instanceID = "instance-id", metadataOptions = "metadata-options", credentialScenario = "credential-scenario"
+    }
+}
+
+/// `GET /admin/v1/instances`.
+public struct AdminInstanceList: Codable, Sendable, Equatable {
+    public var instances: [AdminInstance]
+    public init(instances: [AdminInstance]) { self.instances = instances }
+}
+
+/// `GET /admin/v1/health`.
+public struct AdminHealth: Codable, Sendable, Equatable {
+    /// `ok`.
+    public var status: String
+    /// The ids of the instances served.
+    public var instances: [String]
+
+    public init(status: String = "ok", instances: [String]) {
+        self.status = status
+        self.instances = instances
+    }
+}
