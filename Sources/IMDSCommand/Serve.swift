@@ -197,7 +197,9 @@ struct Serve: AsyncParsableCommand {
         let controlPlane = ControlPlaneRouter(
             [observabilityAPI.routes, admin.routes, ec2.routes],
             // With access keys, every control-plane request (admin API too) must be signed.
-            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) })
+            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) },
+            // HTTP-level errors in EC2's XML: the EC2 Query API owns the listener's root.
+            httpError: { @Sendable status in ec2.httpErrorResponse(status: status) })
         let hooks = DataPlaneHooks(
             accepted: { local, remote in observability.connectionAccepted(local: local, remote: remote) },
             completed: { request, response, seconds, connection in
