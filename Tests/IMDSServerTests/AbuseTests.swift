@@ -156,8 +156,10 @@ struct AbuseTests {
     }
 
     /// 300 connections dribble a header byte every 100 ms; a normal client keeps getting answers
-    /// within a second (a generous bound: they take milliseconds), and the dribblers are cut off at
-    /// the request deadline (lowered to 4 s here) without a response.
+    /// while they are still connected (each answer comes well before the crowd's 4 s request deadline, so
+    /// nobody waited for the dribblers to be cut off; they take milliseconds on an idle machine, and
+    /// the figures are printed rather than held to a wall-clock bound a loaded machine can miss), and
+    /// the dribblers are cut off at the deadline without a response.
     @Test func slowlorisCrowdDoesNotStarveNormalClients() async throws {
         try await Self.withListener(ListenerLimits(requestTimeoutSeconds: 4)) { l in
             let port = l.boundAddress.port
@@ -186,7 +188,8 @@ struct AbuseTests {
                 }
             }
             await dribbling
-            #expect(latencies.allSatisfy { $0 < 1.0 }, "latencies under the slowloris crowd: \(latencies)")
+            print("slowloris crowd of 300: normal-client latencies (s) \(latencies)")
+            #expect(latencies.allSatisfy { $0 < 3.0 }, "a normal client waited for the crowd: \(latencies)")
             // The deadline closes every dribbler, and none of them got a response.
             let cut = await Self.onThread { crowd.map { fd -> Bool in
                 let r = Self.readUntilClosed(fd)
