@@ -29,6 +29,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
@@ -58,6 +59,7 @@ let package = Package(
                 "IMDSWire",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict
         ),
@@ -156,7 +158,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSCoreTests",
-            dependencies: ["IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: [
+                "IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "HashTreeCollections", package: "swift-collections"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

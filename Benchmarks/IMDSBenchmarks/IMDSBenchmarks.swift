@@ -11,10 +11,12 @@ import IMDSCore
 
 enum Fixture {
     static let clock = ManualClock(Date(timeIntervalSince1970: 1_800_000_000))
-    static let engine = IMDSEngine(
-        config: .embeddedDefault, secret: SymmetricKey(data: Array(repeating: UInt8(9), count: 32)), clock: clock)
+    /// The engine over an in-memory store, as listeners run it (one snapshot read per request).
+    static let engine = DataPlane(
+        engine: IMDSEngine(clock: clock),
+        store: EmbeddedInstanceStore(config: .embeddedDefault, clock: clock, secret: Array(repeating: UInt8(9), count: 32)))
     static let authority = TokenAuthority(secret: SymmetricKey(data: Array(repeating: UInt8(9), count: 32)))
-    static let instanceID = engine.primaryInstanceID
+    static let instanceID = engine.store.snapshot.primaryInstanceID
     static let token = authority.issue(instanceID: instanceID, ttl: 21600, now: clock.now(), nonce: 7)
     static let engineToken = engine.respond(to: request("PUT", "/latest/api/token", [("X-aws-ec2-metadata-token-ttl-seconds", "21600")])).bodyText
 

@@ -6,17 +6,21 @@ import IMDSWire
 /// token invalidation and credential scenarios. Documented in `docs/admin-api.md`; its bodies are
 /// the Codable types of `IMDSWire` (``AdminEvent``, ``AdminFault``, …), which the CLI decodes.
 ///
+/// A translator from requests into ``StoreChange``s: a change is acknowledged only once the
+/// ``InstanceStore`` has made it durable (so an invalidation survives `kill -9` and a restart).
 /// Transport-free: ``routes`` go into the control plane's ``ControlPlaneRouter``; `respond(to:)`
 /// answers with the admin routes alone (tests, fuzzing).
 public struct AdminAPI: AsyncResponder {
     public static let prefix = AdminPaths.prefix
 
-    let engine: IMDSEngine
+    let store: any InstanceStore
+    let clock: any IMDSClock
     let log: @Sendable (String) -> Void
 
     /// - Parameter log: receives one line per change (fault added, event triggered, …).
-    public init(engine: IMDSEngine, log: @escaping @Sendable (String) -> Void = { _ in }) {
-        self.engine = engine
+    public init(store: any InstanceStore, clock: any IMDSClock = SystemClock(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.store = store
+        self.clock = clock
         self.log = log
     }
 
@@ -32,8 +36,8 @@ public struct AdminAPI: AsyncResponder {
     /// The admin API's routes, owning every path under `/admin/v1` (the observability API adds its
     /// own there: `/admin/v1/callers`, `/admin/v1/traffic`).
     public var routes: RouteGroup {
-        func route(_ method: String, _ path: String, _ handler: @escaping @Sendable (AdminAPI, RoutedRequest) throws -> Answer) -> Route {
-            Route(method, Self.prefix + path) { [self] request in self.answer { try handler(self, request) } }
+        func route(_ method: String, _ path: String, _ handler: @escaping @Sendable (AdminAPI, RoutedRequest) async throws -> Answer) -> Route {
+            Route(method, Self.prefix + path) { [self] request in await self.answer { try await handler(self, request) } }
         }
         return RouteGroup(
             name: "admin",
@@ -42,18 +46,18 @@ public struct AdminAPI: AsyncResponder {
                 route("GET", "/health", { api, _ in api.health() }),
                 route("GET", "/instances", { api, _ in api.instances() }),
                 route("GET", "/events", { api, r in try api.listEvents(r) }),
-                route("POST", "/events", { api, r in try api.addEvent(r) }),
-                route("DELETE", "/events", { api, r in try api.clearEvents(r) }),
-                route("DELETE", "/events/{id}", { api, r in try api.clearEvent(r) }),
-                route("POST", "/events/{id}/complete", { api, r in try api.finishMaintenance(r, .complete) }),
-                route("POST", "/events/{id}/cancel", { api, r in try api.finishMaintenance(r, .cancel) }),
+                route("POST", "/events", { api, r in try await api.addEvent(r) }),
+                route("DELETE", "/events", { api, r in try await api.clearEvents(r) }),
+                route("DELETE", "/events/{id}", { api, r in try await api.clearEvent(r) }),
+                route("POST", "/events/{id}/complete", { api, r in try await api.finishMaintenance(r, .complete) }),
+                route("POST", "/events/{id}/cancel", { api, r in try await api.finishMaintenance(r, .cancel) }),
                 route("GET", "/faults", { api, _ in api.listFaults() }),
-                route("POST", "/faults", { api, r in try api.addFault(r) }),
-                route("DELETE", "/faults", { api, _ in api.clearFaults() }),
-                route("DELETE", "/faults/{id}", { api, r in try api.clearFault(r) }),
-                route("POST", "/tokens/invalidate", { api, r in try api.invalidateTokens(r) }),
-                route("PUT", "/credentials/scenario", { api, r in try api.setCredentialScenario(r) }),
-                route("POST", "/credentials/scenario", { api, r in try api.setCredentialScenario(r) }),
+                route("POST", "/faults", { api, r in try await api.addFault(r) }),
+                route("DELETE", "/faults", { api, _ in try await api.clearFaults() }),
+                route("DELETE", "/faults/{id}", { api, r in try await api.clearFault(r) }),
+                route("POST", "/tokens/invalidate", { api, r in try await api.invalidateTokens(r) }),
+                route("PUT", "/credentials/scenario", { api, r in try await api.setCredentialScenario(r) }),
+                route("POST", "/credentials/scenario", { api, r in try await api.setCredentialScenario(r) }),
             ],
             prefixes: [Self.prefix])
     }
@@ -63,12 +67,23 @@ public struct AdminAPI: AsyncResponder {
     }
 
     /// Runs a handler; its refusals become `{"error": {"code", "message"}}`.
-    func answer(_ body: () throws -> Answer) -> IMDSResponse {
+    func answer(_ body: () async throws -> Answer) async -> IMDSResponse {
         do {
-            let (status, value) = try body()
+            let (status, value) = try await body()
             return IMDSResponse.json(status, value)
         } catch let f as Failure {
             return IMDSResponse.json(f.status, AdminError(code: f.code, message: f.message))
+        } catch let e as StoreError {
+            switch e {
+            case .unknownInstance(let id):
+                return IMDSResponse.json(404, AdminError(code: "InvalidInstanceID.NotFound", message: "The instance ID '\(id)' does not exist"))
+            case .unknownFault(let id):
+                return IMDSResponse.json(404, AdminError(code: "FaultNotFound", message: "no fault '\(id)'"))
+            case .invalid(let why):
+                return IMDSResponse.json(400, AdminError(code: "InvalidParameterValue", message: why))
+            case .notDurable, .closed:
+                return IMDSResponse.json(500, AdminError(code: "InternalError", message: e.description))
+            }
         } catch let e as ConfigError {
             let message = (e.path.map { $0.isEmpty ? "" : "\($0): " } ?? "") + e.message
             return IMDSResponse.json(400, AdminError(code: "InvalidParameterValue", message: message))
@@ -78,8 +93,9 @@ public struct AdminAPI: AsyncResponder {
     }
 
     func instanceID(_ query: [String: String], _ body: [String: Any]? = nil) throws -> String {
-        let id = query["instance-id"] ?? (body?["instance-id"] as? String) ?? engine.primaryInstanceID
-        guard engine.runtime(id) != nil else {
+        let snapshot = store.snapshot
+        let id = query["instance-id"] ?? (body?["instance-id"] as? String) ?? snapshot.primaryInstanceID
+        guard snapshot.instance(id) != nil else {
             throw Failure(status: 404, code: "InvalidInstanceID.NotFound", message: "The instance ID '\(id)' does not exist")
         }
         return id
@@ -88,117 +104,123 @@ public struct AdminAPI: AsyncResponder {
     // MARK: - Handlers
 
     func health() -> Answer {
-        (200, AdminHealth(instances: engine.instanceIDs))
+        (200, AdminHealth(instances: store.snapshot.instanceIDs))
     }
 
     func instances() -> Answer {
-        let now = engine.clock.now()
-        return (200, AdminInstanceList(instances: engine.instanceIDs.compactMap { engine.runtime($0).map { Self.describe($0, now: now) } }))
+        let now = clock.now()
+        return (200, AdminInstanceList(instances: store.snapshot.allInstances.map { Self.describe($0, now: now) }))
     }
 
     func listEvents(_ r: RoutedRequest) throws -> Answer {
-        let now = engine.clock.now()
+        let now = clock.now()
+        let snapshot = store.snapshot
         let id = try instanceID(r.query)
-        let rt = engine.runtime(id)!
+        guard let rt = snapshot.instance(id) else { throw StoreError.unknownInstance(id) }
         return (200, AdminEventList(instanceID: id, events: rt.events.map { Self.describe($0, now: now) },
-                                    faults: engine.faults.map(Self.describe), credentialScenario: Self.describe(rt.credentialScenario)))
+                                    faults: snapshot.faults.map(Self.describe), credentialScenario: Self.describe(rt.credentialScenario)))
     }
 
-    func addEvent(_ r: RoutedRequest) throws -> Answer {
-        let now = engine.clock.now()
+    /// Changes the events of one instance through the store (read-modify-write, serialized).
+    func changeEvents<T: Sendable>(_ id: String, _ body: ([InstanceEvent]) throws -> ([InstanceEvent], T)) async throws -> T {
+        try await store.transact { snapshot in
+            guard let rt = snapshot.instance(id) else { throw StoreError.unknownInstance(id) }
+            let (events, result) = try body(rt.events)
+            return ([.setEvents(instanceID: id, events)], result)
+        }.result
+    }
+
+    func addEvent(_ r: RoutedRequest) async throws -> Answer {
+        let now = clock.now()
         let spec = try EventSpec.decode(json: try Self.strip(r.body, keys: ["instance-id"]))
         let id = try instanceID(r.query, Self.object(r.body))
         let event = spec.resolve(base: now)
-        engine.update(id) { rt, _ in rt.events.append(event) }
+        try await changeEvents(id) { events in (events + [event], ()) }
         log("event \(event.id) (\(event.kind.typeName)) scheduled on \(id) for \(TimeFormat.iso8601(event.at))")
         return (201, Self.describe(event, now: now))
     }
 
-    func clearEvents(_ r: RoutedRequest) throws -> Answer {
+    func clearEvents(_ r: RoutedRequest) async throws -> Answer {
         let id = try instanceID(r.query)
-        let n = engine.update(id) { rt, _ -> Int in
-            defer { rt.events.removeAll() }
-            return rt.events.count
-        } ?? 0
+        let n = try await changeEvents(id) { events in ([], events.count) }
         log("cleared \(n) event(s) on \(id)")
         return (200, AdminRemoval(removed: .count(n)))
     }
 
-    func clearEvent(_ r: RoutedRequest) throws -> Answer {
+    func clearEvent(_ r: RoutedRequest) async throws -> Answer {
         let eventID = r.parameters["id"] ?? ""
         let id = try instanceID(r.query)
-        let removed = engine.update(id) { rt, _ -> Bool in
-            let before = rt.events.count
-            rt.events.removeAll { $0.id == eventID }
-            return rt.events.count < before
-        } ?? false
-        guard removed else { throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)") }
+        try await changeEvents(id) { events in
+            guard events.contains(where: { $0.id == eventID }) else {
+                throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)")
+            }
+            return (events.filter { $0.id != eventID }, ())
+        }
         log("event \(eventID) cleared on \(id)")
         return (200, AdminRemoval(removed: .id(eventID)))
     }
 
-    func finishMaintenance(_ r: RoutedRequest, _ verb: AdminEventVerb) throws -> Answer {
-        let now = engine.clock.now()
+    func finishMaintenance(_ r: RoutedRequest, _ verb: AdminEventVerb) async throws -> Answer {
+        let now = clock.now()
         let eventID = r.parameters["id"] ?? ""
         let id = try instanceID(r.query)
-        let result = engine.update(id) { rt, _ -> Result<InstanceEvent, Failure> in
-            guard let i = rt.events.firstIndex(where: { $0.id == eventID }) else {
-                return .failure(Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)"))
+        let event = try await changeEvents(id) { events -> ([InstanceEvent], InstanceEvent) in
+            var events = events
+            guard let i = events.firstIndex(where: { $0.id == eventID }) else {
+                throw Failure(status: 404, code: "EventNotFound", message: "no event '\(eventID)' on \(id)")
             }
-            guard case .maintenance = rt.events[i].kind else {
-                return .failure(Failure(status: 409, code: "IncorrectState", message: "only scheduled maintenance can be completed or canceled"))
+            guard case .maintenance = events[i].kind else {
+                throw Failure(status: 409, code: "IncorrectState", message: "only scheduled maintenance can be completed or canceled")
             }
-            guard rt.events[i].maintenanceState == .active else {
-                return .failure(Failure(status: 409, code: "IncorrectState", message: "event '\(eventID)' is already \(rt.events[i].maintenanceState.rawValue)"))
+            guard events[i].maintenanceState == .active else {
+                throw Failure(status: 409, code: "IncorrectState", message: "event '\(eventID)' is already \(events[i].maintenanceState.rawValue)")
             }
-            rt.events[i].maintenanceState = verb == .complete ? .completed : .canceled
-            return .success(rt.events[i])
-        }!
-        let event = try result.get()
+            events[i].maintenanceState = verb == .complete ? .completed : .canceled
+            return (events, events[i])
+        }
         log("maintenance \(eventID) \(event.maintenanceState.rawValue) on \(id)")
         return (200, Self.describe(event, now: now))
     }
 
     func listFaults() -> Answer {
-        (200, AdminFaultList(faults: engine.faults.map(Self.describe)))
+        (200, AdminFaultList(faults: store.snapshot.faults.map(Self.describe)))
     }
 
-    func addFault(_ r: RoutedRequest) throws -> Answer {
+    func addFault(_ r: RoutedRequest) async throws -> Answer {
         var fault = try FaultSpec.decode(json: Data(r.body))
         if let i = fault.instanceID { _ = try instanceID(["instance-id": i]) }
         fault.id = Fault.newID()
-        engine.addFault(fault)
+        try await store.apply([.addFault(fault)])
         log("fault \(fault.id) active: \(Self.summary(fault))")
         return (201, Self.describe(fault))
     }
 
-    func clearFaults() -> Answer {
-        let n = engine.removeFaults(id: nil)
+    func clearFaults() async throws -> Answer {
+        let n = try await store.transact { s in ([.removeFaults(id: nil)], s.faults.count) }.result
         log("cleared \(n) fault(s)")
         return (200, AdminRemoval(removed: .count(n)))
     }
 
-    func clearFault(_ r: RoutedRequest) throws -> Answer {
+    func clearFault(_ r: RoutedRequest) async throws -> Answer {
         let faultID = r.parameters["id"] ?? ""
-        guard engine.removeFaults(id: faultID) == 1 else {
-            throw Failure(status: 404, code: "FaultNotFound", message: "no fault '\(faultID)'")
-        }
+        try await store.apply([.removeFaults(id: faultID)])  // an unknown id: 404 FaultNotFound
         log("fault \(faultID) cleared")
         return (200, AdminRemoval(removed: .id(faultID)))
     }
 
-    func invalidateTokens(_ r: RoutedRequest) throws -> Answer {
+    func invalidateTokens(_ r: RoutedRequest) async throws -> Answer {
         let id = try instanceID(r.query, Self.object(r.body))
-        engine.invalidateTokens(instanceID: id)
+        // Durable before the reply: the invalidation survives a crash and a restart.
+        try await store.apply([.invalidateTokens(instanceID: id)])
         log("all tokens of \(id) invalidated")
         return (200, AdminTokensInvalidated(instanceID: id))
     }
 
-    func setCredentialScenario(_ r: RoutedRequest) throws -> Answer {
+    func setCredentialScenario(_ r: RoutedRequest) async throws -> Answer {
         let obj = try Self.object(r.body) ?? [:]
         let id = try instanceID(r.query, obj)
         let scenario = try Self.scenario(obj)
-        engine.update(id) { rt, now in rt.setCredentialScenario(scenario, now: now) }
+        try await store.apply([.setCredentialScenario(instanceID: id, scenario)])
         log("credential scenario of \(id): \(scenario.name)")
         return (200, AdminCredentialScenarioChanged(instanceID: id, credentialScenario: Self.describe(scenario)))
     }

@@ -95,6 +95,10 @@ struct Serve: AsyncParsableCommand {
             accessKeys.append(ControlPlaneAccessKey(accessKeyID: id, secretAccessKey: secret))
         }
 
+        // Configured secrets never appear in the access log, the caller table or the dashboard.
+        let startSecrets = imdsConfig.secrets + accessKeys.map(\.secretAccessKey)
+        Redaction.setConfiguredSecrets(startSecrets)
+
         // Decided on the resolved address that is bound, not on the name (a name such as
         // "localhost" or "ctl.internal" may resolve to a public address).
         let controlAddress: ListenAddress
@@ -106,27 +110,6 @@ struct Serve: AsyncParsableCommand {
         if !controlAddress.isLoopback && accessKeys.isEmpty {
             throw CLIError(
                 "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339), or configure access keys (control-plane.access-keys in --config, or IMDS_CONTROL_ACCESS_KEY_ID and IMDS_CONTROL_SECRET_ACCESS_KEY) so that every request must carry an AWS SigV4 signature.")
-        }
-
-        let secret: SymmetricKey
-        var store: ControlPlaneStateStore? = nil
-        var saved: ControlPlaneState? = nil
-        if let stateDir {
-            do {
-                secret = try SecretFile.loadOrCreate(directory: stateDir)
-            } catch {
-                throw CLIError("state directory \(stateDir): \(error)")
-            }
-            let s = ControlPlaneStateStore(directory: stateDir)
-            do {
-                saved = try s.load()
-            } catch {
-                throw CLIError("\(error)")
-            }
-            store = s
-        } else {
-            secret = SymmetricKey(size: .bits256)
-            print("imds: no --state-dir: changes made through the control plane are kept in memory only, and tokens do not survive a restart")
         }
 
         let identity: IdentityKey
@@ -142,10 +125,23 @@ struct Serve: AsyncParsableCommand {
             throw CLIError("identity signing key: \(error)")
         }
 
-        let accountDefaults = saved?.accountDefaults ?? imdsConfig.accountDefaults ?? AccountDefaults()
-        if saved?.instances[imdsConfig.instance.instanceID] == nil,
-            let why = LaunchPolicy.violation(instance: imdsConfig.instance, accountDefaults: accountDefaults)
-        {
+        // The one owner of instance state: durable in --state-dir, in memory without one.
+        let store: EmbeddedInstanceStore
+        if let stateDir {
+            let existed = JournalPersistence(directory: stateDir).exists
+            do {
+                store = try StateDirectory.open(stateDir, config: imdsConfig, signer: identity) { print("imds: \($0)") }
+            } catch {
+                throw CLIError("state directory \(stateDir): \(error)")
+            }
+            if existed {
+                print("imds: restored the control-plane state from \(JournalPersistence(directory: stateDir).journalPath) (revision \(store.snapshot.revision))")
+            }
+        } else {
+            store = EmbeddedInstanceStore(config: imdsConfig, signer: identity)
+            print("imds: no --state-dir: changes made through the control plane are kept in memory only, and tokens do not survive a restart")
+        }
+        if let why = EC2ControlPlane.launchViolation(imdsConfig, in: store.snapshot) {
             throw CLIError("cannot launch: \(why).")
         }
         let metrics = IMDSMetrics()
@@ -154,19 +150,14 @@ struct Serve: AsyncParsableCommand {
             if ok { logger.info("\(message)") } else { logger.warning("\(message)") }
             metrics.recordSTSCall(instanceID: servedInstance, success: ok, message: message)
         })
-        let engine = IMDSEngine(
-            config: imdsConfig, secret: secret, accountDefaults: accountDefaults, signer: identity, externalCredentials: sts)
-        let ec2 = EC2ControlPlane(
-            engine: engine, accessKeys: accessKeys, store: store, restoring: saved, configDefaults: imdsConfig.accountDefaults)
-        if let saved, let store {
-            print("imds: restored the control-plane state from \(store.path) (change \(saved.sequence))")
-        }
+        let engine = IMDSEngine(externalCredentials: sts)
+        let ec2 = EC2ControlPlane(store: store, accessKeys: accessKeys)
         if !accessKeys.isEmpty {
             print("imds: control plane requires AWS Signature Version 4 (service ec2) by one of \(accessKeys.count) access key(s)")
         }
         // Obtain STS credentials (if the config asks for them) before serving, then keep them fresh.
-        await sts.refreshDue(engine: engine)
-        let stsTask = Task { await sts.run(engine: engine) }
+        await sts.refreshDue(store: store)
+        let stsTask = Task { await sts.run(store: store) }
         var dataAddresses = listen.isEmpty
             ? [ListenAddress(host: "127.0.0.1", port: 1338), ListenAddress(host: "::1", port: 1338)]
             : listen.compactMap(ListenAddress.init(parsing:))
@@ -187,7 +178,7 @@ struct Serve: AsyncParsableCommand {
                 print("imds: added \(l.added.joined(separator: ", ")) to \(l.interface) (removed on exit)")
             }
         }
-        let admin = AdminAPI(engine: engine) { line in logger.notice("admin: \(line)") }
+        let admin = AdminAPI(store: store) { line in logger.notice("admin: \(line)") }
         let accessLogWriter: AccessLogWriter?
         do {
             accessLogWriter = try accessLog.map { try AccessLogWriter(destination: $0) }
@@ -206,7 +197,9 @@ struct Serve: AsyncParsableCommand {
         let controlPlane = ControlPlaneRouter(
             [observabilityAPI.routes, admin.routes, ec2.routes],
             // With access keys, every control-plane request (admin API too) must be signed.
-            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) })
+            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) },
+            // HTTP-level errors in EC2's XML: the EC2 Query API owns the listener's root.
+            httpError: { @Sendable status in ec2.httpErrorResponse(status: status) })
         let hooks = DataPlaneHooks(
             accepted: { local, remote in observability.connectionAccepted(local: local, remote: remote) },
             completed: { request, response, seconds, connection in
@@ -214,7 +207,7 @@ struct Serve: AsyncParsableCommand {
             },
             hold: { connection, resume in observability.holdResponse(connection as? PendingAttribution, resume: resume) })
         let service = IMDSService(
-            engine: engine, controlPlane: controlPlane,
+            dataPlane: DataPlane(engine: engine, store: store), controlPlane: controlPlane,
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
             logger: logger, hooks: hooks)
         observability.metrics.setConnectionSource { [weak service] in
@@ -266,7 +259,8 @@ struct Serve: AsyncParsableCommand {
                 }
                 do {
                     let fresh = try IMDSConfig.load(path: path)
-                    try ec2.reload(fresh)
+                    try await ec2.reload(fresh)
+                    Redaction.setConfiguredSecrets(startSecrets + fresh.secrets)
                     logger.notice("SIGHUP: reloaded \(path)")
                     print("imds: reloaded \(path)")
                 } catch let error as EC2Error {

@@ -35,7 +35,7 @@ extension EC2ControlPlane {
 // MARK: - DescribeInstances
 
 extension EC2ControlPlane {
-    func describeInstances(_ call: Call) throws(EC2Error) -> [XMLNode] {
+    func describeInstances(_ call: Call) async throws(EC2Error) -> [XMLNode] {
         let p = call.params
         let ids = p.list("InstanceId")
         try Self.instanceIDs(ids)
@@ -49,14 +49,15 @@ extension EC2ControlPlane {
         }
         if let token = p["NextToken"] { throw EC2Error("InvalidParameterValue", "The specified NextToken '\(token)' is not valid") }
         let filters = try Self.parseFilters(p)
-        let served = engine.instanceIDs
+        let snapshot = store.snapshot
+        let served = snapshot.instanceIDs
         let missing = ids.filter { !served.contains($0) }
         if !missing.isEmpty { throw .instanceNotFound(missing) }
         if call.dryRun { throw .dryRun }
         let wanted = ids.isEmpty ? served : served.filter { ids.contains($0) }
         var reservations: [[XMLNode]] = []
         for id in wanted {
-            guard let rt = engine.runtime(id) else { continue }
+            guard let rt = snapshot.instance(id) else { continue }
             let values = InstanceDescription.filterValues(rt)
             var matches = true
             for f in filters {
@@ -108,7 +109,7 @@ extension EC2Error {
 // MARK: - ModifyInstanceMetadataOptions
 
 extension EC2ControlPlane {
-    func modifyInstanceMetadataOptions(_ call: Call) throws(EC2Error) -> [XMLNode] {
+    func modifyInstanceMetadataOptions(_ call: Call) async throws(EC2Error) -> [XMLNode] {
         let p = call.params
         guard let id = p["InstanceId"] else { throw .missingParameter("InstanceId") }
         try Self.instanceIDs([id])
@@ -119,25 +120,20 @@ extension EC2ControlPlane {
         change.httpProtocolIPv6 = try Self.choice(p, "HttpProtocolIpv6", Self.toggleValues).flatMap(MetadataOptions.Toggle.init(rawValue:))
         change.instanceMetadataTags = try Self.choice(p, "InstanceMetadataTags", Self.toggleValues).flatMap(MetadataOptions.Toggle.init(rawValue:))
 
-        let engine = self.engine
-        let options = try commit(dryRun: call.dryRun) { (state: inout ControlPlaneState) throws(EC2Error) -> MetadataOptions in
-            var record = try record(id, in: state)
-            if change.httpTokens == .optional, engine.accountDefaults.httpTokensEnforced == .enabled {
+        let options = try await commit(dryRun: call.dryRun) { (snapshot: StoreSnapshot) throws(EC2Error) -> (changes: [StoreChange], result: MetadataOptions) in
+            let rt = try Self.runtime(id, in: snapshot)
+            if change.httpTokens == .optional, snapshot.accountDefaults.httpTokensEnforced == .enabled {
                 throw EC2Error(
                     "UnsupportedOperation",
                     "IMDSv1 cannot be enabled on instance \(id) because HttpTokensEnforced is enabled in the account's instance metadata defaults. Keep HttpTokens required, or set HttpTokensEnforced to disabled with ModifyInstanceMetadataDefaults.")
             }
-            let new = change.applied(to: record.metadataOptions)
-            if new.instanceMetadataTags == .enabled, let bad = record.tags.first(where: { !TagRules.isMetadataSafe($0.key) }) {
+            let new = change.applied(to: rt.options)
+            if new.instanceMetadataTags == .enabled, let bad = rt.tags.first(where: { !TagRules.isMetadataSafe($0.key) }) {
                 throw EC2Error(
                     "InvalidParameterValue",
                     "Instance metadata tags cannot be enabled on instance \(id): the tag key '\(bad.key)' is not allowed in instance metadata (allowed: letters, digits and + - = . , _ : @; not '.', '..' or '_index').")
             }
-            record.metadataOptions = new
-            state.instances[id] = record
-            return new
-        } apply: { state, _ in
-            if let r = state.instances[id] { Self.apply(r, to: id, engine: engine) }
+            return ([.setOptions(instanceID: id, new)], new)
         }
         return [.leaf("instanceId", id), InstanceDescription.optionsXML("instanceMetadataOptions", options, state: "pending")]
     }
@@ -146,9 +142,9 @@ extension EC2ControlPlane {
 // MARK: - Account defaults
 
 extension EC2ControlPlane {
-    func getInstanceMetadataDefaults(_ call: Call) throws(EC2Error) -> [XMLNode] {
+    func getInstanceMetadataDefaults(_ call: Call) async throws(EC2Error) -> [XMLNode] {
         if call.dryRun { throw .dryRun }
-        let d = engine.accountDefaults
+        let d = store.snapshot.accountDefaults
         var fields: [XMLNode] = []
         if let v = d.httpTokens { fields.append(.leaf("httpTokens", v.rawValue)) }
         if let v = d.httpPutResponseHopLimit { fields.append(.leaf("httpPutResponseHopLimit", String(v))) }
@@ -159,7 +155,7 @@ extension EC2ControlPlane {
         return [.node("accountLevel", fields)]
     }
 
-    func modifyInstanceMetadataDefaults(_ call: Call) throws(EC2Error) -> [XMLNode] {
+    func modifyInstanceMetadataDefaults(_ call: Call) async throws(EC2Error) -> [XMLNode] {
         let p = call.params
         let pref = "no-preference"
         let tokens = try Self.choice(p, "HttpTokens", Self.tokensValues + [pref])
@@ -167,17 +163,14 @@ extension EC2ControlPlane {
         let endpoint = try Self.choice(p, "HttpEndpoint", Self.toggleValues + [pref])
         let tags = try Self.choice(p, "InstanceMetadataTags", Self.toggleValues + [pref])
         let enforced = try Self.choice(p, "HttpTokensEnforced", Self.toggleValues + [pref])
-        let engine = self.engine
-        try commit(dryRun: call.dryRun) { (state: inout ControlPlaneState) throws(EC2Error) -> Void in
-            var d = engine.accountDefaults
+        try await commit(dryRun: call.dryRun) { (snapshot: StoreSnapshot) throws(EC2Error) -> (changes: [StoreChange], result: Void) in
+            var d = snapshot.accountDefaults
             if let tokens { d.httpTokens = MetadataOptions.HTTPTokens(rawValue: tokens) }
             if case .some(let h) = hop { d.httpPutResponseHopLimit = h }
             if let endpoint { d.httpEndpoint = MetadataOptions.Toggle(rawValue: endpoint) }
             if let tags { d.instanceMetadataTags = MetadataOptions.Toggle(rawValue: tags) }
             if let enforced { d.httpTokensEnforced = MetadataOptions.Toggle(rawValue: enforced) }
-            state.accountDefaults = d
-        } apply: { state, _ in
-            if let d = state.accountDefaults { engine.setAccountDefaults(d) }
+            return ([.setAccountDefaults(d)], ())
         }
         return [.leaf("return", "true")]
     }
@@ -187,23 +180,22 @@ extension EC2ControlPlane {
 
 extension EC2ControlPlane {
     /// `ResourceId.N`: instance ids that exist (only instances are taggable here).
-    func taggableResources(_ p: QueryParameters) throws(EC2Error) -> [String] {
+    func taggableResources(_ p: QueryParameters, in snapshot: StoreSnapshot) throws(EC2Error) -> [String] {
         let ids = p.list("ResourceId")
         guard !ids.isEmpty else { throw .missingParameter("ResourceId.1") }
         for id in ids where !id.hasPrefix("i-") {
             throw EC2Error("InvalidID", "The ID '\(id)' is not valid: this endpoint only tags instances (i-…)")
         }
         try Self.instanceIDs(ids)
-        let served = engine.instanceIDs
-        let missing = ids.filter { !served.contains($0) }
+        let missing = ids.filter { snapshot.instance($0) == nil }
         if !missing.isEmpty { throw .instanceNotFound(missing) }
         var seen = Set<String>()
         return ids.filter { seen.insert($0).inserted }
     }
 
-    func createTags(_ call: Call) throws(EC2Error) -> [XMLNode] {
+    func createTags(_ call: Call) async throws(EC2Error) -> [XMLNode] {
         let p = call.params
-        let ids = try taggableResources(p)
+        let ids = try taggableResources(p, in: store.snapshot)
         let requested = p.tags
         guard !requested.isEmpty else { throw .missingParameter("Tag.1.Key") }
         var tags: [(key: String, value: String)] = []
@@ -213,61 +205,60 @@ extension EC2ControlPlane {
             if let why = TagRules.problem(key: key, value: value) { throw EC2Error("InvalidParameterValue", why) }
             tags.append((key, value))
         }
-        let engine = self.engine
-        try commit(dryRun: call.dryRun) { (state: inout ControlPlaneState) throws(EC2Error) -> Void in
+        try await commit(dryRun: call.dryRun) { (snapshot: StoreSnapshot) throws(EC2Error) -> (changes: [StoreChange], result: Void) in
+            var changes: [StoreChange] = []
             for id in ids {
-                var record = try record(id, in: state)
+                let rt = try Self.runtime(id, in: snapshot)
+                var record = rt.tags.map { InstanceTag(key: $0.key, value: $0.value) }
                 for (key, value) in tags {
-                    if record.metadataOptions.instanceMetadataTags == .enabled && !TagRules.isMetadataSafe(key) {
+                    if rt.options.instanceMetadataTags == .enabled && !TagRules.isMetadataSafe(key) {
                         throw EC2Error(
                             "InvalidParameterValue",
                             "The tag key '\(key)' is not allowed while instance metadata tags are enabled on instance \(id) (allowed: letters, digits and + - = . , _ : @; not '.', '..' or '_index').")
                     }
-                    if let i = record.tags.firstIndex(where: { $0.key == key }) {
-                        record.tags[i].value = value
+                    if let i = record.firstIndex(where: { $0.key == key }) {
+                        record[i].value = value
                     } else {
-                        record.tags.append(.init(key: key, value: value))
+                        record.append(.init(key: key, value: value))
                     }
                 }
-                guard record.tags.count <= TagRules.maxTagsPerResource else {
+                guard record.count <= TagRules.maxTagsPerResource else {
                     throw EC2Error("TagLimitExceeded", "The maximum number of tags per resource (\(TagRules.maxTagsPerResource)) would be exceeded on \(id)")
                 }
-                state.instances[id] = record
+                changes.append(.setTags(instanceID: id, record))
             }
-        } apply: { state, _ in
-            for id in ids { if let r = state.instances[id] { Self.apply(r, to: id, engine: engine) } }
+            return (changes, ())
         }
         return [.leaf("return", "true")]
     }
 
-    func deleteTags(_ call: Call) throws(EC2Error) -> [XMLNode] {
+    func deleteTags(_ call: Call) async throws(EC2Error) -> [XMLNode] {
         let p = call.params
-        let ids = try taggableResources(p)
+        let ids = try taggableResources(p, in: store.snapshot)
         var selectors: [(key: String, value: String?)] = []
         for (i, t) in p.tags.enumerated() {
             guard let key = t.key else { throw .missingParameter("Tag.\(i + 1).Key") }
             selectors.append((key, t.value))
         }
-        let engine = self.engine
-        try commit(dryRun: call.dryRun) { (state: inout ControlPlaneState) throws(EC2Error) -> Void in
+        try await commit(dryRun: call.dryRun) { (snapshot: StoreSnapshot) throws(EC2Error) -> (changes: [StoreChange], result: Void) in
+            var changes: [StoreChange] = []
             for id in ids {
-                var record = try record(id, in: state)
+                var tags = try Self.runtime(id, in: snapshot).tags.map { InstanceTag(key: $0.key, value: $0.value) }
                 if selectors.isEmpty {
-                    record.tags = []
+                    tags = []
                 } else {
-                    record.tags.removeAll { tag in
+                    tags.removeAll { tag in
                         selectors.contains { $0.key == tag.key && ($0.value == nil || $0.value == tag.value) }
                     }
                 }
-                state.instances[id] = record
+                changes.append(.setTags(instanceID: id, tags))
             }
-        } apply: { state, _ in
-            for id in ids { if let r = state.instances[id] { Self.apply(r, to: id, engine: engine) } }
+            return (changes, ())
         }
         return [.leaf("return", "true")]
     }
 
-    func describeTags(_ call: Call) throws(EC2Error) -> [XMLNode] {
+    func describeTags(_ call: Call) async throws(EC2Error) -> [XMLNode] {
         let p = call.params
         let filters = try Self.parseFilters(p)
         var maxResults: Int?
@@ -290,8 +281,9 @@ extension EC2ControlPlane {
         }
         if call.dryRun { throw .dryRun }
         var rows: [(id: String, key: String, value: String)] = []
-        for id in engine.instanceIDs {
-            guard let rt = engine.runtime(id) else { continue }
+        let snapshot = store.snapshot
+        for id in snapshot.instanceIDs {
+            guard let rt = snapshot.instance(id) else { continue }
             for tag in rt.tags {
                 let ok = filters.allSatisfy { f in
                     let have: [String]

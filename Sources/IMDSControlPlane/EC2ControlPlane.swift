@@ -2,84 +2,59 @@ import AWSQuery
 import Foundation
 import IMDSCore
 import IMDSWire
-import Synchronization
 
 /// The control plane: the subset of the EC2 Query API (version 2016-11-15) that concerns instance
 /// metadata, answering as EC2 does so that `aws --endpoint-url … ec2 …` and the SDKs work unchanged.
 ///
-/// Changes go to the ``IMDSEngine`` at once (the data plane serves them before the reply leaves)
-/// and, with a ``ControlPlaneStateStore``, are written durably before the reply is sent.
+/// A translator from requests into ``StoreChange``s: it reads the ``InstanceStore``'s snapshot and
+/// replies only once the store says the change is durable (the data plane serves it from then on).
 public final class EC2ControlPlane: AsyncResponder {
     public static let apiVersion = EC2Query.apiVersion
 
-    /// What the control plane has changed: the part of the state that must survive a restart.
-    struct Book {
-        var state: ControlPlaneState
-        /// The config file's `account-defaults:` (used while none were set through the API).
-        var configDefaults: AccountDefaults?
-    }
-
-    public let engine: IMDSEngine
+    public let store: any InstanceStore
     let accessKeys: [ControlPlaneAccessKey]
-    let store: ControlPlaneStateStore?
     let clock: any IMDSClock
-    let book: Mutex<Book>
     let makeRequestID: @Sendable () -> String
 
     /// - Parameters:
-    ///   - engine: the data plane whose instances this control plane describes and changes.
+    ///   - store: the state this control plane describes and changes.
     ///   - accessKeys: when non-empty, every request must be signed (SigV4, service `ec2`) by one of them.
-    ///   - store: where changes are persisted; nil keeps them in memory only.
-    ///   - restoring: the saved state (from `store.load()`), applied to the engine now.
-    ///   - configDefaults: the config file's `account-defaults:`.
     public init(
-        engine: IMDSEngine, accessKeys: [ControlPlaneAccessKey] = [], store: ControlPlaneStateStore? = nil,
-        restoring saved: ControlPlaneState? = nil, configDefaults: AccountDefaults? = nil,
-        clock: (any IMDSClock)? = nil, requestID: (@Sendable () -> String)? = nil
+        store: any InstanceStore, accessKeys: [ControlPlaneAccessKey] = [],
+        clock: any IMDSClock = SystemClock(), requestID: (@Sendable () -> String)? = nil
     ) {
-        self.engine = engine
-        self.accessKeys = accessKeys
         self.store = store
-        self.clock = clock ?? engine.clock
+        self.accessKeys = accessKeys
+        self.clock = clock
         self.makeRequestID = requestID ?? { UUID().uuidString.lowercased() }
-        let state = saved ?? ControlPlaneState()
-        self.book = Mutex(Book(state: state, configDefaults: configDefaults))
-        if let d = state.accountDefaults { engine.setAccountDefaults(d) }
-        for id in engine.instanceIDs {
-            if let record = state.instances[id] { Self.apply(record, to: id, engine: engine) }
-        }
     }
-
-    static func apply(_ record: ControlPlaneState.InstanceRecord, to id: String, engine: IMDSEngine) {
-        engine.update(id) { rt, now in
-            rt.setOptions(record.metadataOptions, now: now)
-            rt.setTags(record.tags.map { ($0.key, $0.value) }, now: now)
-        }
-    }
-
-    /// The state as last acknowledged (what the state file holds).
-    public var state: ControlPlaneState { book.withLock { $0.state } }
 
     /// Serves `config` from now on (SIGHUP). An instance changed through the control plane keeps
     /// those changes; any other is launched from the file with the account defaults in effect now.
-    /// Throws, changing nothing, when `HttpTokensEnforced` forbids the launch.
-    public func reload(_ config: IMDSConfig) throws(EC2Error) {
-        try book.withLock { (b: inout Book) throws(EC2Error) in
-            b.configDefaults = config.accountDefaults
-            let defaults = b.state.accountDefaults ?? config.accountDefaults ?? AccountDefaults()
-            let record = b.state.instances[config.instance.instanceID]
-            if record == nil, let why = LaunchPolicy.violation(instance: config.instance, accountDefaults: defaults) {
-                throw EC2Error("UnsupportedOperation", why)
+    /// Events, faults and the credential scenario go back to the file's. Throws, changing nothing,
+    /// when `HttpTokensEnforced` forbids the launch.
+    public func reload(_ config: IMDSConfig) async throws(EC2Error) {
+        let id = config.instance.instanceID
+        do {
+            try await store.reload(config, changes: [.resetEvents(instanceID: id), .resetFaults]) { head in
+                if let why = Self.launchViolation(config, in: head) { throw EC2Error("UnsupportedOperation", why) }
             }
-            engine.setAccountDefaults(defaults)
-            engine.reload(config)
-            if let record { Self.apply(record, to: config.instance.instanceID, engine: engine) }
+        } catch {
+            throw Self.ec2Error(error)
         }
+    }
+
+    /// Why `config`'s instance may not be launched over `snapshot` (nil when it may). An instance
+    /// whose options were changed through the control plane keeps them, so it is not launched anew.
+    public static func launchViolation(_ config: IMDSConfig, in snapshot: StoreSnapshot) -> String? {
+        guard snapshot.record(config.instance.instanceID)?.options == nil else { return nil }
+        let defaults = snapshot.durable.accountDefaults ?? config.accountDefaults ?? AccountDefaults()
+        return LaunchPolicy.violation(instance: config.instance, accountDefaults: defaults)
     }
 
     // MARK: - Requests
 
-    public func respond(to request: IMDSRequest) async -> IMDSResponse { handle(request) }
+    public func respond(to request: IMDSRequest) async -> IMDSResponse { await handle(request) }
 
     /// The EC2 Query API's routes for the control plane's ``ControlPlaneRouter``: `POST` (form body)
     /// and `GET` (query string) on any path the other APIs do not own. Any other method is refused
@@ -88,8 +63,8 @@ public final class EC2ControlPlane: AsyncResponder {
         RouteGroup(
             name: "ec2",
             routes: [
-                Route("POST", .anyPath) { [self] r in self.handle(r.request) },
-                Route("GET", .anyPath) { [self] r in self.handle(r.request) },
+                Route("POST", .anyPath) { [self] r in await self.handle(r.request) },
+                Route("GET", .anyPath) { [self] r in await self.handle(r.request) },
             ],
             prefixes: ["/"],
             refuse: { [self] refusal, _ in
@@ -99,11 +74,11 @@ public final class EC2ControlPlane: AsyncResponder {
             })
     }
 
-    /// Answers one control-plane request (synchronously; it may write the state file).
-    public func handle(_ request: IMDSRequest) -> IMDSResponse {
+    /// Answers one control-plane request (a change is durable before the reply).
+    public func handle(_ request: IMDSRequest) async -> IMDSResponse {
         let requestID = makeRequestID()
         do {
-            let (action, body) = try dispatch(request)
+            let (action, body) = try await dispatch(request)
             return Self.xmlResponse(status: 200, body: XML.response(action: action, requestID: requestID, body),
                                     requestID: requestID, now: clock.now())
         } catch {
@@ -128,7 +103,7 @@ public final class EC2ControlPlane: AsyncResponder {
         var dryRun: Bool
     }
 
-    func dispatch(_ request: IMDSRequest) throws(EC2Error) -> (String, [XMLNode]) {
+    func dispatch(_ request: IMDSRequest) async throws(EC2Error) -> (String, [XMLNode]) {
         var canWrite = true
         if !accessKeys.isEmpty {
             switch SigV4.verify(request, keys: accessKeys, now: clock.now()) {
@@ -170,7 +145,7 @@ public final class EC2ControlPlane: AsyncResponder {
         }
         let call = Call(params: params, canWrite: canWrite, dryRun: dryRun)
         if handler.mutates && !canWrite { throw .unauthorized }
-        return (action, try handler.run(self, call))
+        return (action, try await handler.run(self, call))
     }
 
     /// Parameters one request may carry (query string and body together); the body itself is bounded
@@ -191,34 +166,34 @@ public final class EC2ControlPlane: AsyncResponder {
     struct Handler: Sendable {
         var mutates: Bool
         var accepts: @Sendable (String) -> Bool
-        var run: @Sendable (EC2ControlPlane, Call) throws(EC2Error) -> [XMLNode]
+        var run: @Sendable (EC2ControlPlane, Call) async throws(EC2Error) -> [XMLNode]
     }
 
     static let actions: [String: Handler] = [
         "DescribeInstances": Handler(
             mutates: false,
             accepts: { n in ["DryRun", "MaxResults", "NextToken"].contains(n) || isListItem(n, "InstanceId") || isFilter(n) },
-            run: { cp, call throws(EC2Error) in try cp.describeInstances(call) }),
+            run: { cp, call async throws(EC2Error) in try await cp.describeInstances(call) }),
         "ModifyInstanceMetadataOptions": Handler(
             mutates: true,
             accepts: { ["InstanceId", "HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "DryRun", "HttpProtocolIpv6", "InstanceMetadataTags"].contains($0) },
-            run: { cp, call throws(EC2Error) in try cp.modifyInstanceMetadataOptions(call) }),
+            run: { cp, call async throws(EC2Error) in try await cp.modifyInstanceMetadataOptions(call) }),
         "GetInstanceMetadataDefaults": Handler(
             mutates: false, accepts: { $0 == "DryRun" },
-            run: { cp, call throws(EC2Error) in try cp.getInstanceMetadataDefaults(call) }),
+            run: { cp, call async throws(EC2Error) in try await cp.getInstanceMetadataDefaults(call) }),
         "ModifyInstanceMetadataDefaults": Handler(
             mutates: true,
             accepts: { ["HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "InstanceMetadataTags", "DryRun", "HttpTokensEnforced"].contains($0) },
-            run: { cp, call throws(EC2Error) in try cp.modifyInstanceMetadataDefaults(call) }),
+            run: { cp, call async throws(EC2Error) in try await cp.modifyInstanceMetadataDefaults(call) }),
         "CreateTags": Handler(
             mutates: true, accepts: { $0 == "DryRun" || isListItem($0, "ResourceId") || isTagField($0) },
-            run: { cp, call throws(EC2Error) in try cp.createTags(call) }),
+            run: { cp, call async throws(EC2Error) in try await cp.createTags(call) }),
         "DeleteTags": Handler(
             mutates: true, accepts: { $0 == "DryRun" || isListItem($0, "ResourceId") || isTagField($0) },
-            run: { cp, call throws(EC2Error) in try cp.deleteTags(call) }),
+            run: { cp, call async throws(EC2Error) in try await cp.deleteTags(call) }),
         "DescribeTags": Handler(
             mutates: false, accepts: { ["DryRun", "MaxResults", "NextToken"].contains($0) || isFilter($0) },
-            run: { cp, call throws(EC2Error) in try cp.describeTags(call) }),
+            run: { cp, call async throws(EC2Error) in try await cp.describeTags(call) }),
     ]
 
     /// `Prefix.N` with N ≥ 1.
@@ -242,38 +217,52 @@ public final class EC2ControlPlane: AsyncResponder {
 
     // MARK: - Changing state
 
-    /// Runs a change under the control plane's lock: `change` edits the state to be saved (and may
-    /// throw an EC2 error, changing nothing); the state is written durably; then `apply` updates the
-    /// engine. Concurrent changes are serialized, so the file always holds the latest acknowledged state.
+    /// Runs a change through the store: `change` reads the state every earlier change leaves and
+    /// returns the changes to make (or throws an EC2 error, changing nothing); the reply waits until
+    /// they are durable. Changes are serialized, so what `change` checked still holds.
     func commit<T: Sendable>(
-        dryRun: Bool, _ change: (inout ControlPlaneState) throws(EC2Error) -> T, apply: (ControlPlaneState, T) -> Void
-    ) throws(EC2Error) -> T {
-        try book.withLock { (b: inout Book) throws(EC2Error) -> T in
-            var next = b.state
-            let result = try change(&next)
-            if dryRun { throw .dryRun }
-            next.sequence = b.state.sequence + 1
-            if let store {
-                do {
-                    try store.save(next)
-                } catch {
-                    throw .internalError("The change could not be saved (\(error)); nothing was changed.")
-                }
-            }
-            b.state = next
-            apply(next, result)
-            return result
+        dryRun: Bool, _ change: (StoreSnapshot) throws(EC2Error) -> (changes: [StoreChange], result: T)
+    ) async throws(EC2Error) -> T {
+        do {
+            return try await store.transact { snapshot in
+                let made = try change(snapshot)
+                if dryRun { throw EC2Error.dryRun }
+                return made
+            }.result
+        } catch {
+            throw Self.ec2Error(error)
         }
     }
 
-    /// The record for an instance as it is now (the saved one, or the engine's current state).
-    func record(_ id: String, in state: ControlPlaneState) throws(EC2Error) -> ControlPlaneState.InstanceRecord {
-        if let r = state.instances[id], engine.runtime(id) != nil { return r }
-        guard let rt = engine.runtime(id) else { throw .instanceNotFound([id]) }
-        return ControlPlaneState.InstanceRecord(metadataOptions: rt.options, tags: rt.tags.map { .init(key: $0.key, value: $0.value) })
+    /// The EC2 error for a failed change.
+    static func ec2Error(_ error: any Error) -> EC2Error {
+        switch error {
+        case let e as EC2Error: return e
+        case StoreError.unknownInstance(let id): return .instanceNotFound([id])
+        default: return .internalError("The change could not be saved (\(error)); nothing was changed.")
+        }
+    }
+
+    /// An instance as it is in `snapshot`.
+    static func runtime(_ id: String, in snapshot: StoreSnapshot) throws(EC2Error) -> InstanceRuntime {
+        guard let rt = snapshot.instance(id) else { throw .instanceNotFound([id]) }
+        return rt
     }
 
     // MARK: - Responses
+
+    /// HTTP-level errors in EC2's XML (`<Response><Errors>…`), as the AWS CLI can read them: 400 for
+    /// a request that is not HTTP/1.1, 413 for a body over the listener's limit, 431 for headers over it.
+    public func httpErrorResponse(status: Int) -> IMDSResponse {
+        let error: EC2Error
+        switch status {
+        case 413: error = EC2Error("RequestEntityTooLarge", "The request body is larger than this endpoint accepts.", status: 413)
+        case 431: error = EC2Error("RequestHeaderSectionTooLarge", "The request's headers are larger than this endpoint accepts.", status: 431)
+        default: error = EC2Error("MalformedHTTPRequest", "The request is not a well-formed HTTP/1.1 request.", status: status)
+        }
+        let requestID = makeRequestID()
+        return Self.xmlResponse(status: error.status, body: error.xml(requestID: requestID), requestID: requestID, now: clock.now())
+    }
 
     static func xmlResponse(status: Int, body: String, requestID: String, now: Date) -> IMDSResponse {
         let bytes = Array(body.utf8)

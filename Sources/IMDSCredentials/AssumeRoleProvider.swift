@@ -35,10 +35,11 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
         cache.withLock { $0[Self.key(instanceID, role)]?.result }
     }
 
-    /// Calls STS for every instance of `engine` whose credentials come from AssumeRole and are due.
-    public func refreshDue(engine: IMDSEngine) async {
-        for id in engine.instanceIDs {
-            guard let rt = engine.runtime(id), let iam = rt.instance.iam, case .assumeRole(let settings) = iam.credentials.source
+    /// Calls STS for every instance of `store` whose credentials come from AssumeRole and are due.
+    public func refreshDue(store: any InstanceStore) async {
+        let snapshot = store.snapshot
+        for id in snapshot.instanceIDs {
+            guard let rt = snapshot.instance(id), let iam = rt.instance.iam, case .assumeRole(let settings) = iam.credentials.source
             else { continue }
             let key = Self.key(id, iam.role)
             let due = cache.withLock { c in c[key].map { $0.refreshAt <= clock.now() } ?? true }
@@ -47,10 +48,10 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
         }
     }
 
-    /// Runs ``refreshDue(engine:)`` every few seconds until cancelled.
-    public func run(engine: IMDSEngine) async {
+    /// Runs ``refreshDue(store:)`` every few seconds until cancelled.
+    public func run(store: any InstanceStore) async {
         while !Task.isCancelled {
-            await refreshDue(engine: engine)
+            await refreshDue(store: store)
             try? await Task.sleep(for: .seconds(2))
         }
     }

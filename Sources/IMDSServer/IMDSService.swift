@@ -5,8 +5,10 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
-/// The running service: data-plane listeners answered by an ``IMDSEngine`` and control-plane
-/// listeners answered by an ``AsyncResponder``. The two never share a listener.
+/// The running service: data-plane listeners answered by a ``DataPlane`` (the engine over the
+/// store's snapshot) and control-plane listeners answered by an ``AsyncResponder``. The two never
+/// share a listener. IPv6 data-plane listeners follow `http-protocol-ipv6` through the store's
+/// change stream (pushed, never polled).
 public final class IMDSService: Sendable {
     public struct Configuration: Sendable {
         public var dataListen: [ListenAddress]
@@ -24,7 +26,7 @@ public final class IMDSService: Sendable {
         }
     }
 
-    public let engine: IMDSEngine
+    public let dataPlane: DataPlane
     public let controlPlane: (any AsyncResponder)?
     let configuration: Configuration
     let logger: Logger
@@ -48,12 +50,12 @@ public final class IMDSService: Sendable {
     private let hooks: DataPlaneHooks?
 
     public init(
-        engine: IMDSEngine, controlPlane: (any AsyncResponder)?, configuration: Configuration,
+        dataPlane: DataPlane, controlPlane: (any AsyncResponder)?, configuration: Configuration,
         logger: Logger = Logger(label: "imds.server"), group: (any EventLoopGroup)? = nil,
         observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)? = nil,
         hooks: DataPlaneHooks? = nil
     ) {
-        self.engine = engine
+        self.dataPlane = dataPlane
         self.controlPlane = controlPlane
         self.configuration = configuration
         self.logger = logger
@@ -82,22 +84,27 @@ public final class IMDSService: Sendable {
         }
         listeners.withLock { $0 = (data, control) }
         gated.withLock { $0 = configuration.dataListen.filter(\.isIPv6).map { GatedListener(requested: $0) } }
-        await reconcileIPv6()
+        let (current, updates) = dataPlane.store.subscribe()
+        await reconcileIPv6(current)
+        // Every option change and reload reaches the IPv6 listeners as it is committed.
         let task = Task { [weak self] in
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                guard let self else { return }
-                await self.reconcileIPv6()
+            for await update in updates {
+                guard let self, !Task.isCancelled else { return }
+                let optionsChanged = update.reconfigured || update.changes.contains {
+                    if case .setOptions = $0 { true } else { false }
+                }
+                if optionsChanged { await self.reconcileIPv6(update.snapshot) }
             }
         }
         watcher.withLock { $0 = task }
     }
 
-    /// Binds or closes the IPv6 data-plane listeners to match `http-protocol-ipv6`.
-    /// Runs every 100 ms, so a change through the control plane takes effect without a restart.
-    public func reconcileIPv6() async {
+    /// Binds or closes the IPv6 data-plane listeners to match `http-protocol-ipv6` in `snapshot`
+    /// (the store's current one when nil). Called for every committed option change.
+    public func reconcileIPv6(_ snapshot: StoreSnapshot? = nil) async {
         guard !stopped.withLock({ $0 }) else { return }
-        let enabled = engine.instanceIDs.compactMap { engine.runtime($0)?.options.httpProtocolIPv6 }.contains(.enabled)
+        let snapshot = snapshot ?? dataPlane.store.snapshot
+        let enabled = snapshot.allInstances.contains { $0.options.httpProtocolIPv6 == .enabled }
         let current = gated.withLock { $0 }
         for (index, g) in current.enumerated() {
             if enabled, g.listener == nil {
@@ -130,14 +137,14 @@ public final class IMDSService: Sendable {
     }
 
     func startDataListener(_ address: ListenAddress) async throws -> HTTPListener {
-        let engine = self.engine
+        let dataPlane = self.dataPlane
         let observer = self.observer
         let hooks = self.hooks
         let limits = configuration.limits
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(
-                responder: .sync { engine.respond(to: $0) }, keepBody: false, maxBody: limits.maxBodyBytes,
-                malformed: { engine.malformedRequestResponse(status: $0) }, observer: observer, hooks: hooks)
+                responder: .sync { dataPlane.respond(to: $0) }, keepBody: false, maxBody: limits.maxBodyBytes,
+                malformed: { dataPlane.malformedRequestResponse(status: $0) }, observer: observer, hooks: hooks)
         }
     }
 
@@ -146,18 +153,8 @@ public final class IMDSService: Sendable {
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(
                 responder: .async { await controlPlane.respond(to: $0) }, keepBody: true, maxBody: limits.maxBodyBytes,
-                malformed: Self.malformedControlRequest)
+                malformed: { controlPlane.httpErrorResponse(status: $0) })
         }
-    }
-
-    /// The control plane's answer to a request the HTTP layer could not parse or that breaks a limit.
-    static func malformedControlRequest(status: Int) -> IMDSResponse {
-        let body = Array("{\"error\":\"malformed HTTP request\"}".utf8)
-        return IMDSResponse(
-            status: status, plane: .control,
-            headers: [("Content-Type", "application/json"), ("Content-Length", String(body.count)),
-                      ("Connection", "close")],
-            body: body)
     }
 
     /// The addresses the data plane is bound to (real ports).

@@ -21,17 +21,32 @@ import IMDSServer
 /// await server.stop()
 /// ```
 public final class TestIMDS: Sendable {
+    /// The state: change it as the control plane would, e.g. `try await imds.store.apply([...])`.
+    public let store: EmbeddedInstanceStore
     public let engine: IMDSEngine
     public let clock: ManualClock?
+    /// The engine over the store, as listeners run it.
+    public var dataPlane: DataPlane { DataPlane(engine: engine, store: store) }
 
-    /// An IMDS for `config` (the embedded default instance when nil).
-    /// - Parameter manualClock: pass a ``ManualClock`` to control token expiry and rotation.
+    /// An IMDS for `config` (the embedded default instance when nil), its state in memory.
+    /// - Parameters:
+    ///   - manualClock: pass a ``ManualClock`` to control token expiry and rotation.
+    ///   - random: decides probabilistic faults.
     public init(config: IMDSConfig = .embeddedDefault, manualClock: ManualClock? = nil,
-                accountDefaults: AccountDefaults = AccountDefaults()) {
+                accountDefaults: AccountDefaults? = nil, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
         self.clock = manualClock
-        self.engine = IMDSEngine(
-            config: config, secret: SymmetricKey(size: .bits256), clock: manualClock ?? SystemClock(),
-            accountDefaults: accountDefaults, signer: TestIMDS.identity)
+        let clock: any IMDSClock = manualClock ?? SystemClock()
+        var config = config
+        if let accountDefaults { config.accountDefaults = accountDefaults }
+        self.store = EmbeddedInstanceStore(config: config, clock: clock, signer: TestIMDS.identity)
+        self.engine = IMDSEngine(clock: clock, random: random)
+    }
+
+    /// An IMDS over a store you opened (a durable one, say) and an engine you built.
+    public init(store: EmbeddedInstanceStore, engine: IMDSEngine) {
+        self.store = store
+        self.engine = engine
+        self.clock = engine.clock as? ManualClock
     }
 
     /// One identity key for every test server of the process (RSA key generation is slow).
@@ -39,21 +54,21 @@ public final class TestIMDS: Sendable {
         do { return try IdentityKey.generate() } catch { fatalError("cannot generate an RSA key: \(error)") }
     }()
 
-    /// An IMDS around an engine you built (custom clock, randomness or signer).
-    public init(engine: IMDSEngine) {
-        self.engine = engine
-        self.clock = engine.clock as? ManualClock
-    }
-
     /// An IMDS for a YAML config document (keys absent from it come from the embedded default).
     public convenience init(yaml: String, manualClock: ManualClock? = nil) throws {
         self.init(config: try IMDSConfig.parse(Data(yaml.utf8), isJSON: false), manualClock: manualClock)
     }
 
+    /// The primary instance as it is now.
+    public var instance: InstanceRuntime { store.snapshot.primary }
+
+    /// Answers a request directly (no sockets), as a listener would.
+    public func respond(to request: IMDSRequest) -> IMDSResponse { dataPlane.respond(to: request) }
+
     /// Sends a request to the engine directly (no sockets).
     public func request(_ method: String, _ target: String, headers: [(String, String)] = []) -> IMDSResponse {
-        engine.respond(to: IMDSRequest(method: method, target: target, headers: headers.map { ($0.0, $0.1) },
-                                       peer: PeerAddress(ip: "127.0.0.1", port: 40000)))
+        respond(to: IMDSRequest(method: method, target: target, headers: headers.map { ($0.0, $0.1) },
+                                peer: PeerAddress(ip: "127.0.0.1", port: 40000)))
     }
 
     /// A fresh IMDSv2 token (the body of a token PUT), or nil when the PUT fails.
@@ -65,7 +80,7 @@ public final class TestIMDS: Sendable {
     /// Starts a data-plane listener on `host` port 0 (no control plane unless one is given).
     public func startLive(host: String = "127.0.0.1", controlPlane: (any AsyncResponder)? = nil) async throws -> LiveIMDS {
         let service = IMDSService(
-            engine: engine, controlPlane: controlPlane,
+            dataPlane: dataPlane, controlPlane: controlPlane,
             configuration: .init(dataListen: [ListenAddress(host: host, port: 0)],
                                  controlListen: [ListenAddress(host: host, port: 0)]))
         try await service.start()

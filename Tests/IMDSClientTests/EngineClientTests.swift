@@ -106,7 +106,7 @@ struct EngineClientTests {
         #expect(try await client.instanceID() == "i-0123456789abcdef0")
         #expect(transport.requests.map(\.method) == ["PUT", "GET", "GET", "PUT", "GET"])
         // Tokens revoked on the server (generation bump): refreshed again.
-        imds.engine.update("i-0123456789abcdef0") { runtime, _ in runtime.tokenGeneration += 1 }
+        try await imds.store.apply([.invalidateTokens(instanceID: "i-0123456789abcdef0")])
         #expect(try await client.instanceID() == "i-0123456789abcdef0")
         #expect(transport.requests.filter { $0.method == "PUT" }.count == 3)
     }

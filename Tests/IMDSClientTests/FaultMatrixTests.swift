@@ -11,7 +11,7 @@ struct FaultMatrixTests {
     static func setup(_ faults: [Fault], configure: (inout IMDSClientConfiguration) -> Void = { _ in }) -> (TestIMDS, IMDSClient) {
         var config = IMDSConfig.embeddedDefault
         config.faults = faults
-        let imds = TestIMDS(engine: IMDSEngine(config: config))
+        let imds = TestIMDS(config: config)
         let (client, _) = EngineClientTests.client(imds, configure: configure)
         return (imds, client)
     }
@@ -23,7 +23,7 @@ struct FaultMatrixTests {
         ])
         let creds = try await IMDSCredentialsProvider(client: client).credentials()
         #expect(creds.accessKeyID.hasPrefix("ASIA"))
-        #expect(imds.engine.faults.isEmpty)  // all three failures were consumed by retries
+        #expect(imds.store.snapshot.faults.isEmpty)  // all three failures were consumed by retries
     }
 
     @Test func retriesGiveUpAfterTheConfiguredAttempts() async throws {
@@ -44,7 +44,7 @@ struct FaultMatrixTests {
         let (imds, client) = Self.setup([])
         let first = try await client.token()
         #expect(try await client.instanceID() == "i-0abc1234def567890")
-        imds.engine.invalidateTokens(instanceID: imds.engine.primaryInstanceID)
+        try await imds.store.apply([.invalidateTokens(instanceID: imds.store.snapshot.primaryInstanceID)])
         #expect(try await client.instanceID() == "i-0abc1234def567890")
         let second = try await client.token()
         #expect(first.value != second.value)

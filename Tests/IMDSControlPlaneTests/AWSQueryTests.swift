@@ -79,15 +79,15 @@ struct AWSQueryTests {
         }
     }
 
-    @Test func theClientsReadWhatTheServerWrites() {
+    @Test func theClientsReadWhatTheServerWrites() async {
         let cp = Harness()
-        let described = cp.action("DescribeInstances").bodyText
+        let described = await cp.action("DescribeInstances").bodyText
         let found = EC2ResponseReader.metadataOptions(described)
         #expect(found.map(\.instanceID) == ["i-0abc1234def567890"])
         #expect(found.first?.options.map(\.name) == ["state", "httpTokens", "httpPutResponseHopLimit", "httpEndpoint", "httpProtocolIpv6", "instanceMetadataTags"])
         #expect(found.first?.options.first { $0.name == "httpTokens" }?.value == "optional")
 
-        let modified = cp.action("ModifyInstanceMetadataOptions", [("InstanceId", "i-0abc1234def567890"), ("HttpTokens", "required")]).bodyText
+        let modified = await cp.action("ModifyInstanceMetadataOptions", [("InstanceId", "i-0abc1234def567890"), ("HttpTokens", "required")]).bodyText
         let result = EC2ResponseReader.metadataOptions(modified)
         #expect(result.first?.instanceID == "i-0abc1234def567890")
         #expect(result.first?.options.first { $0.name == "state" }?.value == "pending")

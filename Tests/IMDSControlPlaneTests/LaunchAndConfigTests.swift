@@ -35,7 +35,7 @@ struct LaunchAndConfigTests {
         #expect(o.httpEndpoint == endpoint)
     }
 
-    @Test func launchPolicy() {
+    @Test func launchPolicy() async {
         let enforced = AccountDefaults(httpTokensEnforced: .enabled)
         #expect(LaunchPolicy.violation(instance: Self.instance(), accountDefaults: enforced) != nil)
         #expect(LaunchPolicy.violation(instance: Self.instance(), accountDefaults: AccountDefaults()) == nil)
@@ -43,7 +43,7 @@ struct LaunchAndConfigTests {
         #expect(LaunchPolicy.violation(instance: Self.instance(), accountDefaults: AccountDefaults(httpTokens: .required, httpTokensEnforced: .enabled)) == nil)
     }
 
-    @Test func accountDefaultsFromTheConfigFile() throws {
+    @Test func accountDefaultsFromTheConfigFile() async throws {
         let c = try IMDSConfig.parse(Data("""
             account-defaults:
               http-tokens: required
@@ -54,13 +54,13 @@ struct LaunchAndConfigTests {
             """.utf8), isJSON: false)
         #expect(c.accountDefaults == AccountDefaults(httpTokens: .required, httpPutResponseHopLimit: 3, instanceMetadataTags: .enabled, httpTokensEnforced: .disabled))
         let h = Harness(config: c, accountDefaults: c.accountDefaults!)
-        #expect(h.engine.runtime(Harness.instanceID)?.options.httpTokens == .required)
-        let x = expectOK(h.action("GetInstanceMetadataDefaults"), "GetInstanceMetadataDefaults")
+        #expect(h.store.snapshot.instance(Harness.instanceID)?.options.httpTokens == .required)
+        let x = expectOK(await h.action("GetInstanceMetadataDefaults"), "GetInstanceMetadataDefaults")
         #expect(x?.value("accountLevel/httpTokens") == "required")
         #expect(try IMDSConfig.parse(Data("account-defaults:\n  http-put-response-hop-limit: -1\n".utf8), isJSON: false).accountDefaults == AccountDefaults())
     }
 
-    @Test func controlPlaneKeysFromTheConfigFile() throws {
+    @Test func controlPlaneKeysFromTheConfigFile() async throws {
         let c = try IMDSConfig.parse(Data("""
             control-plane:
               access-keys:

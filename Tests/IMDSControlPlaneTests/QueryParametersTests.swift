@@ -18,16 +18,16 @@ struct QueryParametersTests {
     }
 
     @Test(arguments: ["a=%", "a=%4", "a=%zz", "%G1=1", "a=%FF"])
-    func rejectsMalformed(form: String) {
+    func rejectsMalformed(form: String) async {
         #expect(QueryParameters.parse(form: form[...]) == nil)
     }
 
-    @Test func listsAreOrderedByIndexNotArrival() {
+    @Test func listsAreOrderedByIndexNotArrival() async {
         let q = QueryParameters.parse(form: "InstanceId.2=i-b&InstanceId.1=i-a&InstanceId.10=i-c&InstanceId.x=i-d&InstanceId.0=i-e"[...])!
         #expect(q.list("InstanceId") == ["i-a", "i-b", "i-c"])
     }
 
-    @Test func filtersAndTags() {
+    @Test func filtersAndTags() async {
         let q = QueryParameters.parse(form: "Filter.2.Name=b&Filter.1.Name=a&Filter.1.Value.2=y&Filter.1.Value.1=x&Tag.1.Key=K&Tag.2.Key=L&Tag.2.Value=v"[...])!
         #expect(q.filters.map { $0.name } == ["a", "b"])
         #expect(q.filters.map(\.values) == [["x", "y"], []])
@@ -51,7 +51,7 @@ struct QueryParametersTests {
         #expect(f.map(\.name) == (1...n).map { "f\($0)" })
     }
 
-    @Test func firstOccurrenceWins() {
+    @Test func firstOccurrenceWins() async {
         let q = QueryParameters.parse(form: "a=1&a=2"[...])!
         #expect(q["a"] == "1")
     }

@@ -7,7 +7,7 @@ import Testing
 @Suite("SigV4 signing for STS")
 struct SigV4STSTests {
     /// The same request signed by botocore's SigV4Auth (fixed clock): the signatures must match.
-    @Test func matchesBotocore() {
+    @Test func matchesBotocore() async {
         let params = [
             ("Action", "AssumeRole"), ("Version", "2011-06-15"), ("RoleArn", "arn:aws:iam::123456789012:role/app-role"),
             ("RoleSessionName", "i-0abc1234def567890"), ("DurationSeconds", "3600"),

@@ -31,12 +31,12 @@ struct SignedFixture: Decodable {
 
 @Suite("SigV4")
 struct SigV4Tests {
-    @Test func fixturesArePresent() {
+    @Test func fixturesArePresent() async {
         #expect(SignedFixture.all.count == 3)
     }
 
     @Test(arguments: SignedFixture.all.map(\.name))
-    func botocoreSignaturesVerify(name: String) throws {
+    func botocoreSignaturesVerify(name: String) async throws {
         let f = try #require(SignedFixture.all.first { $0.name == name })
         let result = SigV4.verify(f.request, keys: [ControlPlaneAccessKey(accessKeyID: "OTHER", secretAccessKey: "x"), f.key], now: f.signedAt)
         #expect(try result.get() == f.key)
@@ -46,7 +46,7 @@ struct SigV4Tests {
     }
 
     @Test(arguments: SignedFixture.all.map(\.name))
-    func signerMatchesBotocore(name: String) throws {
+    func signerMatchesBotocore(name: String) async throws {
         let f = try #require(SignedFixture.all.first { $0.name == name })
         let unsigned = f.headers.filter { !["authorization", "x-amz-date", "content-length"].contains($0[0].lowercased()) }.map { ($0[0], $0[1]) }
         let auth = SigV4.sign(method: f.method, target: f.target, headers: unsigned, body: Array(f.body.utf8),
@@ -56,7 +56,7 @@ struct SigV4Tests {
     }
 
     /// The `get-vanilla` case of AWS's SigV4 test suite.
-    @Test func awsTestSuiteVanilla() {
+    @Test func awsTestSuiteVanilla() async {
         let key = SigV4.signingKey(secret: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", date: "20150830", region: "us-east-1", service: "service")
         let canonical = SigV4.canonicalRequest(
             method: "GET", target: "/", headers: [("Host", "example.amazonaws.com"), ("X-Amz-Date", "20150830T123600Z")],
@@ -71,7 +71,7 @@ struct SigV4Tests {
         return r
     }
 
-    @Test func refusals() throws {
+    @Test func refusals() async throws {
         let f = try #require(SignedFixture.all.first { $0.name == "modify" })
         func code(_ r: IMDSRequest, keys: [ControlPlaneAccessKey]? = nil, now: Date? = nil) -> (String, Int)? {
             if case .failure(let e) = SigV4.verify(r, keys: keys ?? [f.key], now: now ?? f.signedAt) { return (e.code, e.status) }
@@ -160,17 +160,17 @@ struct SigV4Tests {
         #expect(outcome(Self.signed(f, body: f.body, payloadHash: "not-a-hash", header: true)) == "XAmzContentSHA256Mismatch 400")
     }
 
-    @Test func controlPlaneEnforcesSignatures() throws {
+    @Test func controlPlaneEnforcesSignatures() async throws {
         let f = try #require(SignedFixture.all.first { $0.name == "modify" })
         let h = Harness(accessKeys: [f.key])
         h.clock.set(f.signedAt.addingTimeInterval(30))
-        let ok = h.controlPlane.handle(f.request)
+        let ok = await h.controlPlane.handle(f.request)
         expectOK(ok, "ModifyInstanceMetadataOptions")
-        #expect(h.engine.runtime(Harness.instanceID)?.options.httpTokens == .required)
+        #expect(h.store.snapshot.instance(Harness.instanceID)?.options.httpTokens == .required)
         // Unsigned requests, as on loopback without keys, are refused once keys are configured.
-        expectError(h.action("DescribeInstances"), "MissingAuthenticationToken", status: 403)
+        expectError(await h.action("DescribeInstances"), "MissingAuthenticationToken", status: 403)
         h.clock.advance(by: 3600)
-        expectError(h.controlPlane.handle(f.request), "RequestExpired")
+        expectError(await h.controlPlane.handle(f.request), "RequestExpired")
     }
 
     @Test(arguments: [
@@ -183,12 +183,12 @@ struct SigV4Tests {
     }
 
     @Test(arguments: ["2026-01-02T03:04:05Z", "20260102T030405", "20260102X030405Z", "2026010aT030405Z", ""])
-    func badAmzDates(text: String) {
+    func badAmzDates(text: String) async {
         #expect(SigV4.parseAmzDate(text) == nil)
     }
 
     @Test(arguments: [("a b", "a%20b"), ("a/b~c-d_e.f", "a%2Fb~c-d_e.f"), ("✓", "%E2%9C%93"), ("*", "%2A")])
-    func uriEncoding(raw: String, encoded: String) {
+    func uriEncoding(raw: String, encoded: String) async {
         #expect(SigV4.uriEncode(raw) == encoded)
     }
 }

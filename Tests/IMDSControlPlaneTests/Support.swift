@@ -64,15 +64,19 @@ final class XMLElementNode {
 struct Harness {
     static let instanceID = "i-0abc1234def567890"
     let clock: ManualClock
+    let store: EmbeddedInstanceStore
     let engine: IMDSEngine
     let controlPlane: EC2ControlPlane
 
-    init(config: IMDSConfig = .embeddedDefault, accessKeys: [ControlPlaneAccessKey] = [], store: ControlPlaneStateStore? = nil,
-         restoring: ControlPlaneState? = nil, accountDefaults: AccountDefaults = AccountDefaults()) {
+    /// - Parameter open: opens the store (a durable one, say); an in-memory store for `config` when nil.
+    init(config: IMDSConfig = .embeddedDefault, accessKeys: [ControlPlaneAccessKey] = [],
+         accountDefaults: AccountDefaults? = nil, open: ((IMDSConfig, ManualClock) throws -> EmbeddedInstanceStore)? = nil) rethrows {
         clock = ManualClock(Date(timeIntervalSince1970: 1_767_323_045))  // 2026-01-02T03:04:05Z
-        engine = IMDSEngine(config: config, clock: clock, accountDefaults: restoring?.accountDefaults ?? accountDefaults)
-        controlPlane = EC2ControlPlane(engine: engine, accessKeys: accessKeys, store: store, restoring: restoring,
-                                       configDefaults: config.accountDefaults,
+        var config = config
+        if let accountDefaults { config.accountDefaults = accountDefaults }
+        store = try open?(config, clock) ?? EmbeddedInstanceStore(config: config, clock: clock)
+        engine = IMDSEngine(clock: clock)
+        controlPlane = EC2ControlPlane(store: store, accessKeys: accessKeys, clock: clock,
                                        requestID: { "11111111-2222-3333-4444-555555555555" })
     }
 
@@ -81,29 +85,31 @@ struct Harness {
     }
 
     /// POSTs form parameters (already in `name=value` order), as the AWS CLI does.
-    func call(_ params: [(String, String)], headers: [(String, String)] = []) -> IMDSResponse {
+    func call(_ params: [(String, String)], headers: [(String, String)] = []) async -> IMDSResponse {
         let body = params.map { "\(SigV4.uriEncode($0.0))=\(SigV4.uriEncode($0.1))" }.joined(separator: "&")
-        return post(body, headers: headers)
+        return await post(body, headers: headers)
     }
 
-    func post(_ body: String, headers: [(String, String)] = []) -> IMDSResponse {
-        controlPlane.handle(IMDSRequest(
+    func post(_ body: String, headers: [(String, String)] = []) async -> IMDSResponse {
+        await controlPlane.handle(IMDSRequest(
             method: "POST", target: "/",
             headers: [("Host", "127.0.0.1:1339"), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")] + headers.map { ($0.0, $0.1) },
             peer: PeerAddress(ip: "127.0.0.1", port: 50000), body: Array(body.utf8)))
     }
 
-    func action(_ name: String, _ params: [(String, String)] = []) -> IMDSResponse {
-        call([("Action", name), ("Version", "2016-11-15")] + params)
+    func action(_ name: String, _ params: [(String, String)] = []) async -> IMDSResponse {
+        await call([("Action", name), ("Version", "2016-11-15")] + params)
     }
+
+    var dataPlane: DataPlane { DataPlane(engine: engine, store: store) }
 
     /// A data-plane GET without a token (IMDSv1).
     func dataStatus(_ path: String = "/latest/meta-data/instance-id") -> Int {
-        engine.respond(to: IMDSRequest(method: "GET", target: path, peer: PeerAddress(ip: "127.0.0.1", port: 40000))).status
+        dataPlane.respond(to: IMDSRequest(method: "GET", target: path, peer: PeerAddress(ip: "127.0.0.1", port: 40000))).status
     }
 
     func dataBody(_ path: String) -> String {
-        engine.respond(to: IMDSRequest(method: "GET", target: path, peer: PeerAddress(ip: "127.0.0.1", port: 40000))).bodyText
+        dataPlane.respond(to: IMDSRequest(method: "GET", target: path, peer: PeerAddress(ip: "127.0.0.1", port: 40000))).bodyText
     }
 }
 

@@ -8,7 +8,7 @@ struct EventTests {
     static let start = Date(timeIntervalSince1970: 1_800_000_000)  // 2027-01-15T08:00:00Z
 
     /// A scripted timeline observed by a poller, as aws-node-termination-handler polls.
-    @Test func timelineAppearsOnTime() throws {
+    @Test func timelineAppearsOnTime() async throws {
         let clock = ManualClock(Self.start)
         let imds = try TestIMDS(yaml: """
             instance:
@@ -48,7 +48,7 @@ struct EventTests {
         #expect(imds.get("/latest/meta-data/autoscaling/").bodyText == "target-lifecycle-state")
     }
 
-    @Test func maintenanceScheduledThenHistory() throws {
+    @Test func maintenanceScheduledThenHistory() async throws {
         let clock = ManualClock(Self.start)
         let imds = try TestIMDS(yaml: """
             instance:
@@ -59,9 +59,9 @@ struct EventTests {
                   not-before: 2027-01-21T09:00:43Z
                   not-after: 2027-01-21T09:17:23Z
             """, manualClock: clock)
-        let id = imds.engine.primaryInstanceID
+        let id = imds.store.snapshot.primaryInstanceID
         let scheduled = imds.get("/latest/meta-data/events/maintenance/scheduled").bodyText
-        let eventID = try #require(imds.engine.runtime(id)?.events.first?.id)
+        let eventID = try #require(imds.store.snapshot.instance(id)?.events.first?.id)
         #expect(eventID.hasPrefix("instance-event-") && eventID.count == 32)
         #expect(scheduled == """
             [
@@ -76,7 +76,9 @@ struct EventTests {
             ]
             """)
         #expect(imds.get("/latest/meta-data/events/maintenance/history").bodyText == "[]")
-        imds.engine.update(id) { rt, _ in rt.events[0].maintenanceState = .completed }
+        var events = imds.instance.events
+        events[0].maintenanceState = .completed
+        try await imds.store.apply([.setEvents(instanceID: id, events)])
         #expect(imds.get("/latest/meta-data/events/maintenance/scheduled").bodyText == "[]")
         let history = imds.get("/latest/meta-data/events/maintenance/history").bodyText
         #expect(history.contains("\"Description\" : \"[Completed] scheduled reboot\""))
@@ -85,18 +87,17 @@ struct EventTests {
         #expect(json?.first?["EventId"] == eventID)
     }
 
-    @Test func instanceActionAndClearing() throws {
+    @Test func instanceActionAndClearing() async throws {
         let clock = ManualClock(Self.start)
         let imds = TestIMDS(manualClock: clock)
-        let id = imds.engine.primaryInstanceID
+        let id = imds.store.snapshot.primaryInstanceID
         #expect(imds.get("/latest/meta-data/instance-action").bodyText == "none")
-        imds.engine.update(id) { rt, now in
-            rt.events.append(EventSpec(kind: .instanceAction("shutdown"), at: .relative(seconds: 5)).resolve(base: now))
-        }
+        let event = EventSpec(kind: .instanceAction("shutdown"), at: .relative(seconds: 5)).resolve(base: clock.now())
+        try await imds.store.apply([.setEvents(instanceID: id, imds.instance.events + [event])])
         #expect(imds.get("/latest/meta-data/instance-action").bodyText == "none")
         clock.advance(by: 5)
         #expect(imds.get("/latest/meta-data/instance-action").bodyText == "shutdown")
-        imds.engine.update(id) { rt, _ in rt.events.removeAll() }
+        try await imds.store.apply([.setEvents(instanceID: id, [])])
         #expect(imds.get("/latest/meta-data/instance-action").bodyText == "none")
     }
 
@@ -125,10 +126,10 @@ struct FaultTests {
     static func imds(_ faults: [Fault], random: @escaping @Sendable () -> Double = { 0 }) -> TestIMDS {
         var config = IMDSConfig.embeddedDefault
         config.faults = faults
-        return TestIMDS(engine: IMDSEngine(config: config, random: random))
+        return TestIMDS(config: config, random: random)
     }
 
-    @Test func throttleAndErrorsOnAPathPattern() {
+    @Test func throttleAndErrorsOnAPathPattern() async {
         let imds = Self.imds([Fault(kind: .throttle, pathPattern: "/latest/meta-data/iam/*"),
                               Fault(kind: .error(status: 503), pathPattern: "/latest/meta-data/placement/*")])
         let r = imds.get("/latest/meta-data/iam/info")
@@ -138,14 +139,14 @@ struct FaultTests {
         #expect(imds.get("/latest/meta-data/instance-id").status == 200)
     }
 
-    @Test func probabilityIsHonoured() {
+    @Test func probabilityIsHonoured() async {
         let imds = Self.imds([Fault(kind: .error(status: 500), probability: 0.25)], random: { 0.5 })
         #expect(imds.get("/latest/meta-data/instance-id").status == 200)
         let always = Self.imds([Fault(kind: .error(status: 500), probability: 0.25)], random: { 0.1 })
         #expect(always.get("/latest/meta-data/instance-id").status == 500)
     }
 
-    @Test func connectionFaults() {
+    @Test func connectionFaults() async {
         #expect(Self.imds([Fault(kind: .reset)]).get("/latest/meta-data/").action == .reset)
         #expect(Self.imds([Fault(kind: .hang)]).get("/latest/meta-data/").action == .hang)
         let latency = Self.imds([Fault(kind: .latency(milliseconds: 250))]).get("/latest/meta-data/instance-id")
@@ -153,33 +154,35 @@ struct FaultTests {
     }
 
     @Test(arguments: [403, 404, 405])
-    func tokenStatusForcesFallback(status: Int) {
+    func tokenStatusForcesFallback(status: Int) async {
         let imds = Self.imds([Fault(kind: .tokenStatus(status))])
         #expect(imds.request("PUT", "/latest/api/token", headers: [(ttlHeader, "60")]).status == status)
         #expect(imds.get("/latest/meta-data/instance-id").status == 200)  // v1 still works
     }
 
-    @Test func tokenTimeoutAndMissingTTLHeader() {
+    @Test func tokenTimeoutAndMissingTTLHeader() async {
         #expect(Self.imds([Fault(kind: .tokenTimeout)]).request("PUT", "/latest/api/token", headers: [(ttlHeader, "60")]).action == .hang)
         let r = Self.imds([Fault(kind: .tokenTTLHeaderMissing)]).request("PUT", "/latest/api/token", headers: [(ttlHeader, "60")])
         #expect(r.status == 200 && r.body.count == 56)
         #expect(r.header("X-Aws-Ec2-Metadata-Token-Ttl-Seconds") == nil)
     }
 
-    @Test func invalidatedTokensGet401ThenNewTokensWork() {
+    @Test func invalidatedTokensGet401ThenNewTokensWork() async throws {
         let imds = Self.imds([])
         let old = imds.token()
         #expect(imds.get("/latest/meta-data/instance-id", token: old).status == 200)
-        #expect(imds.engine.invalidateTokens(instanceID: imds.engine.primaryInstanceID))
+        try await imds.store.apply([.invalidateTokens(instanceID: imds.store.snapshot.primaryInstanceID)])
         #expect(imds.get("/latest/meta-data/instance-id", token: old).status == 401)
         #expect(imds.get("/latest/meta-data/instance-id", token: imds.token()).status == 200)
     }
 
-    @Test func removeFaults() {
+    @Test func removeFaults() async throws {
         let imds = Self.imds([Fault(kind: .throttle), Fault(kind: .reset)])
-        #expect(imds.engine.faults.count == 2)
-        #expect(imds.engine.removeFaults(id: imds.engine.faults[0].id) == 1)
-        #expect(imds.engine.removeFaults(id: nil) == 1)
+        #expect(imds.store.snapshot.faults.count == 2)
+        try await imds.store.apply([.removeFaults(id: imds.store.snapshot.faults[0].id)])
+        #expect(imds.store.snapshot.faults.count == 1)
+        try await imds.store.apply([.removeFaults(id: nil)])
+        #expect(imds.store.snapshot.faults.isEmpty)
         #expect(imds.get("/latest/meta-data/instance-id").status == 200)
     }
 
@@ -193,10 +196,10 @@ struct FaultTests {
 
 @Suite("Credential scenarios")
 struct ScenarioTests {
-    @Test func scenarios() throws {
+    @Test func scenarios() async throws {
         let clock = ManualClock(Date(timeIntervalSince1970: 1_800_000_000))
         let imds = TestIMDS(manualClock: clock)
-        let id = imds.engine.primaryInstanceID
+        let id = imds.store.snapshot.primaryInstanceID
         func creds() -> [String: String]? {
             let r = imds.get("/latest/meta-data/iam/security-credentials/app-role", token: imds.token())
             return r.status == 200 ? (try? JSONSerialization.jsonObject(with: Data(r.body))) as? [String: String] : nil
@@ -205,21 +208,21 @@ struct ScenarioTests {
             creds().flatMap { $0["Expiration"] }.flatMap(TimeFormat.parseISO8601).map { $0.timeIntervalSince(clock.now()) } ?? .nan
         }
         #expect(expiresIn() > 3600)
-        imds.engine.update(id) { rt, now in rt.setCredentialScenario(.nearExpiry(seconds: 240), now: now) }
+        try await imds.store.apply([.setCredentialScenario(instanceID: id, .nearExpiry(seconds: 240))])
         #expect(expiresIn() == 240)
-        imds.engine.update(id) { rt, now in rt.setCredentialScenario(.expired, now: now) }
+        try await imds.store.apply([.setCredentialScenario(instanceID: id, .expired)])
         #expect(expiresIn() == -3600)
-        imds.engine.update(id) { rt, now in rt.setCredentialScenario(.error(code: "AssumeRoleUnauthorizedAccess", message: "EC2 cannot assume the role app-role."), now: now) }
+        try await imds.store.apply([.setCredentialScenario(instanceID: id, .error(code: "AssumeRoleUnauthorizedAccess", message: "EC2 cannot assume the role app-role."))])
         #expect(creds()?["Code"] == "AssumeRoleUnauthorizedAccess")
         #expect(creds()?["AccessKeyId"] == nil)
-        imds.engine.update(id) { rt, now in rt.setCredentialScenario(.detached, now: now) }
+        try await imds.store.apply([.setCredentialScenario(instanceID: id, .detached)])
         #expect(imds.get("/latest/meta-data/iam/security-credentials/").status == 404)
         #expect(imds.get("/latest/meta-data/iam/info").status == 404)
-        imds.engine.update(id) { rt, now in rt.setCredentialScenario(.roleChanged("other-role"), now: now) }
+        try await imds.store.apply([.setCredentialScenario(instanceID: id, .roleChanged("other-role"))])
         #expect(imds.get("/latest/meta-data/iam/security-credentials/").bodyText == "other-role")
         #expect(imds.get("/latest/meta-data/iam/security-credentials/app-role").status == 404)
         #expect(imds.get("/latest/meta-data/iam/info").bodyText.contains("instance-profile/app-role"))
-        imds.engine.update(id) { rt, now in rt.setCredentialScenario(.normal, now: now) }
+        try await imds.store.apply([.setCredentialScenario(instanceID: id, .normal)])
         #expect(imds.get("/latest/meta-data/iam/security-credentials/").bodyText == "app-role")
         #expect(expiresIn() > 3600)
     }
@@ -229,7 +232,7 @@ struct ScenarioTests {
 struct FaultPathTests {
     /// Every fault kind sees the same normalized path: a pattern on a directory's slash form matches
     /// latency (applied after the response) exactly as it matches throttling (applied before).
-    @Test func latencyAndThrottleMatchTheSamePath() {
+    @Test func latencyAndThrottleMatchTheSamePath() async {
         let latency = FaultTests.imds([Fault(kind: .latency(milliseconds: 5), pathPattern: "/latest/meta-data/")])
         #expect(latency.get("/latest//meta-data/").delayMilliseconds == 5)
         #expect(latency.get("/latest/meta-data/instance-id").delayMilliseconds == 0)

@@ -6,7 +6,7 @@ import Testing
 
 @Suite("Metadata tree")
 struct TreeTests {
-    @Test func topLevelListing() throws {
+    @Test func topLevelListing() async throws {
         let r = try makeIMDS().get("/latest/meta-data/")
         #expect(r.bodyText == """
             ami-id
@@ -99,7 +99,7 @@ struct TreeTests {
         #expect(try makeIMDS().get(path).status == 404)
     }
 
-    @Test func noPublicIPv4() throws {
+    @Test func noPublicIPv4() async throws {
         let imds = try makeIMDS(productExampleYAML.replacingOccurrences(of: "  public-ipv4: 203.0.113.10                 # omit: public-ipv4 and public-hostname answer 404\n", with: ""))
         #expect(imds.get("/latest/meta-data/public-ipv4").status == 200)  // the default instance has one
         let none = try makeIMDS("instance:\n  public-ipv4: null\n")
@@ -109,7 +109,7 @@ struct TreeTests {
         #expect(none.get("/latest/meta-data/network/interfaces/macs/0e:12:34:56:78:9a/public-ipv4s").status == 404)
     }
 
-    @Test func noRoleMeans404UnderIAM() throws {
+    @Test func noRoleMeans404UnderIAM() async throws {
         let imds = try makeIMDS("instance:\n  iam: null\n")
         for p in ["/latest/meta-data/iam/", "/latest/meta-data/iam/info", "/latest/meta-data/iam/security-credentials/",
                   "/latest/meta-data/iam/security-credentials/app-role"] {
@@ -118,34 +118,34 @@ struct TreeTests {
         #expect(!imds.get("/latest/meta-data/").bodyText.contains("iam/"))
     }
 
-    @Test func noUserData() throws {
+    @Test func noUserData() async throws {
         let imds = try makeIMDS("instance:\n  user-data: null\n")
         #expect(imds.get("/latest/user-data").status == 404)
         #expect(imds.get("/latest/").bodyText == "dynamic\nmeta-data")
     }
 
-    @Test func userDataIsRawBytes() throws {
+    @Test func userDataIsRawBytes() async throws {
         let imds = try makeIMDS("instance:\n  user-data-base64: AAEC/w==\n")
         let r = imds.get("/latest/user-data")
         #expect(r.body == [0, 1, 2, 255])
         #expect(r.header("Content-Type") == "application/octet-stream")
     }
 
-    @Test func tagsDisabledIs404() throws {
+    @Test func tagsDisabledIs404() async throws {
         let imds = try makeIMDS(productExampleYAML.replacingOccurrences(of: "instance-metadata-tags: enabled", with: "instance-metadata-tags: disabled"))
         #expect(imds.get("/latest/meta-data/tags/instance/").status == 404)
         #expect(imds.get("/latest/meta-data/tags/instance/Name").status == 404)
         #expect(!imds.get("/latest/meta-data/").bodyText.contains("tags/"))
     }
 
-    @Test func tagsFollowRuntimeChanges() throws {
+    @Test func tagsFollowRuntimeChanges() async throws {
         let imds = try makeIMDS()
-        imds.engine.update("i-0abc1234def567890") { rt, now in rt.setTags([("Team", "core")], now: now) }
+        try await imds.store.apply([.setTags(instanceID: "i-0abc1234def567890", [InstanceTag(key: "Team", value: "core")])])
         #expect(imds.get("/latest/meta-data/tags/instance/").bodyText == "Team")
         #expect(imds.get("/latest/meta-data/tags/instance/Name").status == 404)
     }
 
-    @Test func identityDocumentShape() throws {
+    @Test func identityDocumentShape() async throws {
         let imds = try makeIMDS("instance:\n  launch-time: 2025-10-05T23:09:26Z\n")
         let r = imds.get("/latest/dynamic/instance-identity/document")
         #expect(r.header("Content-Type") == "text/plain")
@@ -172,13 +172,13 @@ struct TreeTests {
         #expect(json?["region"] as? String == "ap-northeast-1")
     }
 
-    @Test func identityDocumentArraysInline() throws {
+    @Test func identityDocumentArraysInline() async throws {
         let imds = try makeIMDS("instance:\n  marketplace-product-codes: [1abc2defghijklm3nopqrs4tu]\n")
         #expect(imds.get("/latest/dynamic/instance-identity/document").bodyText
             .contains("\"marketplaceProductCodes\" : [ \"1abc2defghijklm3nopqrs4tu\" ],"))
     }
 
-    @Test func credentialsJSONShape() throws {
+    @Test func credentialsJSONShape() async throws {
         let clock = ManualClock(Date(timeIntervalSince1970: 1_800_000_000))
         let imds = try makeIMDS(clock: clock)
         let r = imds.get("/latest/meta-data/iam/security-credentials/app-role")
@@ -200,7 +200,7 @@ struct TreeTests {
         #expect(ext.hasSuffix(",\n  \"AccountId\" : \"123456789012\"\n}"))
     }
 
-    @Test func iamInfoShape() throws {
+    @Test func iamInfoShape() async throws {
         let r = try makeIMDS().get("/latest/meta-data/iam/info")
         let lines = r.bodyText.split(separator: "\n")
         #expect(lines.count == 6)
@@ -208,7 +208,7 @@ struct TreeTests {
         #expect(lines[4].hasPrefix("  \"InstanceProfileId\" : \"AIPA"))
     }
 
-    @Test func overridesAddAndRemovePaths() throws {
+    @Test func overridesAddAndRemovePaths() async throws {
         let imds = try makeIMDS("""
             instance:
               overrides:
@@ -222,7 +222,7 @@ struct TreeTests {
         #expect(imds.get("/latest/meta-data/instance-type").bodyText == "m5.large")
     }
 
-    @Test func redirectLocationUsesHost() throws {
+    @Test func redirectLocationUsesHost() async throws {
         let imds = try makeIMDS()
         var r = imds.request("GET", "/latest/meta-data/iam", headers: [("Host", "169.254.169.254")])
         #expect(r.status == 301)
@@ -239,7 +239,7 @@ struct TreeTests {
         #expect(r.header("Location") == "http://169.254.169.254/latest/meta-data/iam/")
     }
 
-    @Test func versionsFilterCategories() throws {
+    @Test func versionsFilterCategories() async throws {
         let imds = try makeIMDS()
         #expect(!imds.get("/2016-09-02/meta-data/").bodyText.contains("tags/"))
         #expect(imds.get("/2016-09-02/meta-data/placement/").bodyText == "availability-zone")
@@ -248,13 +248,13 @@ struct TreeTests {
         #expect(imds.get("/1.0/meta-data/instance-id").bodyText == "i-0abc1234def567890")
     }
 
-    @Test func versionListing() throws {
+    @Test func versionListing() async throws {
         let body = try makeIMDS().get("/").bodyText
         #expect(body.hasPrefix("1.0\n2007-01-19\n"))
         #expect(body.hasSuffix("2024-04-11\nlatest"))
     }
 
-    @Test func derivations() {
+    @Test func derivations() async {
         #expect(Derive.availabilityZoneID(availabilityZone: "us-east-1d", region: "us-east-1") == "use1-az4")
         #expect(Derive.availabilityZoneID(availabilityZone: "eu-west-2a", region: "eu-west-2") == "euw2-az1")
         #expect(Derive.availabilityZoneID(availabilityZone: "ap-southeast-2b", region: "ap-southeast-2") == "apse2-az2")
@@ -263,7 +263,7 @@ struct TreeTests {
         #expect(Derive.cidr("10.1.2.194", prefix: 24) == "10.1.2.0/24")
     }
 
-    @Test func usEast1Hostnames() throws {
+    @Test func usEast1Hostnames() async throws {
         let imds = try makeIMDS("instance:\n  availability-zone: us-east-1a\n")
         #expect(imds.get("/latest/meta-data/hostname").bodyText == "ip-10-0-1-23.ec2.internal")
         #expect(imds.get("/latest/meta-data/public-hostname").bodyText == "ec2-203-0-113-10.compute-1.amazonaws.com")
@@ -281,7 +281,7 @@ struct RotationTests {
     /// Never a gap, never a credential within five minutes of expiry, Expiration always in the
     /// future, the same values within a period and new ones (with a new LastUpdated) after it.
     @Test(arguments: settings)
-    func invariants(settings: CredentialSettings) {
+    func invariants(settings: CredentialSettings) async {
         let issuer = CredentialIssuer(secret: .init(size: .bits256))
         var t = Date(timeIntervalSince1970: 1_800_000_000)
         var previous: RoleCredentials?
@@ -310,7 +310,7 @@ struct RotationTests {
         #expect(rotations > 10)
     }
 
-    @Test func v1AndV2Deliveries() {
+    @Test func v1AndV2Deliveries() async {
         let issuer = CredentialIssuer(secret: .init(size: .bits256))
         let now = Date()
         let v1 = issuer.credentials(instanceID: "i-0abc1234def567890", role: "r", delivery: .v1, settings: .init(), now: now)
@@ -321,7 +321,7 @@ struct RotationTests {
             == issuer.credentials(instanceID: "i-0abc1234def567890", role: "r", delivery: .v2, settings: same, now: now))
     }
 
-    @Test func fixedCredentials() throws {
+    @Test func fixedCredentials() async throws {
         let imds = try makeIMDS("""
             instance:
               iam:

@@ -67,7 +67,7 @@ struct AttributionTests {
             completed: { observability.requestCompleted($0, $1, seconds: $2, connection: $3 as? PendingAttribution) },
             hold: { observability.holdResponse($0 as? PendingAttribution, resume: $1) })
         let service = IMDSService(
-            engine: imds.engine, controlPlane: nil,
+            dataPlane: imds.dataPlane, controlPlane: nil,
             configuration: .init(dataListen: [ListenAddress(host: host, port: 0)]), hooks: hooks)
         try await service.start()
         guard let address = service.dataAddresses.first else {
@@ -116,7 +116,7 @@ struct AttributionTests {
             },
             completed: { _, _, _, _ in })
         let service = IMDSService(
-            engine: imds.engine, controlPlane: nil, configuration: .init(dataListen: [ListenAddress(host: host, port: 0)]), hooks: hooks)
+            dataPlane: imds.dataPlane, controlPlane: nil, configuration: .init(dataListen: [ListenAddress(host: host, port: 0)]), hooks: hooks)
         try await service.start()
         let port = try #require(service.dataAddresses.first?.port)
         // Connect and hold the socket open (no request yet): the lookup runs while we wait.
@@ -149,7 +149,7 @@ struct ForkAttributionTests {
             },
             completed: { _, _, _, _ in })
         let service = IMDSService(
-            engine: imds.engine, controlPlane: nil, configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0)]), hooks: hooks)
+            dataPlane: imds.dataPlane, controlPlane: nil, configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0)]), hooks: hooks)
         try await service.start()
         let port = try #require(service.dataAddresses.first?.port)
         let script = """

@@ -10,7 +10,7 @@ import Testing
 @Suite("Observability endpoints")
 struct ControlPlaneTests {
     func router(_ imds: TestIMDS, _ obs: Observability) -> ControlPlaneRouter {
-        ControlPlaneRouter([ObservabilityAPI(observability: obs).routes, AdminAPI(engine: imds.engine).routes])
+        ControlPlaneRouter([ObservabilityAPI(observability: obs).routes, AdminAPI(store: imds.store).routes])
     }
 
     func call(_ r: ControlPlaneRouter, _ method: String, _ target: String, _ body: String = "") async -> IMDSResponse {
@@ -23,12 +23,12 @@ struct ControlPlaneTests {
         let obs = Observability()
         let r = router(imds, obs)
         let request = IMDSRequest(method: "GET", target: "/latest/meta-data/instance-id", peer: PeerAddress(ip: "127.0.0.1", port: 1))
-        obs.requestCompleted(request, imds.engine.respond(to: request), seconds: 0.001, connection: nil)
+        obs.requestCompleted(request, imds.respond(to: request), seconds: 0.001, connection: nil)
 
         let metrics = await call(r, "GET", "/metrics")
         #expect(metrics.status == 200)
         #expect(metrics.header("Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
-        #expect(sample(metrics.bodyText, "imds_metadata_no_token_total", ["instance_id": imds.engine.instanceIDs[0]]) == 1)
+        #expect(sample(metrics.bodyText, "imds_metadata_no_token_total", ["instance_id": imds.store.snapshot.instanceIDs[0]]) == 1)
 
         let dash = await call(r, "GET", "/dashboard")
         #expect(dash.status == 200 && dash.bodyText.contains("<title>imds dashboard</title>"))

@@ -38,13 +38,13 @@ struct MetricsTests {
         if let token { headers.append((IMDSHeader.token, token)) }
         if method == "PUT" { headers.append((IMDSHeader.tokenTTLRequest, "60")) }
         let request = IMDSRequest(method: method, target: path, headers: headers.map { ($0.0, $0.1) }, peer: PeerAddress(ip: "127.0.0.1", port: 5000))
-        let response = imds.engine.respond(to: request)
+        let response = imds.respond(to: request)
         metrics.record(request: request, response: response, seconds: 0.0005)
         return response
     }
 
     @Test("MetadataNoToken counts answered v1 requests; MetadataNoTokenRejected counts v1 refused under required")
-    func noTokenVersusRejected() throws {
+    func noTokenVersusRejected() async throws {
         let imds = try TestIMDS(yaml: Self.yaml)
         let metrics = IMDSMetrics()
         let id = "i-0aaaabbbbccccdddd"
@@ -52,11 +52,9 @@ struct MetricsTests {
         #expect(record(imds, metrics, "GET", "/latest/meta-data/").status == 200)
         let token = try #require(imds.token(ttl: 60))
         #expect(record(imds, metrics, "GET", "/latest/meta-data/ami-id", token: token).status == 200)
-        imds.engine.update(id) { rt, now in
-            var o = rt.options
-            o.httpTokens = .required
-            rt.setOptions(o, now: now)
-        }
+        var o = imds.instance.options
+        o.httpTokens = .required
+        try await imds.store.apply([.setOptions(instanceID: id, o)])
         #expect(record(imds, metrics, "GET", "/latest/meta-data/instance-id").status == 401)
         #expect(record(imds, metrics, "GET", "/latest/user-data").status == 401)
         #expect(record(imds, metrics, "GET", "/latest/meta-data/instance-id", token: token).status == 200)
@@ -109,7 +107,7 @@ struct MetricsTests {
     }
 
     @Test("tokens issued are counted; odd statuses and categories stay in bounded label sets")
-    func tokensAndBounds() throws {
+    func tokensAndBounds() async throws {
         let imds = try TestIMDS(yaml: Self.yaml)
         let metrics = IMDSMetrics()
         _ = record(imds, metrics, "PUT", "/latest/api/token")
@@ -126,7 +124,7 @@ struct MetricsTests {
     }
 
     @Test("credential rotations and STS failures are detected from the served documents")
-    func credentialRotation() throws {
+    func credentialRotation() async throws {
         let metrics = IMDSMetrics()
         func doc(_ code: String, _ updated: String) -> [UInt8] {
             Array("{\n  \"Code\" : \"\(code)\",\n  \"LastUpdated\" : \"\(updated)\",\n  \"Type\" : \"AWS-HMAC\",\n  \"SecretAccessKey\" : \"s3cr3t\"\n}".utf8)
@@ -147,7 +145,7 @@ struct MetricsTests {
     }
 
     @Test("the STS client's observer counts calls and failures by error code")
-    func stsHook() {
+    func stsHook() async {
         let metrics = IMDSMetrics()
         metrics.recordSTSCall(instanceID: "i-1", success: true, message: "AssumeRole arn:aws:iam::1:role/r: new credentials ASIA…")
         metrics.recordSTSCall(instanceID: "i-1", success: false, message: "AssumeRole arn:aws:iam::1:role/r failed: 403 AccessDenied: not allowed")
@@ -162,7 +160,7 @@ struct MetricsTests {
     }
 
     @Test("the credentials document served by the engine feeds the rotation detector")
-    func engineCredentials() throws {
+    func engineCredentials() async throws {
         let clock = ManualClock(Date(timeIntervalSince1970: 1_700_000_000))
         let imds = try TestIMDS(yaml: Self.yaml, manualClock: clock)
         let metrics = IMDSMetrics()
@@ -174,7 +172,7 @@ struct MetricsTests {
     }
 
     @Test("active connections come from the source set by the server")
-    func connections() {
+    func connections() async {
         let metrics = IMDSMetrics()
         metrics.setConnectionSource { [("data", 3), ("control", 1)] }
         let text = metrics.exposition()

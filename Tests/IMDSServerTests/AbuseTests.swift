@@ -21,7 +21,7 @@ struct AbuseTests {
     ) async throws {
         let imds = TestIMDS()
         let service = IMDSService(
-            engine: imds.engine, controlPlane: nil, configuration: .init(dataListen: [], controlListen: [], limits: limits))
+            dataPlane: imds.dataPlane, controlPlane: nil, configuration: .init(dataListen: [], controlListen: [], limits: limits))
         let listener = try await service.startDataListener(ListenAddress(host: "127.0.0.1", port: 0))
         do {
             try await body(listener)

@@ -19,9 +19,9 @@ struct ControlPlaneRouterTests {
         let router: ControlPlaneRouter
 
         init() {
-            admin = AdminAPI(engine: imds.engine)
+            admin = AdminAPI(store: imds.store)
             observability = ObservabilityAPI(observability: Observability())
-            ec2 = EC2ControlPlane(engine: imds.engine)
+            ec2 = EC2ControlPlane(store: imds.store)
             router = ControlPlaneRouter([observability.routes, admin.routes, ec2.routes])
         }
 
@@ -110,7 +110,7 @@ struct ControlPlaneRouterTests {
     /// answers decode into the shared types with the values that went in.
     @Test func adminTypesRoundTripBetweenServerAndCLI() async throws {
         let s = Surface()
-        let id = s.imds.engine.primaryInstanceID
+        let id = s.imds.store.snapshot.primaryInstanceID
         func exchange<T: Decodable>(_ method: String, _ path: String, _ body: (some Encodable)?, _ type: T.Type,
                                     status: Int = 200) async throws -> T {
             let r = await s.call(method, path, body.map { AdminJSON.encode($0) } ?? [])

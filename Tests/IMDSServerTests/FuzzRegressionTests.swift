@@ -12,7 +12,7 @@ struct FuzzRegressionTests {
     @Test(arguments: ["/admin/v1/events?=", "/admin/v1/events?a=1&=", "/admin/v1/health?==", "/admin/v1/faults?&=&"])
     func emptyQueryPairsAreNotACrash(target: String) async {
         let imds = TestIMDS()
-        let admin = AdminAPI(engine: imds.engine)
+        let admin = AdminAPI(store: imds.store)
         let r = await admin.respond(to: IMDSRequest(method: "GET", target: target, headers: [], peer: nil, bodyLength: 0, body: []))
         #expect(r.status == 200)
     }

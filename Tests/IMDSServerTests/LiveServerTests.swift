@@ -1,4 +1,5 @@
 import Foundation
+import IMDSControlPlane
 import IMDSCore
 import IMDSServer
 import IMDSTesting
@@ -118,12 +119,61 @@ struct LiveServerTests {
         }
     }
 
+    /// `ModifyInstanceMetadataOptions HttpProtocolIpv6=enabled`, sent to the EC2 API over its socket,
+    /// brings the IPv6 listener up through the store's change stream (nothing polls), and `disabled`
+    /// takes it down again.
+    @Test func anEC2ModifyReachesTheIPv6ListenerThroughTheChangeStream() async throws {
+        let imds = TestIMDS()
+        let id = imds.store.snapshot.primaryInstanceID
+        let service = IMDSService(
+            dataPlane: imds.dataPlane, controlPlane: EC2ControlPlane(store: imds.store),
+            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)],
+                                 controlListen: [ListenAddress(host: "127.0.0.1", port: 0)]))
+        let (changes, continuation) = AsyncStream<Bool>.makeStream()
+        service.onIPv6Change = { _, on in continuation.yield(on) }
+        try await service.start()
+        #expect(service.inactiveIPv6Addresses.count == 1)
+        let control = try #require(service.controlAddresses.first)
+        /// Sends the modify from a dispatch thread: a blocking socket read on the cooperative pool
+        /// could starve the control plane's own (async) handler on a 2-core machine.
+        func modify(_ value: String) async throws -> Int {
+            let body = "Action=ModifyInstanceMetadataOptions&Version=2016-11-15&InstanceId=\(id)&HttpProtocolIpv6=\(value)"
+            let request = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            let port = control.port
+            return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+                DispatchQueue.global().async { c.resume(with: Result { try RawHTTP.exchange(port: port, request).status }) }
+            }
+        }
+        /// The next listener change, or nil after 10 s (bounded: a missing push fails the test).
+        func next() async -> Bool? {
+            await withTaskGroup(of: Bool?.self) { group in
+                group.addTask { var it = changes.makeAsyncIterator(); return await it.next() }
+                group.addTask { try? await Task.sleep(for: .seconds(10)); return nil }
+                let first = await group.next() ?? nil
+                group.cancelAll()
+                return first
+            }
+        }
+        #expect(try await modify("enabled") == 200)
+        guard await next() == true, let v6 = service.dataAddresses.first(where: \.isIPv6) else {
+            await service.shutdown()
+            Issue.record("the IPv6 listener did not come up (no IPv6 loopback on this machine?)")
+            return
+        }
+        let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
+        #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
+        #expect(try await modify("disabled") == 200)
+        #expect(await next() == false)
+        #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
+        await service.shutdown()
+    }
+
     /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
     /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
     @Test func ipv6ListenerFollowsTheOption() async throws {
         let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
         let service = IMDSService(
-            engine: imds.engine, controlPlane: nil,
+            dataPlane: imds.dataPlane, controlPlane: nil,
             configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)]))
         try await service.start()
         guard let v6 = service.dataAddresses.first(where: \.isIPv6) else {
@@ -134,21 +184,16 @@ struct LiveServerTests {
         let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
         #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
 
-        let id = imds.engine.instanceIDs[0]
-        imds.engine.update(id) { rt, now in
-            var o = rt.options
-            o.httpProtocolIPv6 = .disabled
-            rt.setOptions(o, now: now)
-        }
+        let id = imds.store.snapshot.instanceIDs[0]
+        var o = imds.instance.options
+        o.httpProtocolIPv6 = .disabled
+        try await imds.store.apply([.setOptions(instanceID: id, o)])
         await service.reconcileIPv6()
         #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
         #expect(service.inactiveIPv6Addresses.map(\.port) == [v6.port])
 
-        imds.engine.update(id) { rt, now in
-            var o = rt.options
-            o.httpProtocolIPv6 = .enabled
-            rt.setOptions(o, now: now)
-        }
+        o.httpProtocolIPv6 = .enabled
+        try await imds.store.apply([.setOptions(instanceID: id, o)])
         await service.reconcileIPv6()
         #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
         await service.shutdown()

@@ -68,14 +68,17 @@ struct StatusTableTests {
 
     @Test func controlPlaneResponses() async throws {
         let imds = TestIMDS()
+        let ec2 = EC2ControlPlane(store: imds.store)
         for status in [400, 413, 431] {
-            Self.expectFromTable(IMDSService.malformedControlRequest(status: status), .control, "control plane, malformed \(status)")
+            Self.expectFromTable(IMDSResponse.httpErrorJSON(status: status), .control, "control plane (JSON), malformed \(status)")
+            let xml = ec2.httpErrorResponse(status: status)
+            Self.expectFromTable(xml, .control, "control plane (EC2 XML), malformed \(status)")
+            #expect(xml.bodyText.hasPrefix("<?xml") && xml.bodyText.contains("<Response><Errors><Error><Code>"), "\(xml.bodyText)")
         }
-        #expect(Self.statusLine(IMDSService.malformedControlRequest(status: 413)) == "HTTP/1.1 413 Content Too Large")
+        #expect(Self.statusLine(ec2.httpErrorResponse(status: 413)) == "HTTP/1.1 413 Content Too Large")
 
-        let ec2 = EC2ControlPlane(engine: imds.engine)
-        func query(_ form: String) -> IMDSResponse {
-            ec2.handle(IMDSRequest(method: "POST", target: "/", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+        func query(_ form: String) async -> IMDSResponse {
+            await ec2.handle(IMDSRequest(method: "POST", target: "/", headers: [("Content-Type", "application/x-www-form-urlencoded")],
                                    body: Array(form.utf8)))
         }
         let ec2Cases: [(String, Int)] = [
@@ -84,12 +87,12 @@ struct StatusTableTests {
             ("Action=DescribeInstances&Version=2016-11-15&DryRun=true", 412),
         ]
         for (form, status) in ec2Cases {
-            let r = query(form)
+            let r = await query(form)
             #expect(r.status == status, "\(form)")
             Self.expectFromTable(r, .control, form)
         }
 
-        let admin = AdminAPI(engine: imds.engine)
+        let admin = AdminAPI(store: imds.store)
         let adminCases: [(String, String, String?, Int)] = [
             ("GET", "/admin/v1/health", nil, 200),
             ("POST", "/admin/v1/events", #"{"type": "rebalance-recommendation"}"#, 201),

@@ -8,7 +8,7 @@ import IMDSCore
 // without a 5xx.
 
 enum Fixture {
-    static let secret = SymmetricKey(data: Array(repeating: UInt8(2), count: 32))
+    static let secret = Array(repeating: UInt8(2), count: 32)
     static let probes = ["/", "/latest/meta-data/", "/latest/meta-data/instance-id", "/latest/meta-data/iam/security-credentials/",
               "/latest/dynamic/instance-identity/document", "/latest/user-data", "/latest/meta-data/tags/instance/",
               "/latest/meta-data/events/maintenance/scheduled", "/latest/meta-data/spot/instance-action"]
@@ -25,7 +25,7 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
             FuzzInput.require(!error.message.isEmpty, "a ConfigError without a message")
             continue
         }
-        let engine = IMDSEngine(config: config, secret: Fixture.secret)
+        let engine = DataPlane(engine: IMDSEngine(), store: EmbeddedInstanceStore(config: config, secret: Fixture.secret))
         for path in Fixture.probes {
             let request = IMDSRequest(method: "GET", target: path, headers: [], peer: nil, bodyLength: 0, body: [])
             FuzzInput.checkDataPlane(request, engine.respond(to: request))

@@ -10,7 +10,7 @@ import IMDSCore
 // The EC2 Query API's form parsing has its own harness, FuzzEC2Query.
 
 enum Fixture {
-    static let secret = SymmetricKey(data: Array(repeating: UInt8(3), count: 32))
+    static let secret = Array(repeating: UInt8(3), count: 32)
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -18,8 +18,9 @@ public func fuzzControlPlane(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt 
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     var request = FuzzInput.request(bytes)
     if !request.target.hasPrefix("/admin/v1") { request.target = "/admin/v1" + request.target }
-    let engine = IMDSEngine(config: .embeddedDefault, secret: Fixture.secret, random: { 0 })
-    let admin = AdminAPI(engine: engine)
+    let store = EmbeddedInstanceStore(config: .embeddedDefault, secret: Fixture.secret)
+    let engine = DataPlane(engine: IMDSEngine(random: { 0 }), store: store)
+    let admin = AdminAPI(store: store)
     let req = request
     let response = FuzzInput.wait { await admin.respond(to: req) }
     let context = "\(request.method) \(request.target.debugDescription) → \(response.status)"

@@ -10,7 +10,7 @@ import IMDSCore
 // Content-Length, and the data plane must stay consistent afterwards.
 
 enum Fixture {
-    static let secret = SymmetricKey(data: Array(repeating: UInt8(5), count: 32))
+    static let secret = Array(repeating: UInt8(5), count: 32)
 }
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -27,8 +27,9 @@ public func fuzzEC2Query(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         method: "POST", target: target,
         headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"), ("Host", "127.0.0.1:1339")],
         peer: PeerAddress(ip: "127.0.0.1", port: 40000), bodyLength: body.count, body: body)
-    let engine = IMDSEngine(config: .embeddedDefault, secret: Fixture.secret, random: { 0 })
-    let ec2 = EC2ControlPlane(engine: engine)
+    let store = EmbeddedInstanceStore(config: .embeddedDefault, secret: Fixture.secret)
+    let engine = DataPlane(engine: IMDSEngine(random: { 0 }), store: store)
+    let ec2 = EC2ControlPlane(store: store)
     let response = FuzzInput.wait { await ec2.respond(to: request) }
     let context = "\(String(decoding: body.prefix(200), as: UTF8.self).debugDescription) → \(response.status)"
     FuzzInput.require((200..<500).contains(response.status), "EC2 API status: \(context)")

@@ -11,18 +11,18 @@ import IMDSCore
 /// Statics, not globals: main.swift globals are initialised by top-level code, which libFuzzer's
 /// own main never runs.
 enum Fixture {
-    static let engines: [IMDSEngine] = {
-        let secret = SymmetricKey(data: Array(repeating: UInt8(1), count: 32))
-        let plain = IMDSEngine(config: .embeddedDefault, secret: secret)
-        let required = IMDSEngine(
-            config: try! IMDSConfig.parse(Data("instance:\n  metadata-options:\n    http-tokens: required\n".utf8), isJSON: false),
-            secret: secret)
-        let events = IMDSEngine(config: .embeddedDefault, secret: secret)
-        for type in ["spot-interruption", "rebalance-recommendation"] {
-            let spec = try! EventSpec.decode(json: Data("{\"type\":\"\(type)\"}".utf8))
-            events.update(events.primaryInstanceID) { rt, now in rt.events.append(spec.resolve(base: now)) }
+    static let engines: [DataPlane] = {
+        let secret = Array(repeating: UInt8(1), count: 32)
+        func plane(_ config: IMDSConfig) -> DataPlane {
+            DataPlane(engine: IMDSEngine(), store: EmbeddedInstanceStore(config: config, secret: secret))
         }
-        return [plain, required, events]
+        let plain = plane(.embeddedDefault)
+        let required = plane(try! IMDSConfig.parse(Data("instance:\n  metadata-options:\n    http-tokens: required\n".utf8), isJSON: false))
+        var withEvents = IMDSConfig.embeddedDefault
+        for type in ["spot-interruption", "rebalance-recommendation"] {
+            withEvents.instance.eventTimeline.append(try! EventSpec.decode(json: Data("{\"type\":\"\(type)\"}".utf8)))
+        }
+        return [plain, required, plane(withEvents)]
     }()
 
     /// A token valid on every engine (same secret, same instance id), substituted for `$TOKEN`.

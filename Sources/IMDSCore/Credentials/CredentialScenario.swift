@@ -1,7 +1,7 @@
 import Foundation
 
 /// A credential situation to test SDK behaviour against, switchable at runtime.
-public enum CredentialScenario: Sendable, Equatable {
+public enum CredentialScenario: Sendable, Equatable, Codable {
     /// Normal rotation.
     case normal
     /// Credentials that expire `seconds` from the request (inside SDKs' refresh windows).

@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import IMDSWire
-import Synchronization
 
 /// What a request turned out to be, for logs and metrics (never contains a token or credential).
 public struct RequestOutcome: Sendable, Equatable {
@@ -28,123 +27,45 @@ public struct RequestOutcome: Sendable, Equatable {
     }
 }
 
-/// The IMDS data plane as a pure function of state: request in, response out. It never throws;
-/// every failure becomes the response EC2 would send.
-public final class IMDSEngine: Sendable {
-    struct State: Sendable {
-        var instances: [String: InstanceRuntime]
-        /// The instance answering requests (the engine picks the instance per request; with one
-        /// instance configured, it answers every peer).
-        var primaryID: String
-        var apiVersions: [String]
-        var accountDefaults: AccountDefaults
-        var faults: [Fault] = []
-    }
-
-    private let state: Mutex<State>
+/// The IMDS data plane as a pure function of (request, snapshot, now): it holds no state and never
+/// throws; every failure becomes the response EC2 would send. The state comes from an
+/// ``InstanceStore`` snapshot, read once per request (``DataPlane`` does that for listeners).
+public struct IMDSEngine: Sendable {
     public let clock: any IMDSClock
-    private let tokens: TokenAuthority
-    private let credentials: CredentialIssuer
-    private let signer: (any IdentityDocumentSigner)?
     private let random: @Sendable () -> Double
     private let external: (any ExternalCredentialSource)?
 
     /// - Parameters:
-    ///   - config: the instance and API versions.
-    ///   - secret: keys tokens and generated credentials; persist it to keep tokens valid across restarts.
-    ///   - accountDefaults: account-level metadata defaults applied at launch.
+    ///   - clock: the time ``DataPlane`` answers at.
+    ///   - random: decides probabilistic faults.
+    ///   - externalCredentials: real credentials (STS AssumeRole) for roles configured that way.
     public init(
-        config: IMDSConfig, secret: SymmetricKey = SymmetricKey(size: .bits256), clock: any IMDSClock = SystemClock(),
-        accountDefaults: AccountDefaults = AccountDefaults(), signer: (any IdentityDocumentSigner)? = nil,
-        random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
+        clock: any IMDSClock = SystemClock(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
         externalCredentials: (any ExternalCredentialSource)? = nil
     ) {
         self.clock = clock
         self.external = externalCredentials
-        self.signer = signer
         self.random = random
-        self.tokens = TokenAuthority(secret: secret)
-        self.credentials = CredentialIssuer(secret: secret)
-        let now = clock.now()
-        let runtime = Self.launch(config.instance, accountDefaults: accountDefaults, now: now, signer: signer)
-        self.state = Mutex(
-            State(
-                instances: [runtime.instance.instanceID: runtime], primaryID: runtime.instance.instanceID,
-                apiVersions: config.apiVersions, accountDefaults: accountDefaults, faults: config.faults))
-    }
-
-    static func launch(
-        _ instance: Instance, accountDefaults: AccountDefaults, now: Date, signer: (any IdentityDocumentSigner)?
-    ) -> InstanceRuntime {
-        let options = LaunchOptions.resolve(instance: instance, accountDefaults: accountDefaults)
-        let launchTime = instance.launchTime ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        var runtime = InstanceRuntime(instance: instance, options: options, launchTime: launchTime, now: now, signer: signer)
-        runtime.events = instance.eventTimeline.map { $0.resolve(base: now) }
-        return runtime
-    }
-
-    // MARK: - State access (control plane)
-
-    /// The ids of the instances served.
-    public var instanceIDs: [String] { state.withLock { $0.instances.keys.sorted() } }
-
-    /// A copy of an instance's runtime state.
-    public func runtime(_ instanceID: String) -> InstanceRuntime? { state.withLock { $0.instances[instanceID] } }
-
-    /// Runs `body` on an instance's state under the lock; returns nil for an unknown instance.
-    @discardableResult
-    public func update<T>(_ instanceID: String, _ body: (inout InstanceRuntime, Date) throws -> T) rethrows -> T? {
-        let now = clock.now()
-        return try state.withLock { s -> T? in
-            guard var r = s.instances[instanceID] else { return nil }
-            let result = try body(&r, now)
-            s.instances[instanceID] = r
-            return result
-        }
-    }
-
-    public var accountDefaults: AccountDefaults {
-        get { state.withLock { $0.accountDefaults } }
-    }
-
-    public func setAccountDefaults(_ d: AccountDefaults) { state.withLock { $0.accountDefaults = d } }
-
-    /// Replaces the served instance with the one in `config` (a reload). An instance whose id is
-    /// unchanged keeps its launch time and tokens; it is launched anew from the file otherwise.
-    public func reload(_ config: IMDSConfig) {
-        let now = clock.now()
-        state.withLock { s in
-            var runtime = Self.launch(config.instance, accountDefaults: s.accountDefaults, now: now, signer: signer)
-            if let old = s.instances[config.instance.instanceID] {
-                let events = runtime.events
-                runtime = InstanceRuntime(
-                    instance: config.instance, options: runtime.options,
-                    launchTime: config.instance.launchTime ?? old.launchTime, now: now,
-                    tokenGeneration: old.tokenGeneration, signer: signer)
-                runtime.events = events
-            }
-            s.instances = [runtime.instance.instanceID: runtime]
-            s.primaryID = runtime.instance.instanceID
-            s.apiVersions = config.apiVersions
-            s.faults = config.faults
-        }
     }
 
     // MARK: - Requests
 
-    /// Answers one data-plane request.
-    public func respond(to request: IMDSRequest) -> IMDSResponse {
-        let now = clock.now()
-        let (runtime, versions, faults) = state.withLock { s in (s.instances[s.primaryID]!, s.apiVersions, s.faults) }
-        var ctx = Context(request: request, now: now, runtime: runtime)
+    /// Answers one data-plane request as `snapshot`'s primary instance at `now`.
+    /// - Parameter consume: takes one use of a counted fault; false when it is used up (by a
+    ///   concurrent request). Only asked for faults with a count.
+    public func respond(
+        to request: IMDSRequest, snapshot: StoreSnapshot, now: Date, consume: (String) -> Bool = { _ in true }
+    ) -> IMDSResponse {
+        let faults = snapshot.faults
+        var ctx = Context(request: request, now: now, runtime: snapshot.primary, keys: snapshot.keys)
         var response: IMDSResponse
         // Faults match the normalized path (collapsed slashes, no query), computed once per request.
         let faultPath = faults.isEmpty ? "" : Self.faultPath(request.target)
-        if !faults.isEmpty, let faulted = applyFaults(faults, path: faultPath, &ctx) {
+        if !faults.isEmpty, let faulted = applyFaults(faults, path: faultPath, &ctx, consume) {
             response = faulted
         } else {
-            response = handle(&ctx, versions: versions)
-            if !faults.isEmpty { applyPostFaults(faults, path: faultPath, &ctx, &response) }
+            response = handle(&ctx, versions: snapshot.apiVersions)
+            if !faults.isEmpty { applyPostFaults(faults, path: faultPath, &ctx, &response, consume) }
         }
         response.outcome = ctx.outcome
         if request.method == "HEAD" { response.omitBody = true }
@@ -155,13 +76,15 @@ public final class IMDSEngine: Sendable {
         let request: IMDSRequest
         let now: Date
         let runtime: InstanceRuntime
+        let keys: SecretKeys
         var outcome: RequestOutcome
         /// Remaining seconds of a valid token, sent back on the response.
         var remainingTTL: Int?
-        init(request: IMDSRequest, now: Date, runtime: InstanceRuntime) {
+        init(request: IMDSRequest, now: Date, runtime: InstanceRuntime, keys: SecretKeys) {
             self.request = request
             self.now = now
             self.runtime = runtime
+            self.keys = keys
             self.outcome = RequestOutcome(instanceID: runtime.instance.instanceID)
         }
     }
@@ -200,7 +123,7 @@ public final class IMDSEngine: Sendable {
         // Authentication: a token header makes the request IMDSv2, and the token must be valid.
         if let token = req.header(IMDSHeader.token) {
             ctx.outcome.version = .v2
-            switch tokens.validate(token, instanceID: ctx.runtime.instance.instanceID, now: ctx.now,
+            switch ctx.keys.tokens.validate(token, instanceID: ctx.runtime.instance.instanceID, now: ctx.now,
                                    generation: ctx.runtime.tokenGeneration) {
             case .success(let remaining):
                 ctx.remainingTTL = remaining
@@ -249,7 +172,7 @@ public final class IMDSEngine: Sendable {
                 r.hopLimit = hop
                 return r
             }
-            let token = tokens.issue(
+            let token = ctx.keys.tokens.issue(
                 instanceID: ctx.runtime.instance.instanceID, ttl: ttl, now: ctx.now,
                 generation: ctx.runtime.tokenGeneration)
             ctx.outcome.tokenIssued = true
@@ -337,7 +260,7 @@ public final class IMDSEngine: Sendable {
         switch value {
         case .iamInfo:
             guard let iam = i.iam else { return ("", ctx.now) }
-            var c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
+            var c = ctx.keys.credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
                                             settings: iam.credentials, now: ctx.now)
             if case .assumeRole = iam.credentials.source, case .credentials(let real)? = external?.current(instanceID: i.instanceID, role: iam.role) {
                 c = real
@@ -350,7 +273,7 @@ public final class IMDSEngine: Sendable {
             ]), c.lastUpdated)
         case .roleCredentials(let extended):
             guard let iam = i.iam else { return ("", ctx.now) }
-            var c = credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
+            var c = ctx.keys.credentials.credentials(instanceID: i.instanceID, role: iam.role, delivery: delivery,
                                             settings: iam.credentials, now: ctx.now)
             if case .assumeRole = iam.credentials.source {
                 switch external?.current(instanceID: i.instanceID, role: iam.role) {
@@ -385,7 +308,7 @@ public final class IMDSEngine: Sendable {
             }
             return (Self.credentialsJSON(c, accountID: extended ? i.accountID : nil), c.lastUpdated)
         case .identityCredentialsInfo:
-            let c = credentials.credentials(instanceID: i.instanceID, role: "ec2-instance", delivery: .identity,
+            let c = ctx.keys.credentials.credentials(instanceID: i.instanceID, role: "ec2-instance", delivery: .identity,
                                             settings: CredentialSettings(distinctV1Credentials: false), now: ctx.now)
             return (EC2JSON.pretty([
                 ("Code", .string("Success")),
@@ -393,7 +316,7 @@ public final class IMDSEngine: Sendable {
                 ("AccountId", .string(i.accountID)),
             ]), c.lastUpdated)
         case .identityCredentials:
-            let c = credentials.credentials(instanceID: i.instanceID, role: "ec2-instance", delivery: .identity,
+            let c = ctx.keys.credentials.credentials(instanceID: i.instanceID, role: "ec2-instance", delivery: .identity,
                                             settings: CredentialSettings(distinctV1Credentials: false), now: ctx.now)
             return (Self.credentialsJSON(c, accountID: nil), c.lastUpdated)
         }
@@ -421,7 +344,7 @@ public final class IMDSEngine: Sendable {
         RequestTarget(target).map { "/" + $0.components.joined(separator: "/") + ($0.trailingSlash && !$0.components.isEmpty ? "/" : "") } ?? target
     }
 
-    private func applyFaults(_ faults: [Fault], path: String, _ ctx: inout Context) -> IMDSResponse? {
+    private func applyFaults(_ faults: [Fault], path: String, _ ctx: inout Context, _ consume: (String) -> Bool) -> IMDSResponse? {
         let isTokenPUT = ctx.request.method == "PUT" && path.hasSuffix("/api/token")
         for f in faults where (f.instanceID == nil || f.instanceID == ctx.runtime.instance.instanceID) && f.matches(path: path) {
             if f.kind.isTokenFault && !isTokenPUT { continue }
@@ -429,7 +352,7 @@ public final class IMDSEngine: Sendable {
             case .latency, .tokenTTLHeaderMissing: continue  // applied after the response is built
             default: break
             }
-            guard random() < f.probability, consume(f) else { continue }
+            guard random() < f.probability, (f.remaining == nil || consume(f.id)) else { continue }
             ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
             switch f.kind {
             case .hang, .tokenTimeout:
@@ -459,15 +382,15 @@ public final class IMDSEngine: Sendable {
     }
 
     /// Faults that alter a built response: added latency, a missing TTL header on token responses.
-    private func applyPostFaults(_ faults: [Fault], path: String, _ ctx: inout Context, _ response: inout IMDSResponse) {
+    private func applyPostFaults(_ faults: [Fault], path: String, _ ctx: inout Context, _ response: inout IMDSResponse, _ consume: (String) -> Bool) {
         for f in faults where (f.instanceID == nil || f.instanceID == ctx.runtime.instance.instanceID) && f.matches(path: path) {
             switch f.kind {
             case .latency(let ms):
-                guard random() < f.probability, consume(f) else { continue }
+                guard random() < f.probability, (f.remaining == nil || consume(f.id)) else { continue }
                 response.delayMilliseconds += ms
                 ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
             case .tokenTTLHeaderMissing where ctx.outcome.tokenIssued:
-                guard random() < f.probability, consume(f) else { continue }
+                guard random() < f.probability, (f.remaining == nil || consume(f.id)) else { continue }
                 response.headers.removeAll { $0.name == IMDSHeader.tokenTTLResponse }
                 ctx.outcome.fault = "\(f.kind.typeName) \(f.id)"
             default:
@@ -475,44 +398,6 @@ public final class IMDSEngine: Sendable {
             }
         }
     }
-
-    /// Takes one use of a counted fault; false when it has been used up (by a concurrent request).
-    private func consume(_ fault: Fault) -> Bool {
-        guard fault.remaining != nil else { return true }
-        return state.withLock { s in
-            guard let i = s.faults.firstIndex(where: { $0.id == fault.id }), let left = s.faults[i].remaining, left > 0 else {
-                return false
-            }
-            if left == 1 { s.faults.remove(at: i) } else { s.faults[i].remaining = left - 1 }
-            return true
-        }
-    }
-
-    // MARK: - Events, faults and scenarios (the admin API)
-
-    /// Faults active now.
-    public var faults: [Fault] { state.withLock { $0.faults } }
-
-    public func addFault(_ fault: Fault) { state.withLock { $0.faults.append(fault) } }
-
-    /// Removes one fault (nil id: all); returns how many were removed.
-    @discardableResult
-    public func removeFaults(id: String?) -> Int {
-        state.withLock { s in
-            let before = s.faults.count
-            s.faults.removeAll { id == nil || $0.id == id }
-            return before - s.faults.count
-        }
-    }
-
-    /// Invalidates every token issued so far for the instance: clients must PUT again after a 401.
-    @discardableResult
-    public func invalidateTokens(instanceID: String) -> Bool {
-        update(instanceID) { rt, _ in rt.tokenGeneration &+= 1 } != nil
-    }
-
-    /// The primary instance's id (the one answering every peer while one instance is configured).
-    public var primaryInstanceID: String { state.withLock { $0.primaryID } }
 
     // MARK: - Responses
 

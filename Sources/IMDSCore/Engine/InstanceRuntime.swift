@@ -51,12 +51,14 @@ public struct InstanceRuntime: Sendable {
     }
 
     public mutating func setTags(_ new: [(key: String, value: String)], now: Date) {
+        guard new.map({ [$0.key, $0.value] }) != tags.map({ [$0.key, $0.value] }) else { return }
         tags = new
         rebuild(now: now)
     }
 
     /// Switches the credential scenario; detaching or changing the role rebuilds the tree.
     public mutating func setCredentialScenario(_ scenario: CredentialScenario, now: Date) {
+        guard scenario != credentialScenario else { return }
         credentialScenario = scenario
         var iam = configuredIAM
         switch scenario {
@@ -70,5 +72,51 @@ public struct InstanceRuntime: Sendable {
             instance.iam = iam
             rebuild(now: now)
         }
+    }
+}
+
+/// How the config file launched an instance: what its runtime state is derived from, before the
+/// changes recorded in its ``InstanceRecord``.
+struct LaunchBase: Sendable {
+    var instance: Instance
+    var options: MetadataOptions
+    var launchTime: Date
+    var events: [InstanceEvent]
+}
+
+extension InstanceRuntime {
+    /// The runtime for `base` with `record`'s changes, reusing `previous` (built from the same base)
+    /// so that only what changed is rebuilt (the tree, and its signed identity document, only when
+    /// tags, their visibility or the role changed).
+    static func derive(base: LaunchBase, record: InstanceRecord?, previous: InstanceRuntime?, now: Date,
+                       signer: (any IdentityDocumentSigner)?) -> InstanceRuntime {
+        let record = record ?? InstanceRecord()
+        let options = record.options ?? base.options
+        let tags = record.tags.map { $0.map { (key: $0.key, value: $0.value) } } ?? base.instance.tags
+        var rt: InstanceRuntime
+        if let previous, previous.configuredIAM == base.instance.iam, previous.launchTime == base.launchTime,
+            previous.instance.instanceID == base.instance.instanceID, previous.baseMatches(base.instance)
+        {
+            rt = previous
+            rt.setOptions(options, now: now)
+            rt.setTags(tags, now: now)
+        } else {
+            var launched = base.instance
+            launched.tags = tags
+            rt = InstanceRuntime(instance: launched, options: options, launchTime: base.launchTime, now: now, signer: signer)
+        }
+        rt.tokenGeneration = record.tokenGeneration
+        rt.events = record.events ?? base.events
+        rt.setCredentialScenario(record.credentialScenario ?? .normal, now: now)
+        return rt
+    }
+
+    /// Whether this runtime was built from `instance` (ignoring what the runtime itself changes:
+    /// tags and, through a credential scenario, the role).
+    func baseMatches(_ instance: Instance) -> Bool {
+        var mine = self.instance
+        mine.iam = configuredIAM
+        mine.tags = instance.tags
+        return mine == instance
     }
 }

@@ -1,6 +1,6 @@
 /// A way to make the data plane misbehave on purpose, for testing clients' resilience.
-public struct Fault: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+public struct Fault: Sendable, Equatable, Codable {
+    public enum Kind: Sendable, Equatable, Codable {
         /// Add this many milliseconds before the response.
         case latency(milliseconds: Int)
         /// Answer 429 Too Many Requests.

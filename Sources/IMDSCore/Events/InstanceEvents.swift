@@ -1,8 +1,8 @@
 import Foundation
 
 /// An event scheduled on an instance: it appears in the metadata at `at` and stays until cleared.
-public struct InstanceEvent: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
+public struct InstanceEvent: Sendable, Equatable, Codable {
+    public enum Kind: Sendable, Equatable, Codable {
         /// `spot/instance-action` (`terminate`, `stop` or `hibernate` at `time`) and, for terminate,
         /// `spot/termination-time`.
         case spotInterruption(action: String, time: Date)
@@ -27,7 +27,7 @@ public struct InstanceEvent: Sendable, Equatable {
     }
 
     /// Scheduled maintenance moves to `history` as EC2 does when it ends.
-    public enum MaintenanceState: String, Sendable, Equatable { case active, completed, canceled }
+    public enum MaintenanceState: String, Sendable, Equatable, Codable { case active, completed, canceled }
 
     public var id: String
     public var kind: Kind

@@ -9,7 +9,7 @@ struct EngineTransport: IMDSTransport {
     let imds: TestIMDS
 
     func send(_ request: IMDSHTTPRequest, to endpoint: IMDSEndpoint, timeouts: IMDSTimeouts) async throws -> IMDSHTTPResponse {
-        let r = imds.engine.respond(to: IMDSRequest(
+        let r = imds.respond(to: IMDSRequest(
             method: request.method, target: request.path,
             headers: [(name: "Host", value: endpoint.authority)] + request.headers.map { (name: $0.name, value: $0.value) },
             peer: PeerAddress(ip: "127.0.0.1", port: 40000)))

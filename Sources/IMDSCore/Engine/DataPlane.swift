@@ -1,0 +1,27 @@
+import Foundation
+
+/// The data plane as listeners run it: each request reads the store's current snapshot once and
+/// is answered by the engine at the clock's time. The only write is one use of a counted fault,
+/// submitted to the store (durable shortly after, without making the request wait for a disk).
+public struct DataPlane: Sendable {
+    public let engine: IMDSEngine
+    public let store: any InstanceStore
+
+    public init(engine: IMDSEngine, store: any InstanceStore) {
+        self.engine = engine
+        self.store = store
+    }
+
+    /// Answers one data-plane request.
+    public func respond(to request: IMDSRequest) -> IMDSResponse {
+        let store = self.store
+        return engine.respond(to: request, snapshot: store.snapshot, now: engine.clock.now()) { id in
+            (try? store.submit([.consumeFault(id: id)])) != nil
+        }
+    }
+
+    /// The response for a request the transport could not parse (sent before any engine logic).
+    public func malformedRequestResponse(status: Int = 400) -> IMDSResponse {
+        engine.malformedRequestResponse(status: status)
+    }
+}

@@ -1,0 +1,125 @@
+import Crypto
+import Foundation
+import HashTreeCollections
+
+/// The keys derived from the store's secret, keyed once (HMAC key schedules are not cheap).
+public struct SecretKeys: Sendable {
+    public let tokens: TokenAuthority
+    public let credentials: CredentialIssuer
+    init(_ secret: [UInt8]) {
+        let key = SymmetricKey(data: secret)
+        tokens = TokenAuthority(secret: key)
+        credentials = CredentialIssuer(secret: key)
+    }
+}
+
+/// One consistent view of everything an ``InstanceStore`` owns, at one revision. A value: reading it
+/// takes no lock and does no I/O, and holding it while the store moves on is free (the maps are
+/// persistent hash tries that share structure with the next snapshot).
+public struct StoreSnapshot: Sendable {
+    /// The revision this snapshot shows (every batch up to it applied, none after it).
+    public internal(set) var revision: StoreRevision
+    /// The instances served, by instance id.
+    var instances: TreeDictionary<String, InstanceRuntime>
+    /// The instance answering data-plane requests (one instance is configured: it answers every peer).
+    public internal(set) var primaryInstanceID: String
+    /// Versions listed at `/` and served as trees.
+    public internal(set) var apiVersions: [String]
+    /// Faults active now.
+    public internal(set) var faults: [Fault]
+    /// Keys derived from the secret.
+    public internal(set) var keys: SecretKeys
+    /// What the snapshot was derived from: the durable state and the config file's launches.
+    public internal(set) var durable: DurableState
+    var bases: TreeDictionary<String, LaunchBase>
+    var config: IMDSConfig
+    var signer: (any IdentityDocumentSigner)?
+
+    /// The instance `id` as it is in this snapshot; nil when it is not served.
+    public func instance(_ id: String) -> InstanceRuntime? { instances[id] }
+
+    /// Every instance served, in instance-id order.
+    public var allInstances: [InstanceRuntime] { instanceIDs.compactMap { instances[$0] } }
+
+    /// The ids of the instances served, sorted.
+    public var instanceIDs: [String] { instances.keys.sorted() }
+
+    /// The account's metadata defaults in effect: set through the API, else the config file's.
+    public var accountDefaults: AccountDefaults {
+        durable.accountDefaults ?? config.accountDefaults ?? AccountDefaults()
+    }
+
+    /// Whether the account defaults were set through the API (then the config file's do not apply).
+    public var accountDefaultsFromAPI: Bool { durable.accountDefaults != nil }
+
+    /// The durable record of an instance (what the control plane and admin API changed on it).
+    public func record(_ instanceID: String) -> InstanceRecord? { durable.records[instanceID] }
+
+    /// The primary instance's runtime.
+    public var primary: InstanceRuntime { instances[primaryInstanceID]! }
+
+    /// The snapshot for `config` over `durable`: every configured instance launched with the
+    /// account defaults in effect and the durable changes applied. `previous` (the snapshot before a
+    /// reload) keeps the launch time of an instance whose id is unchanged.
+    static func launch(
+        config: IMDSConfig, durable: DurableState, revision: StoreRevision, now: Date,
+        signer: (any IdentityDocumentSigner)?, previous: StoreSnapshot?
+    ) -> StoreSnapshot {
+        let defaults = durable.accountDefaults ?? config.accountDefaults ?? AccountDefaults()
+        let instance = config.instance
+        let id = instance.instanceID
+        let launchTime = instance.launchTime ?? previous?.bases[id]?.launchTime
+            ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+        let base = LaunchBase(
+            instance: instance, options: LaunchOptions.resolve(instance: instance, accountDefaults: defaults),
+            launchTime: launchTime, events: instance.eventTimeline.map { $0.resolve(base: now) })
+        let runtime = InstanceRuntime.derive(base: base, record: durable.records[id], previous: nil, now: now, signer: signer)
+        return StoreSnapshot(
+            revision: revision, instances: [id: runtime], primaryInstanceID: id, apiVersions: config.apiVersions,
+            faults: durable.faults ?? config.faults, keys: SecretKeys(durable.secret ?? Array(repeating: 0, count: 32)),
+            durable: durable, bases: [id: base], config: config, signer: signer)
+    }
+
+    /// The changes that make `changes` replayable without the config file: the config's faults are
+    /// materialized (`.setFaults`) before the first change to them.
+    func normalized(_ changes: [StoreChange]) -> [StoreChange] {
+        guard durable.faults == nil else { return changes }
+        var out: [StoreChange] = []
+        var materialized = false
+        for c in changes {
+            switch c {
+            case .addFault, .removeFaults, .consumeFault:
+                if !materialized { out.append(.setFaults(config.faults)); materialized = true }
+            case .setFaults: materialized = true
+            case .resetFaults: materialized = false
+            default: break
+            }
+            out.append(c)
+        }
+        return out
+    }
+
+    /// This snapshot with `changes` applied (all or nothing), at `revision`.
+    func applying(_ changes: [StoreChange], revision: StoreRevision, now: Date) throws(StoreError) -> StoreSnapshot {
+        var next = self
+        var touched = Set<String>()
+        var secretChanged = false
+        for change in changes {
+            if let id = change.instanceID {
+                guard instances[id] != nil else { throw .unknownInstance(id) }
+                touched.insert(id)
+            }
+            if case .setSecret = change { secretChanged = true }
+            try next.durable.apply(change)
+        }
+        for id in touched {
+            guard let base = next.bases[id] else { continue }
+            next.instances[id] = InstanceRuntime.derive(
+                base: base, record: next.durable.records[id], previous: next.instances[id], now: now, signer: signer)
+        }
+        next.faults = next.durable.faults ?? config.faults
+        if secretChanged, let s = next.durable.secret { next.keys = SecretKeys(s) }
+        next.revision = revision
+        return next
+    }
+}
