@@ -189,7 +189,7 @@ struct Serve: AsyncParsableCommand {
         // A scan may take as long as a response may wait for it (at least 100 ms).
         let attributor = noCallerAttribution ? nil : CallerAttributor(budget: .milliseconds(max(100, attributionHoldMs)))
         if let attributor, !attributor.isAvailable {
-            logger.warning("/proc/net/tcp is not readable: callers will not be attributed to processes")
+            logger.warning("netlink SOCK_DIAG or /proc is not available: callers will not be attributed to processes")
         }
         let observability = Observability(
             metrics: metrics, accessLog: accessLogWriter, attributor: attributor, holdLimit: .milliseconds(attributionHoldMs))
