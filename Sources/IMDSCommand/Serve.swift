@@ -95,6 +95,10 @@ struct Serve: AsyncParsableCommand {
             accessKeys.append(ControlPlaneAccessKey(accessKeyID: id, secretAccessKey: secret))
         }
 
+        // Configured secrets never appear in the access log, the caller table or the dashboard.
+        let startSecrets = imdsConfig.secrets + accessKeys.map(\.secretAccessKey)
+        Redaction.setConfiguredSecrets(startSecrets)
+
         // Decided on the resolved address that is bound, not on the name (a name such as
         // "localhost" or "ctl.internal" may resolve to a public address).
         let controlAddress: ListenAddress
@@ -254,6 +258,7 @@ struct Serve: AsyncParsableCommand {
                 do {
                     let fresh = try IMDSConfig.load(path: path)
                     try await ec2.reload(fresh)
+                    Redaction.setConfiguredSecrets(startSecrets + fresh.secrets)
                     logger.notice("SIGHUP: reloaded \(path)")
                     print("imds: reloaded \(path)")
                 } catch let error as EC2Error {

@@ -1,26 +1,43 @@
 import Foundation
+import Synchronization
 
-/// Removes secrets from text that is about to be logged or shown (command lines, paths).
+/// Removes secrets from text that is about to be logged or shown (paths, command lines, errors).
 ///
 /// A process's command line often carries the very token it sends (`curl -H "X-aws-ec2-metadata-token: $TOKEN"`
-/// expands to the token itself). Tokens and credentials must never appear in logs, not even
-/// truncated, so each of these is replaced by `[redacted]` as a whole:
-/// - any value given to an `X-aws-ec2-metadata-token` header (`name: value` or `name=value`);
-/// - strings shaped like an IMDS token or an AWS secret (runs of 32 or more base64 / base64url
-///   characters mixing upper case, lower case and digits);
-/// - AWS access key ids (`AKIA…`, `ASIA…`);
-/// - any exact secret passed in `known` (the token the request carried).
+/// expands to the token itself), and a token pasted by mistake into a URL path is logged with the path.
+/// Tokens and credentials must never appear in logs, not even truncated, so each of these is replaced
+/// by `[redacted]` as a whole. Detection is by **structure**, never by how random text looks:
+/// - the exact secrets passed in `known` (the token a request carried) and every configured secret
+///   (``setConfiguredSecrets(_:)``: control-plane keys, fixed and source credentials);
+/// - IMDS session tokens by their known shape: this server's start `AQAEA` (its fixed first bytes),
+///   and any token in EC2's form, 54 URL-safe base64 characters and `==` (56 in all), wherever it
+///   appears, even glued to other characters (`…/security-credentials/<token>x`);
+/// - STS session tokens by their fixed prefixes (`IQoJb3JpZ2lu`, `FwoGZXIvYXdzE`, `FQoGZXIvYXdzE`);
+/// - AWS access key ids (`AKIA…`, `ASIA…` and 16 upper-case letters or digits);
+/// - the value of anything named like a secret (`X-aws-ec2-metadata-token: v`, `TOKEN=v`,
+///   `aws_secret_access_key=v`, `"SecretAccessKey": "v"`, `?token=v`): names containing `token`
+///   (but not `ttl`), `secret`, `password` or `passwd`.
 public enum Redaction {
     public static let marker = "[redacted]"
+
+    private static let configured = Mutex<[String]>([])
+
+    /// Secrets from the configuration that must never be shown (replaced wherever they appear);
+    /// set by the server at start and on every reload. Values shorter than 4 characters are ignored.
+    public static func setConfiguredSecrets(_ secrets: [String]) {
+        let list = Set(secrets.filter { $0.utf8.count >= 4 }).sorted { $0.utf8.count > $1.utf8.count }
+        configured.withLock { $0 = list }
+    }
 
     /// `text` with secrets replaced by ``marker``.
     public static func redact(_ text: String, known: [String] = []) -> String {
         var s = text
-        for secret in known where secret.utf8.count >= 8 {
+        let exact = known.filter { $0.utf8.count >= 8 } + configured.withLock { $0 }
+        for secret in exact where s.contains(secret) {
             s = s.replacingAll(secret, with: marker)
         }
-        s = redactTokenHeaders(s)
-        s = redactRuns(s)
+        s = redactNamedValues(s)
+        s = redactShapes(s)
         return s
     }
 
@@ -31,7 +48,7 @@ public enum Redaction {
         for i in out.indices.dropLast() {
             let a = out[i].lowercased()
             if a.hasSuffix("metadata-token") || a.hasSuffix("metadata-token:") || a.contains("secret") || a == "--token"
-                || a == "--session-token" || a.hasSuffix("session_token")
+                || a == "--session-token" || a.hasSuffix("session_token") || a.contains("password")
             {
                 if out[i + 1] != marker && !out[i + 1].hasPrefix("-") { out[i + 1] = marker }
             }
@@ -39,43 +56,16 @@ public enum Redaction {
         return out
     }
 
-    /// `X-aws-ec2-metadata-token: value` / `=value` (any case, any spacing) → `X-aws-ec2-metadata-token: [redacted]`.
-    static func redactTokenHeaders(_ s: String) -> String {
-        let lower = Array(s.lowercased().utf8)
-        let name = Array("x-aws-ec2-metadata-token".utf8)
-        let bytes = Array(s.utf8)
-        guard lower.count == bytes.count, lower.count >= name.count else { return s }
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count)
-        var i = 0
-        while i < bytes.count {
-            if i + name.count <= lower.count, Array(lower[i..<(i + name.count)]) == name {
-                var j = i + name.count
-                // The TTL header shares the prefix; it holds no secret.
-                if j < lower.count, lower[j] == UInt8(ascii: "-") {
-                    out.append(contentsOf: bytes[i..<j])
-                    i = j
-                    continue
-                }
-                while j < bytes.count, bytes[j] == 32 || bytes[j] == 9 { j += 1 }
-                if j < bytes.count, bytes[j] == UInt8(ascii: ":") || bytes[j] == UInt8(ascii: "=") {
-                    j += 1
-                    while j < bytes.count, bytes[j] == 32 || bytes[j] == 9 { j += 1 }
-                    var end = j
-                    while end < bytes.count, !Self.isDelimiter(bytes[end]) { end += 1 }
-                    out.append(contentsOf: bytes[i..<j])
-                    if end > j { out.append(contentsOf: marker.utf8) }
-                    i = end
-                    continue
-                }
-                out.append(contentsOf: bytes[i..<j])
-                i = j
-                continue
-            }
-            out.append(bytes[i])
-            i += 1
-        }
-        return String(decoding: out, as: UTF8.self)
+    // MARK: - Named values
+
+    static func isNameChar(_ c: UInt8) -> Bool {
+        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
+    }
+
+    static func isSecretName(_ name: ArraySlice<UInt8>) -> Bool {
+        let lower = String(decoding: name, as: UTF8.self).lowercased()
+        if lower.contains("ttl") { return false }  // X-aws-ec2-metadata-token-ttl-seconds holds no secret
+        return lower.contains("token") || lower.contains("secret") || lower.contains("password") || lower.contains("passwd")
     }
 
     static func isDelimiter(_ c: UInt8) -> Bool {
@@ -83,93 +73,128 @@ public enum Redaction {
             || c == UInt8(ascii: "&") || c == UInt8(ascii: ",")
     }
 
-    static func isSecretChar(_ c: UInt8) -> Bool {
-        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == UInt8(ascii: "+") || c == UInt8(ascii: "/")
-            || c == UInt8(ascii: "=") || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
-    }
-
-    /// Replaces secret-shaped runs of base64 characters, and access key ids.
-    ///
-    /// A run is secret-shaped when it is 32+ characters of random-looking text (at least two of
-    /// upper case, lower case and digits, with upper case inside words), or looks like an IMDS token
-    /// (40+ characters starting with `AQA` or ending with `==`). Paths and URLs are runs too (`/` and
-    /// `-` are base64), so a run with `/` counts as secret only when most of its pieces look random.
-    static func redactRuns(_ s: String) -> String {
+    /// `NAME: value`, `NAME=value`, `"NAME": "value"` where NAME names a secret → `NAME: [redacted]`.
+    static func redactNamedValues(_ s: String) -> String {
         let bytes = Array(s.utf8)
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = 0
         while i < bytes.count {
-            guard isSecretChar(bytes[i]) else {
+            guard isNameChar(bytes[i]), i == 0 || !isNameChar(bytes[i - 1]) else {
                 out.append(bytes[i])
                 i += 1
                 continue
             }
-            var end = i
-            while end < bytes.count, isSecretChar(bytes[end]) { end += 1 }
-            var run = Array(bytes[i..<end])
-            // `NAME=value`: keep the name, judge the value.
-            if let eq = run.firstIndex(of: UInt8(ascii: "=")), eq > 0, eq + 1 < run.count, run[eq + 1] != UInt8(ascii: "="),
-                run[..<eq].allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 || $0 == 45 })
-            {
-                out.append(contentsOf: run[...eq])
-                run = Array(run[(eq + 1)...])
+            var j = i
+            while j < bytes.count, isNameChar(bytes[j]) { j += 1 }
+            out.append(contentsOf: bytes[i..<j])
+            guard isSecretName(bytes[i..<j]) else {
+                i = j
+                continue
             }
-            if isSecretRun(run) {
-                out.append(contentsOf: marker.utf8)
+            // Optional closing quote of a quoted name, blanks, then `:` or `=`, blanks.
+            var k = j
+            if k < bytes.count, bytes[k] == UInt8(ascii: "\"") || bytes[k] == UInt8(ascii: "'") { k += 1 }
+            while k < bytes.count, bytes[k] == 32 || bytes[k] == 9 { k += 1 }
+            guard k < bytes.count, bytes[k] == UInt8(ascii: ":") || bytes[k] == UInt8(ascii: "=") else {
+                i = j
+                continue
+            }
+            k += 1
+            while k < bytes.count, bytes[k] == 32 || bytes[k] == 9 { k += 1 }
+            var valueStart = k, valueEnd = k
+            if k < bytes.count, bytes[k] == UInt8(ascii: "\"") || bytes[k] == UInt8(ascii: "'") {
+                let quote = bytes[k]
+                valueStart = k + 1
+                valueEnd = valueStart
+                while valueEnd < bytes.count, bytes[valueEnd] != quote { valueEnd += 1 }
             } else {
-                out.append(contentsOf: redactKeyIDs(run))
+                while valueEnd < bytes.count, !isDelimiter(bytes[valueEnd]) { valueEnd += 1 }
             }
-            i = end
+            out.append(contentsOf: bytes[j..<valueStart])
+            if valueEnd > valueStart { out.append(contentsOf: marker.utf8) }
+            i = valueEnd
         }
         return String(decoding: out, as: UTF8.self)
     }
 
-    static func isSecretRun(_ run: [UInt8]) -> Bool {
-        if run.count >= 40 && (run.starts(with: Array("AQA".utf8)) || run.suffix(2) == [61, 61]) && !run.contains(UInt8(ascii: "/")) {
-            return true
-        }
-        guard run.count >= 32 else { return false }
-        let pieces = run.split(separator: UInt8(ascii: "/"))
-        let randomLooking = pieces.filter { $0.count >= 6 && looksRandom($0) }.reduce(0) { $0 + $1.count }
-        return Double(randomLooking) >= 0.6 * Double(run.count)
+    // MARK: - Shapes
+
+    static func isURLBase64(_ c: UInt8) -> Bool {
+        (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c == UInt8(ascii: "-") || c == UInt8(ascii: "_")
     }
 
-    /// Two or more character classes, with an upper-case letter after the first character.
-    static func looksRandom(_ piece: ArraySlice<UInt8>) -> Bool {
-        var upper = false, lower = false, digit = false, innerUpper = false
-        for (k, c) in piece.enumerated() {
-            if c >= 65 && c <= 90 {
-                upper = true
-                if k > 0 { innerUpper = true }
-            } else if c >= 97 && c <= 122 {
-                lower = true
-            } else if c >= 48 && c <= 57 {
-                digit = true
-            }
-        }
-        return innerUpper && [upper, lower, digit].filter { $0 }.count >= 2
+    static func isAnyBase64(_ c: UInt8) -> Bool {
+        isURLBase64(c) || c == UInt8(ascii: "+") || c == UInt8(ascii: "/") || c == UInt8(ascii: "=")
     }
 
+    static let tokenPrefixes: [[UInt8]] = ["AQAEA", "IQoJb3JpZ2lu", "FwoGZXIvYXdzE", "FQoGZXIvYXdzE"].map { Array($0.utf8) }
     static let keyPrefixes: [[UInt8]] = [Array("AKIA".utf8), Array("ASIA".utf8)]
+    /// An IMDS token in EC2's form: 54 URL-safe base64 characters, then `==`.
+    static let tokenBodyLength = 54
 
-    /// `AKIA`/`ASIA` followed by 16 upper-case letters or digits.
-    static func redactKeyIDs(_ run: [UInt8]) -> [UInt8] {
-        guard run.count >= 20 else { return run }
-        var out: [UInt8] = []
+    /// The byte ranges of `bytes` that hold a secret by its shape.
+    static func secretRanges(_ bytes: [UInt8]) -> [Range<Int>] {
+        var ranges: [Range<Int>] = []
         var i = 0
-        while i < run.count {
-            if i + 20 <= run.count, Self.keyPrefixes.contains(Array(run[i..<(i + 4)])),
-                run[(i + 4)..<(i + 20)].allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) })
+        while i < bytes.count {
+            // Known prefixes: up to the end of the base64 run (padding included).
+            if let p = tokenPrefixes.first(where: { bytes.count - i >= $0.count && bytes[i..<(i + $0.count)].elementsEqual($0) }) {
+                var end = i + p.count
+                let isURLSafe = p == tokenPrefixes[0]
+                while end < bytes.count, isURLSafe ? (isURLBase64(bytes[end]) || bytes[end] == UInt8(ascii: "=")) : isAnyBase64(bytes[end]) {
+                    end += 1
+                }
+                if end - i >= 20 {
+                    ranges.append(i..<end)
+                    i = end
+                    continue
+                }
+            }
+            if bytes.count - i >= 20, keyPrefixes.contains(where: { bytes[i..<(i + 4)].elementsEqual($0) }),
+                bytes[(i + 4)..<(i + 20)].allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) })
             {
-                out.append(contentsOf: marker.utf8)
+                ranges.append(i..<(i + 20))
                 i += 20
                 continue
             }
-            out.append(run[i])
+            // `==` closing 54 URL-safe base64 characters: a token, with whatever is glued before it.
+            if bytes[i] == UInt8(ascii: "="), i + 1 < bytes.count, bytes[i + 1] == UInt8(ascii: "="), i >= tokenBodyLength,
+                bytes[(i - tokenBodyLength)..<i].allSatisfy(isURLBase64)
+            {
+                var start = i - tokenBodyLength
+                while start > 0, isURLBase64(bytes[start - 1]) { start -= 1 }
+                ranges.append(start..<(i + 2))
+                i += 2
+                continue
+            }
             i += 1
         }
-        return out
+        return ranges
+    }
+
+    /// Replaces token-shaped and key-id-shaped text (overlapping findings become one marker).
+    static func redactShapes(_ s: String) -> String {
+        let bytes = Array(s.utf8)
+        var merged: [Range<Int>] = []
+        for r in secretRanges(bytes).sorted(by: { $0.lowerBound < $1.lowerBound }) {
+            if let last = merged.last, r.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                merged.append(r)
+            }
+        }
+        guard !merged.isEmpty else { return s }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var at = 0
+        for r in merged {
+            out.append(contentsOf: bytes[at..<r.lowerBound])
+            out.append(contentsOf: marker.utf8)
+            at = r.upperBound
+        }
+        out.append(contentsOf: bytes[at...])
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

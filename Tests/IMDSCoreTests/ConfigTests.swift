@@ -80,6 +80,41 @@ struct ConfigTests {
         }
     }
 
+    /// A rejected secret is never echoed in the error (issue 16.6).
+    @Test(arguments: [
+        "instance:\n  iam:\n    role: app\n    credentials:\n      source: fixed\n      access-key-id: ASIAEXAMPLE123456789\n      secret-access-key: 'correct horse'\n      token: t\n",
+        "instance:\n  iam:\n    role: app\n    credentials:\n      source: fixed\n      access-key-id: ASIAEXAMPLE123456789\n      secret-access-key: 'correct horse battery staple'\n      token: ''\n",
+        "control-plane:\n  access-keys:\n    - access-key-id: AKIDTEST\n      secret-access-key: 'correct horse battery staple'\n",
+        "control-plane:\n  access-keys:\n    - access-key-id: AKIDTEST\n      secret-access-key: 'cor'\n",
+    ])
+    func secretsAreNotEchoed(yaml: String) {
+        do {
+            _ = try IMDSConfig.parse(Data(yaml.utf8), isJSON: false)
+            Issue.record("accepted: \(yaml)")
+        } catch {
+            let text = error.description
+            #expect(text.contains("not shown: it is a secret"), "\(text)")
+            for fragment in ["correct", "horse", "'cor'"] { #expect(!text.contains(fragment), "\(text)") }
+        }
+    }
+
+    @Test func configuredSecretsAreListed() throws {
+        let c = try IMDSConfig.parse(Data("""
+            instance:
+              iam:
+                role: app
+                credentials:
+                  source: fixed
+                  access-key-id: ASIAEXAMPLE123456789
+                  secret-access-key: fixed-secret-0123456789
+                  token: fixed-session-token
+            control-plane:
+              access-keys:
+                - {access-key-id: AKIDTEST, secret-access-key: control-secret-1}
+            """.utf8), isJSON: false)
+        #expect(Set(c.secrets) == ["fixed-secret-0123456789", "fixed-session-token", "control-secret-1"])
+    }
+
     @Test func lineNumbersInErrors() {
         do {
             _ = try IMDSConfig.parse(Data("instance:\n  instance-id: i-0abc1234def567890\n  bogus: 1\n".utf8), isJSON: false)

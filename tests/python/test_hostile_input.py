@@ -285,3 +285,56 @@ def test_loopback_looking_names_that_resolve_elsewhere_are_refused(tmp_path):
         assert code not in (None, 0), (name, out, err)
         assert "refusing to serve the control plane on 192.0.2.10:0 without access keys" in err, (name, err)
         assert "listening" not in out.replace("data plane listening", ""), out
+
+
+def test_tokens_and_configured_secrets_never_reach_outputs(live, tmp_path):
+    """A token pasted into a path (glued to other characters), a query or a header appears in neither
+    the access log, /admin/v1/callers nor the dashboard."""
+    log = tmp_path / "access.log"
+    s = live(None, "--access-log", str(log))
+    status, token = s.request("PUT", s.data_url + "/latest/api/token", b"", {"X-aws-ec2-metadata-token-ttl-seconds": "300"})
+    assert status == 200 and len(token) == 56, token
+    other = "AQAAAPm_49V6IGWwyABYuQXrWfdP6yrb3-iy6UsOKg5zeol4pFOp_g=="  # EC2's other token form
+    paths = [f"/latest/meta-data/iam/security-credentials/{token}x", f"/latest/meta-data/x{token}",
+             f"/latest/meta-data/{token[:-2]}", f"/latest/{token}/meta-data", f"/latest/meta-data/{other}y",
+             f"/latest/meta-data/?t={token}"]
+    for p in paths:
+        s.request("GET", s.data_url + p, None, {"X-aws-ec2-metadata-token": token, "X-Note": token})
+    s.request("GET", s.data_url + "/latest/meta-data/instance-id", None, {"X-aws-ec2-metadata-token": token})
+    for _ in range(50):
+        if log.exists() and log.read_text().count("\n") >= len(paths) + 2:
+            break
+        time.sleep(0.1)
+    outputs = {"access log": log.read_text(),
+               "callers": s.admin("GET", "callers")[1],
+               "dashboard": s.request("GET", s.control_url + "/dashboard")[1]}
+    assert "security-credentials" in outputs["access log"], outputs["access log"][:500]
+    for name, text in outputs.items():
+        for secret_text in [token, token[:20], token[-22:-2], other[:24], other[-22:]]:
+            assert secret_text not in text, f"{secret_text} in {name}: {text[:1000]}"
+
+
+def test_configured_secrets_never_reach_outputs(tmp_path):
+    """A configured secret in a path is redacted from the access log; a rejected one is not echoed."""
+    secret = "control-plane-secret-0123456789"
+    log = tmp_path / "access.log"
+    config = tmp_path / "imds.yaml"
+    config.write_text(open(PRODUCT_EXAMPLE).read() + "control-plane:\n  access-keys:\n    - {access-key-id: AKIDHOSTILE, secret-access-key: %s}\n" % secret)
+    s = LiveServer(config.read_text(), "--access-log", str(log))
+    try:
+        s.request("GET", s.data_url + f"/latest/meta-data/{secret}")
+        s.request("GET", s.data_url + f"/latest/meta-data/a{secret}b")
+        for _ in range(50):
+            if log.exists() and log.read_text().count("\n") >= 2:
+                break
+            time.sleep(0.1)
+        text = log.read_text()
+        assert text.count("\n") >= 2 and secret not in text and "[redacted]" in text, text
+    finally:
+        s.stop()
+    # A rejected secret is not echoed by the config error either.
+    config.write_text("control-plane:\n  access-keys:\n    - {access-key-id: AKIDHOSTILE, secret-access-key: 'correct horse battery staple'}\n")
+    r = subprocess.run([IMDS, "serve", "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0", "--config", str(config)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "secret-access-key" in r.stderr, r.stderr
+    assert "horse" not in r.stderr and "horse" not in r.stdout, r.stderr

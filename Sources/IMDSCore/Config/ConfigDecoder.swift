@@ -321,7 +321,7 @@ enum ConfigDecoder {
                 throw ConfigError(path: k.child("access-key-id"), line: k.line, message: "missing: every access key needs an access-key-id")
             }
             guard let secret = try k.string("secret-access-key", pattern: { $0.count >= 4 && !$0.contains(where: \.isWhitespace) },
-                                            expected: "a secret of at least 4 characters without spaces") else {
+                                            expected: "a secret of at least 4 characters without spaces", secret: true) else {
                 throw ConfigError(path: k.child("secret-access-key"), line: k.line, message: "missing: every access key needs a secret-access-key")
             }
             let readOnly = try k.bool("read-only") ?? false
@@ -368,8 +368,8 @@ enum ConfigDecoder {
             if let v = explicitRotation { s.rotateBeforeExpiry = v } else { s.rotateBeforeExpiry = min(3600, max(300, s.lifetime / 2)) }
             if let v = try c.bool("distinct-v1-credentials") { s.distinctV1Credentials = v }
             let akid = try c.string("access-key-id", pattern: { matches($0, "(ASIA|AKIA)[A-Z0-9]{12,124}") }, expected: "an access key id such as ASIAEXAMPLE123456789")
-            let secret = try c.string("secret-access-key", pattern: { $0.count >= 16 }, expected: "a secret of at least 16 characters")
-            let token = try c.string("token", pattern: { !$0.isEmpty }, expected: "a session token")
+            let secret = try c.string("secret-access-key", pattern: { $0.count >= 16 }, expected: "a secret of at least 16 characters", secret: true)
+            let token = try c.string("token", pattern: { !$0.isEmpty }, expected: "a session token", secret: true)
             if source == "assume-role" {
                 guard akid == nil, secret == nil, token == nil else {
                     throw ConfigError(path: c.child("access-key-id"), line: nil, message: "assume-role takes source-access-key-id and source-secret-access-key, not fixed values")
@@ -378,7 +378,7 @@ enum ConfigDecoder {
                     throw ConfigError(path: c.child("sts-endpoint"), line: c.line, message: "missing: the STS endpoint to call, e.g. http://127.0.0.1:5000")
                 }
                 guard let sak = try c.string("source-access-key-id", pattern: { !$0.isEmpty }, expected: "an access key id"),
-                      let ssk = try c.string("source-secret-access-key", pattern: { !$0.isEmpty }, expected: "a secret access key")
+                      let ssk = try c.string("source-secret-access-key", pattern: { !$0.isEmpty }, expected: "a secret access key", secret: true)
                 else {
                     throw ConfigError(path: c.child("source-access-key-id"), line: c.line, message: "missing: assume-role needs source-access-key-id and source-secret-access-key (the credentials that call AssumeRole)")
                 }

@@ -158,13 +158,15 @@ struct ConfigMap {
         return v
     }
 
-    mutating func string(_ key: String, pattern: ((String) -> Bool)? = nil, expected: String? = nil) throws(ConfigError) -> String? {
+    /// - Parameter secret: the value is a secret: an error about it never repeats it.
+    mutating func string(_ key: String, pattern: ((String) -> Bool)? = nil, expected: String? = nil, secret: Bool = false) throws(ConfigError) -> String? {
         guard let v = value(key) else { return nil }
         guard case .scalar(let s, let line) = v else {
             throw ConfigError(path: child(key), line: v.line, message: "expected \(expected ?? "text"), found \(v.kindDescription)")
         }
         if let pattern, !pattern(s) {
-            throw ConfigError(path: child(key), line: line, message: "'\(s)' is not valid (expected \(expected ?? "a valid value"))")
+            let shown = secret ? "the value (not shown: it is a secret)" : "'\(s)'"
+            throw ConfigError(path: child(key), line: line, message: "\(shown) is not valid (expected \(expected ?? "a valid value"))")
         }
         return s
     }

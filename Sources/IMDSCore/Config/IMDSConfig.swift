@@ -31,6 +31,18 @@ public struct IMDSConfig: Sendable, Equatable {
         self.controlPlane = controlPlane
     }
 
+    /// Every secret value the file configures (control-plane secret keys, fixed credentials' secret
+    /// and token, assume-role source secret and session token), for redaction from every output.
+    public var secrets: [String] {
+        var out = controlPlane.accessKeys.map(\.secretAccessKey)
+        switch instance.iam?.credentials.source {
+        case .fixed(let f)?: out += [f.secretAccessKey, f.token]
+        case .assumeRole(let a)?: out += [a.sourceSecretAccessKey] + (a.sourceSessionToken.map { [$0] } ?? [])
+        case .generated?, nil: break
+        }
+        return out
+    }
+
     /// Reads a YAML (`.yaml`, `.yml`) or JSON (`.json`) file; other extensions are read as YAML.
     public static func load(path: String) throws(ConfigError) -> IMDSConfig {
         guard let data = FileManager.default.contents(atPath: path) else {
