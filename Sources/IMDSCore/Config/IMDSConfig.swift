@@ -35,10 +35,12 @@ public struct IMDSConfig: Sendable, Equatable {
     /// and token, assume-role source secret and session token), for redaction from every output.
     public var secrets: [String] {
         var out = controlPlane.accessKeys.map(\.secretAccessKey)
-        switch instance.iam?.credentials.source {
-        case .fixed(let f)?: out += [f.secretAccessKey, f.token]
-        case .assumeRole(let a)?: out += [a.sourceSecretAccessKey] + (a.sourceSessionToken.map { [$0] } ?? [])
-        case .generated?, nil: break
+        for instance in instances {
+            switch instance.iam?.credentials.source {
+            case .fixed(let f)?: out += [f.secretAccessKey, f.token]
+            case .assumeRole(let a)?: out += [a.sourceSecretAccessKey] + (a.sourceSessionToken.map { [$0] } ?? [])
+            case .generated?, nil: break
+            }
         }
         return out
     }
