@@ -40,21 +40,34 @@ public enum XML {
         return out
     }
 
-    /// Escapes text and attribute content (`& < > " '`).
+    /// Escapes text and attribute content (`& < > " '`), and replaces every character XML 1.0 does not
+    /// allow (control characters other than tab, newline and carriage return; U+FFFE, U+FFFF) with
+    /// U+FFFD, so that no input echoed in a message can make the document invalid.
     public static func escape(_ s: String) -> String {
-        guard s.contains(where: { $0 == "&" || $0 == "<" || $0 == ">" || $0 == "\"" || $0 == "'" }) else { return s }
-        var out = ""
-        out.reserveCapacity(s.count + 16)
-        for c in s {
-            switch c {
-            case "&": out += "&amp;"
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "\"": out += "&quot;"
-            case "'": out += "&apos;"
-            default: out.append(c)
+        guard s.unicodeScalars.contains(where: { needsEscape($0) }) else { return s }
+        var out = String.UnicodeScalarView()
+        for u in s.unicodeScalars {
+            switch u {
+            case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+            case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+            case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+            case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
+            case "'": out.append(contentsOf: "&apos;".unicodeScalars)
+            default: out.append(isXMLChar(u) ? u : "\u{FFFD}")
             }
         }
-        return out
+        return String(out)
+    }
+
+    static func needsEscape(_ u: Unicode.Scalar) -> Bool {
+        u == "&" || u == "<" || u == ">" || u == "\"" || u == "'" || !isXMLChar(u)
+    }
+
+    /// XML 1.0's `Char` production (Swift scalars are never surrogates).
+    static func isXMLChar(_ u: Unicode.Scalar) -> Bool {
+        switch u.value {
+        case 0x9, 0xA, 0xD, 0x20...0xFFFD, 0x10000...0x10FFFF: true
+        default: false
+        }
     }
 }

@@ -189,7 +189,7 @@ struct Serve: AsyncParsableCommand {
         // A scan may take as long as a response may wait for it (at least 100 ms).
         let attributor = noCallerAttribution ? nil : CallerAttributor(budget: .milliseconds(max(100, attributionHoldMs)))
         if let attributor, !attributor.isAvailable {
-            logger.warning("/proc/net/tcp is not readable: callers will not be attributed to processes")
+            logger.warning("netlink SOCK_DIAG or /proc is not available: callers will not be attributed to processes")
         }
         let observability = Observability(
             metrics: metrics, accessLog: accessLogWriter, attributor: attributor, holdLimit: .milliseconds(attributionHoldMs))
@@ -197,7 +197,9 @@ struct Serve: AsyncParsableCommand {
         let controlPlane = ControlPlaneRouter(
             [observabilityAPI.routes, admin.routes, ec2.routes],
             // With access keys, every control-plane request (admin API too) must be signed.
-            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) })
+            gate: accessKeys.isEmpty ? nil : { @Sendable request in ec2.authenticationRefusal(request) },
+            // HTTP-level errors in EC2's XML: the EC2 Query API owns the listener's root.
+            httpError: { @Sendable status in ec2.httpErrorResponse(status: status) })
         let hooks = DataPlaneHooks(
             accepted: { local, remote in observability.connectionAccepted(local: local, remote: remote) },
             completed: { request, response, seconds, connection in

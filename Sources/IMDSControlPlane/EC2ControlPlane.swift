@@ -255,6 +255,19 @@ public final class EC2ControlPlane: AsyncResponder {
 
     // MARK: - Responses
 
+    /// HTTP-level errors in EC2's XML (`<Response><Errors>…`), as the AWS CLI can read them: 400 for
+    /// a request that is not HTTP/1.1, 413 for a body over the listener's limit, 431 for headers over it.
+    public func httpErrorResponse(status: Int) -> IMDSResponse {
+        let error: EC2Error
+        switch status {
+        case 413: error = EC2Error("RequestEntityTooLarge", "The request body is larger than this endpoint accepts.", status: 413)
+        case 431: error = EC2Error("RequestHeaderSectionTooLarge", "The request's headers are larger than this endpoint accepts.", status: 431)
+        default: error = EC2Error("MalformedHTTPRequest", "The request is not a well-formed HTTP/1.1 request.", status: status)
+        }
+        let requestID = makeRequestID()
+        return Self.xmlResponse(status: error.status, body: error.xml(requestID: requestID), requestID: requestID, now: clock.now())
+    }
+
     static func xmlResponse(status: Int, body: String, requestID: String, now: Date) -> IMDSResponse {
         let bytes = Array(body.utf8)
         return IMDSResponse(

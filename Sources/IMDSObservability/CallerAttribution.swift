@@ -71,92 +71,231 @@ public enum Attribution: Sendable, Equatable {
     }
 }
 
-/// Maps a TCP connection to the process on this host that owns the other end, via `/proc`:
-/// the client socket's inode comes from `/proc/net/tcp` and `/proc/net/tcp6` (matching the 4-tuple),
-/// and the process from a scan of `/proc/*/fd` for `socket:[inode]`.
+/// Maps a TCP connection to the process on this host that owns the other end.
 ///
-/// Lookups run on a private queue, never on the caller's thread; ``begin(local:remote:)`` returns at
-/// once. Processes seen recently are checked first, then the rest newest first (short-lived
-/// callers have the highest pids), and a scan stops after ``budget``. Process details are cached by
-/// (pid, start time) in a bounded LRU, and at most ``maxPending`` lookups wait at a time (more are
-/// skipped), so attribution never holds up the data plane or grows without bound.
+/// The client socket's inode (and uid) come from one netlink `SOCK_DIAG` query for the exact
+/// 4-tuple — never from `/proc/net/tcp`, whose length is the host's TIME_WAIT count. The process
+/// comes from an index of the processes that called before, kept up to date as connections come
+/// and go instead of rescanning `/proc`: each entry holds its `/proc/PID` directory open (so a
+/// reused pid can never be mistaken for it) and the fd numbers of its finished connections — a
+/// client that closes a connection and opens the next one gets the same fd number back, so one
+/// `readlinkat` of `fd/N` usually finds the new socket.
+///
+/// ``begin(local:remote:)`` runs that fast path on the caller's thread when the connection is
+/// accepted (a few syscalls, no file parsed). Only a caller not in the index — a new process, or
+/// one whose socket is at an unexpected fd — goes to a background queue, which scans that
+/// process's uid's `/proc/*/fd`, pids not seen before first and newest first (short-lived callers
+/// have the highest pids), until ``budget`` after the accept. At most ``maxPending`` such scans
+/// run or wait at a time (more are skipped), on two serial queues of their own.
 public final class CallerAttributor: Sendable {
     let procRoot: String
-    /// Longest time one lookup may spend scanning `/proc/*/fd`.
+    /// Longest time one lookup may take, counted from the accept.
     public let budget: Duration
-    /// Lookups allowed to wait at once.
+    /// Background scans allowed to run or wait at once.
     public let maxPending: Int
-    private let queue = DispatchQueue(label: "imds.attribution")
+    /// Serial queues get a thread of their own even when the shared pool (where Swift concurrency
+    /// runs the control plane) is busy or blocked; two, so that one slow scan never delays the others.
+    private let queues = (0..<2).map { DispatchQueue(label: "imds.attribution.\($0)") }
+    private let nextQueue = Atomic<Int>(0)
     private let pending = Atomic<Int>(0)
-    private let cache: Mutex<LRU<ProcessKey, CallerProcess>>
-    private let hot = Mutex<[Int32]>([])
+    private let index: Mutex<ProcessIndex>
+    private let netlink = NetlinkPool()
     private let localAddresses = Mutex<(at: ContinuousClock.Instant, set: Set<[UInt8]>)?>(nil)
-
-    struct ProcessKey: Hashable {
-        var pid: Int32
-        var start: String
-    }
 
     /// - Parameters:
     ///   - procRoot: `/proc` (tests may point elsewhere).
-    ///   - cacheSize: processes whose details are kept.
+    ///   - cacheSize: processes kept in the index.
     public init(procRoot: String = "/proc", cacheSize: Int = 256, budget: Duration = .milliseconds(100), maxPending: Int = 256) {
         self.procRoot = procRoot
-        self.cache = Mutex(LRU(capacity: cacheSize))
+        self.index = Mutex(ProcessIndex(capacity: cacheSize))
         self.budget = budget
         self.maxPending = maxPending
     }
 
-    /// Whether attribution can work here (`/proc/net/tcp` is readable).
-    public var isAvailable: Bool { FileManager.default.isReadableFile(atPath: procRoot + "/net/tcp") }
+    /// Whether attribution can work here (netlink `SOCK_DIAG` is allowed and `/proc` is readable).
+    public var isAvailable: Bool {
+        #if canImport(Glibc)
+        let fd = SockDiag.open()
+        guard fd >= 0 else { return false }
+        close(fd)
+        return access(procRoot + "/self/fd", R_OK) == 0
+        #else
+        return false
+        #endif
+    }
 
-    /// Starts attributing a connection; the returned value resolves on a background queue.
+    /// Starts attributing a connection: resolved before it returns when the caller is in the index
+    /// (or is remote, or its socket is gone), otherwise on a background queue.
     /// - Parameters:
     ///   - local: this server's end of the connection.
     ///   - remote: the client's end.
     public func begin(local: PeerAddress, remote: PeerAddress) -> PendingAttribution {
         let result = PendingAttribution()
-        // Cheap checks now (no file reads), so that remote peers resolve at once and are never held.
-        guard let remoteIP = IPBytes.parse(remote.ip), let localIP = IPBytes.parse(local.ip) else {
-            result.resolve(.unattributed("unparsable address"))
-            return result
-        }
-        guard isOnThisHost(remoteIP, localIP: localIP) else {
-            result.resolve(.remote)
-            return result
-        }
-        guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= maxPending else {
-            pending.wrappingSubtract(1, ordering: .relaxed)
-            result.resolve(.skipped("too many pending lookups"))
-            return result
-        }
-        queue.async {
-            let a = self.lookup(local: local, remote: remote)
-            self.pending.wrappingSubtract(1, ordering: .relaxed)
-            result.resolve(a)
+        let deadline = ContinuousClock.now + budget
+        switch fastPath(local: local, remote: remote) {
+        case .done(let a, let claim):
+            result.resolve(a, claim: claim)
+        case .scan(let socket):
+            guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= maxPending else {
+                pending.wrappingSubtract(1, ordering: .relaxed)
+                result.resolve(.skipped("too many pending lookups"))
+                break
+            }
+            queues[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue & 1].async {
+                let (a, claim) = self.scan(socket, deadline: deadline)
+                self.pending.wrappingSubtract(1, ordering: .relaxed)
+                result.resolve(a, claim: claim)
+            }
         }
         return result
     }
 
-    /// Attributes a connection now, on the calling thread (``begin(local:remote:)`` calls it on its queue).
+    /// Attributes a connection now, on the calling thread.
     public func lookup(local: PeerAddress, remote: PeerAddress) -> Attribution {
+        switch fastPath(local: local, remote: remote) {
+        case .done(let a, _): return a
+        case .scan(let socket): return scan(socket, deadline: ContinuousClock.now + budget).0
+        }
+    }
+
+    /// Records that a connection attributed by this attributor is finished: its fd number is the
+    /// one that process most likely uses for its next connection.
+    public func finished(_ connection: PendingAttribution) {
+        guard let claim = connection.claim else { return }
+        let now = ContinuousClock.now
+        index.withLock { $0.freed(claim, at: now) }
+    }
+
+    // MARK: - The fast path
+
+    /// The client's socket, as SOCK_DIAG reported it.
+    struct ClientSocket: Sendable {
+        var inode: UInt64
+        var uid: UInt32
+        /// `socket:[inode]`, as `readlink` of an fd shows it.
+        var link: [UInt8]
+    }
+
+    enum FastResult {
+        case done(Attribution, Claim?)
+        case scan(ClientSocket)
+    }
+
+    func fastPath(local: PeerAddress, remote: PeerAddress) -> FastResult {
         guard let remoteIP = IPBytes.parse(remote.ip), let localIP = IPBytes.parse(local.ip) else {
-            return .unattributed("unparsable address")
+            return .done(.unattributed("unparsable address"), nil)
         }
-        guard isOnThisHost(remoteIP, localIP: localIP) else { return .remote }
-        guard let inode = socketInode(client: (remoteIP, remote.port), server: (localIP, local.port)) else {
-            return .unattributed("socket not found (the client closed it already)")
+        guard isOnThisHost(remoteIP, localIP: localIP) else { return .done(.remote, nil) }
+        #if canImport(Glibc)
+        guard let found = netlink.lookup(client: (remoteIP, remote.port), server: (localIP, local.port)) else {
+            return .done(.unattributed("netlink SOCK_DIAG refused: the client socket cannot be found"), nil)
         }
-        guard let pid = findProcess(inode: inode) else {
-            return .unattributed("no process holds the socket (it exited, or the scan ran out of time)")
+        guard let (inode, uid) = found else { return .done(.unattributed("socket not found (the client closed it already)"), nil) }
+        guard inode != 0 else { return .done(.unattributed("the client closed the connection before it was looked up"), nil) }
+        if let (process, claim) = index.withLock({ $0.claim(inode: inode) }) { return .done(.process(process), claim) }
+        let socket = ClientSocket(inode: inode, uid: uid, link: Array("socket:[\(inode)]".utf8))
+        let now = ContinuousClock.now
+        // One readlinkat per guess. A guess that shows another socket is not wasted: that socket
+        // is most likely a connection of the same process still in the accept queue, so it goes
+        // into the inode index and its lookup will need no syscall at all.
+        for candidate in index.withLock({ $0.candidates(uid: uid, now: now) }) {
+            for fd in candidate.fds {
+                guard let seen = candidate.dir.socketInode(fd: fd) else { continue }
+                if seen == inode {
+                    if let process = index.withLock({ $0.used(candidate.dir, fd: fd) }) {
+                        return .done(.process(process), Claim(pid: candidate.dir.pid, fd: fd))
+                    }
+                    break
+                }
+                index.withLock { $0.record(pid: candidate.dir.pid, sockets: [(fd, seen)]) }
+            }
         }
-        guard let process = details(pid: pid) else { return .unattributed("process \(pid) exited") }
-        hot.withLock { h in
-            h.removeAll { $0 == pid }
-            h.insert(pid, at: 0)
-            if h.count > 32 { h.removeLast() }
+        return .scan(socket)
+        #else
+        return .done(.unattributed("attribution needs Linux"), nil)
+        #endif
+    }
+
+    // MARK: - The scan (background queue)
+
+    func scan(_ socket: ClientSocket, deadline: ContinuousClock.Instant) -> (Attribution, Claim?) {
+        var scanned = 0
+        func outOfTime() -> (Attribution, Claim?) {
+            (.unattributed("the lookup ran out of time (\(budget) from the accept; \(scanned) processes scanned)"), nil)
         }
-        return .process(process)
+        guard ContinuousClock.now < deadline else { return outOfTime() }
+        // Another scan may have read the caller's fd table meanwhile (a client opening many
+        // connections at once: the first scan indexes them all).
+        if let (process, claim) = index.withLock({ $0.claim(inode: socket.inode) }) { return (.process(process), claim) }
+        // Processes that called before, whole fd table: a long-running client whose fd moved.
+        let known = index.withLock { $0.owners(uid: socket.uid) }
+        for dir in known {
+            if ContinuousClock.now > deadline { return outOfTime() }
+            scanned += 1
+            let sockets = dir.sockets()
+            index.withLock { $0.record(pid: dir.pid, sockets: sockets) }
+            if let (process, claim) = index.withLock({ $0.claim(inode: socket.inode) }) { return (.process(process), claim) }
+        }
+        // Then every other process of the socket's uid: not seen at the last listing first, newest first.
+        let pids = listPIDs()
+        let (fresh, seen) = index.withLock { $0.listed(pids) }
+        let skip = Set(known.map(\.pid))
+        var otherUID: [ProcDir] = []
+        for pid in fresh + seen where !skip.contains(pid) {
+            if ContinuousClock.now > deadline { return outOfTime() }
+            guard let dir = ProcDir(root: procRoot, pid: pid) else { continue }
+            if let uid = dir.uid, uid != socket.uid {
+                if otherUID.count < 64 { otherUID.append(dir) }  // root may read them; checked last
+                continue
+            }
+            scanned += 1
+            if let fd = dir.findFD(socket.link) { return found(dir, fd: fd, socket: socket) }
+        }
+        for dir in otherUID {
+            if ContinuousClock.now > deadline { return outOfTime() }
+            scanned += 1
+            if let fd = dir.findFD(socket.link) { return found(dir, fd: fd, socket: socket) }
+        }
+        return (.unattributed("no process holds the socket (the client exited; \(scanned) processes scanned)"), nil)
+    }
+
+    /// `dir` holds the socket at `fd`; a forked child shares its parent's sockets (until it closes
+    /// them or execs with close-on-exec), and newer pids are scanned first: when the parent holds
+    /// the socket too, the connection is the parent's.
+    private func found(_ dir: ProcDir, fd: Int32, socket: ClientSocket) -> (Attribution, Claim?) {
+        var owner = dir
+        var ownerFD = fd
+        for _ in 0..<8 {
+            guard let stat = owner.read("stat", limit: 4096).map({ String(decoding: $0, as: UTF8.self) }),
+                let parent = Self.parentPID(stat: stat), parent > 1,
+                let parentDir = ProcDir(root: procRoot, pid: parent)
+            else { break }
+            let parentFD = parentDir.fd(ownerFD, is: socket.link) ? ownerFD : parentDir.findFD(socket.link)
+            guard let parentFD else { break }
+            owner = parentDir
+            ownerFD = parentFD
+        }
+        if let process = index.withLock({ $0.used(owner, fd: ownerFD) }) {
+            return (.process(process), Claim(pid: owner.pid, fd: ownerFD))
+        }
+        guard let process = details(owner) else { return (.unattributed("process \(owner.pid) exited"), nil) }
+        let sockets = owner.sockets()
+        index.withLock {
+            $0.insert(owner, process: process, uid: socket.uid)
+            $0.record(pid: owner.pid, sockets: sockets)
+            _ = $0.claim(inode: socket.inode)
+        }
+        return (.process(process), Claim(pid: owner.pid, fd: ownerFD))
+    }
+
+    func listPIDs() -> [Int32] {
+        guard let d = opendir(procRoot) else { return [] }
+        defer { closedir(d) }
+        var pids: [Int32] = []
+        while let e = readdir(d) {
+            if let pid = ProcDir.number(e) { pids.append(pid) }
+        }
+        return pids.sorted(by: >)
     }
 
     // MARK: - Is the peer local?
@@ -195,60 +334,6 @@ public final class CallerAttributor: Sendable {
         return result
     }
 
-    // MARK: - Socket inode
-
-    /// The inode of the socket whose local end is `client` and remote end is `server`.
-    func socketInode(client: ([UInt8], Int), server: ([UInt8], Int)) -> UInt64? {
-        #if canImport(Glibc)
-        // One netlink query for the exact 4-tuple (O(1)); /proc/net/tcp only when netlink is refused
-        // (or a test points procRoot elsewhere).
-        if procRoot == "/proc", let found = SockDiag.lookup(client: client, server: server) { return found.inode }
-        #endif
-        for file in ["net/tcp", "net/tcp6"] {
-            guard let text = Self.read(procRoot + "/" + file, limit: 16 << 20) else { continue }
-            for entry in ProcNetTCP.parse(text)
-            where entry.localPort == client.1 && entry.remotePort == server.1 && entry.local == client.0 && entry.remote == server.0
-                && entry.inode != 0
-            {
-                return entry.inode
-            }
-        }
-        return nil
-    }
-
-    // MARK: - Process scan
-
-    func findProcess(inode: UInt64) -> Int32? {
-        let target = "socket:[\(inode)]"
-        let deadline = ContinuousClock.now + budget
-        var checked = Set<Int32>()
-        for pid in hot.withLock({ $0 }) {
-            checked.insert(pid)
-            if holds(pid: pid, target: target) { return owner(pid, target: target) }
-        }
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: procRoot) else { return nil }
-        let pids = names.compactMap { Int32($0) }.sorted(by: >)
-        for pid in pids where !checked.contains(pid) {
-            if ContinuousClock.now > deadline { return nil }
-            if holds(pid: pid, target: target) { return owner(pid, target: target) }
-        }
-        return nil
-    }
-
-    /// A forked child shares its parent's sockets (until it closes them or execs with close-on-exec),
-    /// and newer pids are scanned first: when the parent holds the socket too, the connection is the
-    /// parent's.
-    func owner(_ pid: Int32, target: String) -> Int32 {
-        var current = pid
-        for _ in 0..<8 {
-            guard let stat = Self.read("\(procRoot)/\(current)/stat", limit: 4096), let parent = Self.parentPID(stat: stat),
-                parent > 1, holds(pid: parent, target: target)
-            else { break }
-            current = parent
-        }
-        return current
-    }
-
     /// Field 4 of `/proc/PID/stat` (the parent's pid), after the `(comm)` field.
     static func parentPID(stat: String) -> Int32? {
         guard let close = stat.lastIndex(of: ")") else { return nil }
@@ -256,60 +341,30 @@ public final class CallerAttributor: Sendable {
         return fields.count > 1 ? Int32(fields[1]) : nil
     }
 
-    private func holds(pid: Int32, target: String) -> Bool {
-        let dir = "\(procRoot)/\(pid)/fd"
-        guard let d = opendir(dir) else { return false }
-        defer { closedir(d) }
-        var buffer = [CChar](repeating: 0, count: 64)
-        while let e = readdir(d) {
-            let name = withUnsafePointer(to: e.pointee.d_name) { ptr in
-                ptr.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
-            }
-            if name.first == "." { continue }
-            let n = readlink(dir + "/" + name, &buffer, buffer.count - 1)
-            guard n > 0 else { continue }
-            if n == target.utf8.count, String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == target {
-                return true
-            }
-        }
-        return false
-    }
-
     // MARK: - Process details
 
-    func details(pid: Int32) -> CallerProcess? {
-        let base = "\(procRoot)/\(pid)"
-        guard let stat = Self.read(base + "/stat", limit: 4096) else { return nil }
-        let key = ProcessKey(pid: pid, start: Self.startTime(stat: stat) ?? "")
-        if let cached = cache.withLock({ $0.get(key) }) { return cached }
-        let cmdline = Self.readBytes(base + "/cmdline", limit: 64 << 10).map { bytes in
+    /// Read through the process's own directory, so a pid reused meanwhile reads nothing.
+    func details(_ dir: ProcDir) -> CallerProcess? {
+        let cmdline = dir.read("cmdline", limit: 64 << 10).map { bytes in
             bytes.split(separator: 0, omittingEmptySubsequences: false).map { String(decoding: $0, as: UTF8.self) }
         } ?? []
         let args = cmdline.last == "" ? Array(cmdline.dropLast()) : cmdline
-        var p = CallerProcess(pid: pid, commandLine: Redaction.redact(arguments: args.map { String($0.prefix(4096)) }))
-        p.executable = Self.link(base + "/exe").map { $0.hasSuffix(" (deleted)") ? String($0.dropLast(10)) : $0 }
-        p.workingDirectory = Self.link(base + "/cwd")
-        if let status = Self.read(base + "/status", limit: 16 << 10),
+        var p = CallerProcess(pid: dir.pid, commandLine: Redaction.redact(arguments: args.map { String($0.prefix(4096)) }))
+        p.executable = dir.link("exe").map { $0.hasSuffix(" (deleted)") ? String($0.dropLast(10)) : $0 }
+        p.workingDirectory = dir.link("cwd")
+        if let status = dir.read("status", limit: 16 << 10).map({ String(decoding: $0, as: UTF8.self) }),
             let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") }),
             let uid = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first.flatMap({ UInt32($0) })
         {
             p.uid = uid
             p.user = Self.userName(uid)
         }
-        if let cg = Self.read(base + "/cgroup", limit: 16 << 10) {
+        if let cg = dir.read("cgroup", limit: 16 << 10).map({ String(decoding: $0, as: UTF8.self) }) {
             p.cgroup = Self.cgroupPath(cg)
             p.containerID = Self.containerID(cgroupFile: cg)
         }
         if p.executable == nil && args.isEmpty && p.uid == nil { return nil }
-        cache.withLock { $0.put(key, p) }
         return p
-    }
-
-    /// Field 22 of `/proc/PID/stat` (start time in clock ticks), after the `(comm)` field.
-    static func startTime(stat: String) -> String? {
-        guard let close = stat.lastIndex(of: ")") else { return nil }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        return fields.count > 19 ? String(fields[19]) : nil
     }
 
     /// The unified hierarchy's path (`0::/…`), else the first non-root controller path.
@@ -349,36 +404,331 @@ public final class CallerAttributor: Sendable {
         guard getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil, let name = pwd.pw_name else { return nil }
         return String(cString: name)
     }
+}
 
-    static func link(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4097)
-        let n = readlink(path, &buffer, 4096)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+/// Which process fd an attributed connection occupies (to learn where the next one will be).
+struct Claim: Sendable, Equatable {
+    var pid: Int32
+    var fd: Int32
+}
+
+/// A `/proc/PID` directory held open. Everything read through it belongs to that one process and
+/// fails once it has exited, even if its pid has been reused since.
+final class ProcDir: Sendable {
+    let pid: Int32
+    let fd: Int32
+
+    init?(root: String, pid: Int32) {
+        let fd = open("\(root)/\(pid)", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        self.pid = pid
+        self.fd = fd
     }
 
-    static func readBytes(_ path: String, limit: Int) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
+    deinit { close(fd) }
+
+    /// The process's effective uid (the owner of its `/proc` directory).
+    var uid: UInt32? {
+        var st = stat()
+        return fstat(fd, &st) == 0 ? st.st_uid : nil
+    }
+
+    /// Whether the process is still running (not merely its pid).
+    var isAlive: Bool { faccessat(fd, "stat", F_OK, 0) == 0 }
+
+    /// Whether the process's fd `n` is `link` (`socket:[inode]`).
+    func fd(_ n: Int32, is link: [UInt8]) -> Bool {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+            let len = readlinkat(fd, "fd/\(n)", UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self), 64)
+            return len == link.count && memcmp(buf.baseAddress!, link, len) == 0
+        }
+    }
+
+    /// The inode of the socket at the process's fd `n` (nil: no such fd, or not a socket).
+    func socketInode(fd n: Int32) -> UInt64? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+            let len = readlinkat(fd, "fd/\(n)", UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self), 64)
+            return Self.socketInode(UnsafeBufferPointer(rebasing: buf[0..<max(0, len)]))
+        }
+    }
+
+    /// Parses `socket:[digits]`.
+    static func socketInode(_ link: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        let len = link.count
+        guard len > 9, link[0] == 0x73, link[6] == 0x3A, link[7] == 0x5B, link[len - 1] == 0x5D else { return nil }
+        var inode: UInt64 = 0
+        for i in 8..<(len - 1) {
+            let c = link[i]
+            guard c >= 48 && c <= 57 else { return nil }
+            inode = inode &* 10 &+ UInt64(c - 48)
+        }
+        return inode == 0 ? nil : inode
+    }
+
+    /// The fd that is `link`, reading the whole fd table.
+    func findFD(_ link: [UInt8]) -> Int32? {
+        let dfd = openat(fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dfd >= 0 else { return nil }
+        guard let d = fdopendir(dfd) else {
+            close(dfd)
+            return nil
+        }
+        defer { closedir(d) }
+        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf -> Int32? in
+            let target = UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
+            while let e = readdir(d) {
+                guard let n = Self.number(e) else { continue }
+                let len = withUnsafePointer(to: &e.pointee.d_name) { name in
+                    name.withMemoryRebound(to: CChar.self, capacity: 256) { readlinkat(dfd, $0, target, 64) }
+                }
+                if len == link.count && memcmp(buf.baseAddress!, link, len) == 0 { return n }
+            }
+            return nil
+        }
+    }
+
+    /// Every socket in the process's fd table (at most 65,536), as (fd, inode).
+    func sockets() -> [(fd: Int32, inode: UInt64)] {
+        let dfd = openat(fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dfd >= 0 else { return [] }
+        guard let d = fdopendir(dfd) else {
+            close(dfd)
+            return []
+        }
+        defer { closedir(d) }
+        var out: [(fd: Int32, inode: UInt64)] = []
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+            let target = UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
+            while out.count < 65536, let e = readdir(d) {
+                guard let n = Self.number(e) else { continue }
+                let len = withUnsafePointer(to: &e.pointee.d_name) { name in
+                    name.withMemoryRebound(to: CChar.self, capacity: 256) { readlinkat(dfd, $0, target, 64) }
+                }
+                if len > 0, let inode = Self.socketInode(UnsafeBufferPointer(rebasing: buf[0..<len])) { out.append((n, inode)) }
+            }
+        }
+        return out
+    }
+
+    /// A directory entry whose name is a decimal number (a pid or an fd).
+    static func number(_ e: UnsafeMutablePointer<dirent>) -> Int32? {
+        withUnsafeBytes(of: e.pointee.d_name) { name -> Int32? in
+            var value: Int32 = 0
+            var digits = 0
+            for c in name {
+                if c == 0 { break }
+                guard c >= 48 && c <= 57, digits < 9 else { return nil }
+                value = value * 10 + Int32(c - 48)
+                digits += 1
+            }
+            return digits > 0 ? value : nil
+        }
+    }
+
+    /// A file of the process's directory (`cmdline`, `status`, …), at most `limit` bytes.
+    func read(_ name: String, limit: Int) -> [UInt8]? {
+        let file = openat(fd, name, O_RDONLY | O_CLOEXEC)
+        guard file >= 0 else { return nil }
+        defer { close(file) }
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk = [UInt8](repeating: 0, count: 16384)
         while out.count < limit {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(file, $0.baseAddress, $0.count) }
             if n <= 0 { break }
             out.append(contentsOf: chunk[0..<n])
         }
         return out
     }
 
-    static func read(_ path: String, limit: Int) -> String? {
-        readBytes(path, limit: limit).map { String(decoding: $0, as: UTF8.self) }
+    /// A symbolic link of the process's directory (`exe`, `cwd`).
+    func link(_ name: String) -> String? {
+        var buffer = [UInt8](repeating: 0, count: 4097)
+        let n = buffer.withUnsafeMutableBufferPointer { b in
+            readlinkat(fd, name, UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), 4096)
+        }
+        guard n > 0 else { return nil }
+        return String(decoding: buffer[0..<n], as: UTF8.self)
+    }
+}
+
+/// The processes that called before, most recent first, each with the fd numbers of its finished
+/// connections. Only map operations under its lock; no file is read while it is held.
+struct ProcessIndex {
+    struct Owner {
+        var dir: ProcDir
+        var process: CallerProcess
+        var uid: UInt32
+        /// Fd numbers of finished connections whose successor has not been seen yet, oldest first:
+        /// a client reconnects right after each response and the kernel's accept queue is first in,
+        /// first out, so the connection accepted next most likely sits at the oldest freed fd.
+        var freed: [(fd: Int32, at: ContinuousClock.Instant)] = []
+    }
+
+    /// A freed fd not reused within this time is forgotten (its process closed it for good).
+    static let freedLifetime: Duration = .seconds(1)
+    /// At most this many `readlinkat` calls per connection on the fast path.
+    static let maxGuesses = 32
+
+    let capacity: Int
+    private var owners: [Int32: Owner] = [:]
+    /// Pids of `owners`, most recently used first.
+    private var order: [Int32] = []
+    /// The pids of the last `/proc` listing.
+    private var seen: Set<Int32> = []
+    /// Socket inode → where it was seen (owners' fd tables, read by scans), in two generations so
+    /// that the map stays bounded: inodes are never reused soon, so an entry is only ever stale,
+    /// never wrong.
+    private var sockets: [UInt64: Claim] = [:]
+    private var olderSockets: [UInt64: Claim] = [:]
+    static let socketGeneration = 32768
+
+    init(capacity: Int) { self.capacity = max(1, capacity) }
+
+    /// Records sockets seen in an owner's fd table; their fds are no longer free.
+    mutating func record(pid: Int32, sockets found: [(fd: Int32, inode: UInt64)]) {
+        guard let o = owners[pid] else { return }
+        for (fd, inode) in found where olderSockets[inode] == nil {
+            sockets[inode] = Claim(pid: pid, fd: fd)
+        }
+        if !o.freed.isEmpty {
+            let taken = Set(found.map(\.fd))
+            owners[pid]?.freed.removeAll { taken.contains($0.fd) }
+        }
+        if sockets.count > Self.socketGeneration {
+            olderSockets = sockets
+            sockets = [:]
+        }
+    }
+
+    /// The owner of a socket seen in a scan, if it is still indexed (the entry is used up).
+    mutating func claim(inode: UInt64) -> (CallerProcess, Claim)? {
+        guard let claim = sockets.removeValue(forKey: inode) ?? olderSockets.removeValue(forKey: inode),
+            let o = owners[claim.pid]
+        else { return nil }
+        if let i = o.freed.firstIndex(where: { $0.fd == claim.fd }) { owners[claim.pid]?.freed.remove(at: i) }
+        touch(claim.pid)
+        return (o.process, claim)
+    }
+
+    /// Where the fast path looks: the most recent owners with this uid and their freed fds (stale
+    /// ones are dropped here).
+    mutating func candidates(uid: UInt32, now: ContinuousClock.Instant) -> [(dir: ProcDir, fds: [Int32])] {
+        var out: [(dir: ProcDir, fds: [Int32])] = []
+        var budget = Self.maxGuesses
+        for pid in order where budget > 0 {
+            guard let o = owners[pid], o.uid == uid, !o.freed.isEmpty else { continue }
+            if let keep = o.freed.firstIndex(where: { now - $0.at < Self.freedLifetime }) {
+                if keep > 0 { owners[pid]?.freed.removeFirst(keep) }
+            } else {
+                owners[pid]?.freed.removeAll()
+                continue
+            }
+            guard let o = owners[pid] else { continue }
+            let fds = o.freed.prefix(budget).map(\.fd)
+            budget -= fds.count
+            out.append((o.dir, fds))
+            if out.count == 4 { break }
+        }
+        return out
+    }
+
+    /// The owners with this uid, most recent first (for a full fd-table scan).
+    func owners(uid: UInt32) -> [ProcDir] {
+        order.prefix(16).compactMap { owners[$0] }.filter { $0.uid == uid }.map(\.dir)
+    }
+
+    /// `dir` holds a new connection at `fd`: its details if it is in the index (same process).
+    mutating func used(_ dir: ProcDir, fd: Int32) -> CallerProcess? {
+        guard let o = owners[dir.pid], o.dir === dir || (o.dir.isAlive && o.process.pid == dir.pid) else { return nil }
+        if let i = o.freed.firstIndex(where: { $0.fd == fd }) { owners[dir.pid]?.freed.remove(at: i) }
+        touch(dir.pid)
+        return o.process
+    }
+
+    mutating func insert(_ dir: ProcDir, process: CallerProcess, uid: UInt32) {
+        owners[dir.pid] = Owner(dir: dir, process: process, uid: uid)
+        touch(dir.pid)
+        while order.count > capacity { owners.removeValue(forKey: order.removeLast()) }
+    }
+
+    mutating func freed(_ claim: Claim, at now: ContinuousClock.Instant) {
+        guard let o = owners[claim.pid] else { return }
+        if let i = o.freed.firstIndex(where: { $0.fd == claim.fd }) { owners[claim.pid]?.freed.remove(at: i) }
+        owners[claim.pid]?.freed.append((claim.fd, now))
+        if o.freed.count >= 1024 { owners[claim.pid]?.freed.removeFirst() }
+    }
+
+    /// Records a `/proc` listing (newest first): returns the pids not seen at the last one, then the
+    /// others; owners that are gone leave the index.
+    mutating func listed(_ pids: [Int32]) -> (fresh: [Int32], seen: [Int32]) {
+        let previous = seen
+        seen = Set(pids)
+        for pid in order where !seen.contains(pid) { owners.removeValue(forKey: pid) }
+        order.removeAll { owners[$0] == nil }
+        var fresh: [Int32] = []
+        var old: [Int32] = []
+        for pid in pids {
+            if previous.contains(pid) { old.append(pid) } else { fresh.append(pid) }
+        }
+        return (fresh, old)
+    }
+
+    private mutating func touch(_ pid: Int32) {
+        if order.first == pid { return }
+        order.removeAll { $0 == pid }
+        order.insert(pid, at: 0)
+    }
+}
+
+/// Netlink `SOCK_DIAG` sockets, reused across lookups.
+final class NetlinkPool: Sendable {
+    private let idle = Mutex<[Int32]>([])
+
+    deinit {
+        for fd in idle.withLock({ $0 }) { close(fd) }
+    }
+
+    /// nil: netlink refused; `.some(nil)`: no such socket; else the client socket's inode and uid.
+    func lookup(client: ([UInt8], Int), server: ([UInt8], Int)) -> (inode: UInt64, uid: UInt32)?? {
+        #if canImport(Glibc)
+        var fd = idle.withLock { $0.popLast() } ?? -1
+        if fd < 0 { fd = SockDiag.open() }
+        guard fd >= 0 else { return nil }
+        switch SockDiag.lookup(fd: fd, client: client, server: server) {
+        case .failed:
+            close(fd)
+            return nil
+        case .notFound:
+            giveBack(fd)
+            return .some(nil)
+        case .found(let inode, let uid):
+            giveBack(fd)
+            return .some((inode, uid))
+        }
+        #else
+        return nil
+        #endif
+    }
+
+    private func giveBack(_ fd: Int32) {
+        let keep = idle.withLock { list -> Bool in
+            guard list.count < 8 else { return false }
+            list.append(fd)
+            return true
+        }
+        if !keep { close(fd) }
     }
 }
 
 /// An attribution that may still be running: callers register what to do with the result.
 public final class PendingAttribution: Sendable {
-    private let state = Mutex<(result: Attribution?, waiters: [@Sendable (Attribution) -> Void])>((nil, []))
+    private let state = Mutex<State>(State())
+
+    struct State {
+        var result: Attribution?
+        var claim: Claim?
+        var waiters: [@Sendable (Attribution) -> Void] = []
+    }
 
     public init() {}
 
@@ -388,15 +738,19 @@ public final class PendingAttribution: Sendable {
         resolve(result)
     }
 
-    func resolve(_ a: Attribution) {
+    func resolve(_ a: Attribution, claim: Claim? = nil) {
         let waiters = state.withLock { s -> [@Sendable (Attribution) -> Void] in
             guard s.result == nil else { return [] }
             s.result = a
+            s.claim = claim
             defer { s.waiters = [] }
             return s.waiters
         }
         for w in waiters { w(a) }
     }
+
+    /// The process fd the connection was found at.
+    var claim: Claim? { state.withLock { $0.claim } }
 
     /// The result, if known.
     public var result: Attribution? { state.withLock { $0.result } }
@@ -418,7 +772,7 @@ public final class PendingAttribution: Sendable {
 }
 
 /// IP addresses as 16 bytes (IPv4 as v4-mapped `::ffff:a.b.c.d`), so that an IPv4 peer seen by a
-/// dual-stack socket matches its IPv4 entry in `/proc/net/tcp`.
+/// dual-stack socket compares equal to the same peer seen by an IPv4 socket.
 enum IPBytes {
     static func parse(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
@@ -434,77 +788,13 @@ enum IPBytes {
 
     static func mapped(_ v4: [UInt8]) -> [UInt8] { [UInt8](repeating: 0, count: 10) + [0xff, 0xff] + v4 }
 
+    /// The IPv4 address inside a v4-mapped one.
+    static func unmapped(_ b: [UInt8]) -> [UInt8]? {
+        b.count == 16 && b.prefix(12).elementsEqual(mapped([0, 0, 0, 0]).prefix(12)) ? Array(b[12...]) : nil
+    }
+
     static func isLoopback(_ b: [UInt8]) -> Bool {
         if b == [UInt8](repeating: 0, count: 15) + [1] { return true }
         return b.prefix(12) == ArraySlice(mapped([0, 0, 0, 0]).prefix(12)) && b[12] == 127
     }
-}
-
-/// Lines of `/proc/net/tcp` and `/proc/net/tcp6`.
-enum ProcNetTCP {
-    struct Entry: Equatable {
-        var local: [UInt8]
-        var localPort: Int
-        var remote: [UInt8]
-        var remotePort: Int
-        var uid: UInt32
-        var inode: UInt64
-    }
-
-    /// Parses the table; addresses are hex words in host byte order (little endian here), ports
-    /// big-endian hex.
-    static func parse(_ text: String) -> [Entry] {
-        var out: [Entry] = []
-        for line in text.split(separator: "\n").dropFirst() {
-            let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard f.count >= 10, let (la, lp) = address(f[1]), let (ra, rp) = address(f[2]),
-                let uid = UInt32(f[7]), let inode = UInt64(f[9])
-            else { continue }
-            out.append(Entry(local: la, localPort: lp, remote: ra, remotePort: rp, uid: uid, inode: inode))
-        }
-        return out
-    }
-
-    static func address(_ field: Substring) -> ([UInt8], Int)? {
-        let parts = field.split(separator: ":")
-        guard parts.count == 2, let port = Int(parts[1], radix: 16) else { return nil }
-        let hex = parts[0]
-        guard hex.count == 8 || hex.count == 32 else { return nil }
-        var bytes: [UInt8] = []
-        var i = hex.startIndex
-        while i < hex.endIndex {
-            let j = hex.index(i, offsetBy: 8)
-            guard let word = UInt32(hex[i..<j], radix: 16) else { return nil }
-            // The kernel prints each 32-bit word of the network-order address as a host-order integer.
-            let w = word.littleEndian
-            bytes += [UInt8(w & 0xff), UInt8((w >> 8) & 0xff), UInt8((w >> 16) & 0xff), UInt8(w >> 24)]
-            i = j
-        }
-        return (bytes.count == 4 ? IPBytes.mapped(bytes) : bytes, port)
-    }
-}
-
-/// A small least-recently-used map.
-struct LRU<Key: Hashable, Value> {
-    let capacity: Int
-    private var values: [Key: Value] = [:]
-    private var order: [Key] = []
-
-    init(capacity: Int) { self.capacity = max(1, capacity) }
-
-    mutating func get(_ key: Key) -> Value? {
-        guard let v = values[key] else { return nil }
-        if let i = order.firstIndex(of: key) { order.remove(at: i) }
-        order.append(key)
-        return v
-    }
-
-    mutating func put(_ key: Key, _ value: Value) {
-        if values[key] != nil, let i = order.firstIndex(of: key) { order.remove(at: i) }
-        values[key] = value
-        order.append(key)
-        while order.count > capacity { values.removeValue(forKey: order.removeFirst()) }
-    }
-
-    var count: Int { values.count }
 }

@@ -48,6 +48,7 @@ public final class IMDSMetrics: Sendable {
         "imds_credential_errors_total": "Served role credentials turning into an error document (what clients see when EC2 cannot get credentials), by code.",
         "imds_unknown_caller_requests_total": "Data-plane requests from a source address that is no instance's (answered 404).",
         "imds_caller_attributions_total": "Data-plane connections by attribution result (process, unattributed, remote, skipped).",
+        "imds_caller_scans_total": "Data-plane connections whose caller was not in the process index and needed a /proc scan.",
     ]
 
     /// - Parameter registry: the registry to record into (a fresh one by default).
@@ -127,6 +128,11 @@ public final class IMDSMetrics: Sendable {
     /// Counts how a data-plane connection was attributed (`process`, `unattributed`, `remote`, `skipped`).
     public func recordAttribution(_ result: String) {
         counter("imds_caller_attributions_total", [("result", result)])
+    }
+
+    /// Counts a connection whose caller needed a `/proc` scan (not found through the process index).
+    public func recordAttributionScan() {
+        counter("imds_caller_scans_total", [])
     }
 
     /// Detects rotations and credential errors from a served credentials document: a new `LastUpdated`

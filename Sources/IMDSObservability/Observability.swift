@@ -43,6 +43,7 @@ public final class Observability: Sendable {
         let pending: PendingAttribution
         if let attributor, let local, let remote {
             pending = attributor.begin(local: local, remote: remote)
+            if pending.result == nil { metrics.recordAttributionScan() }
         } else {
             pending = PendingAttribution(.skipped(attributor == nil ? "attribution disabled" : "addresses unknown"))
         }
@@ -83,7 +84,11 @@ public final class Observability: Sendable {
             accessLog?.write(e)
         }
         if let connection {
-            connection.whenResolved(finish)
+            // Once both the request and the lookup are done, the connection's fd is about to be free.
+            connection.whenResolved { [attributor] a in
+                attributor?.finished(connection)
+                finish(a)
+            }
         } else {
             finish(.skipped("no connection information"))
         }

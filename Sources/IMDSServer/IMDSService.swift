@@ -153,18 +153,8 @@ public final class IMDSService: Sendable {
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(
                 responder: .async { await controlPlane.respond(to: $0) }, keepBody: true, maxBody: limits.maxBodyBytes,
-                malformed: Self.malformedControlRequest)
+                malformed: { controlPlane.httpErrorResponse(status: $0) })
         }
-    }
-
-    /// The control plane's answer to a request the HTTP layer could not parse or that breaks a limit.
-    static func malformedControlRequest(status: Int) -> IMDSResponse {
-        let body = Array("{\"error\":\"malformed HTTP request\"}".utf8)
-        return IMDSResponse(
-            status: status, plane: .control,
-            headers: [("Content-Type", "application/json"), ("Content-Length", String(body.count)),
-                      ("Connection", "close")],
-            body: body)
     }
 
     /// The addresses the data plane is bound to (real ports).

@@ -125,6 +125,25 @@ struct ActionTests {
                     "InvalidRequest")
     }
 
+    /// Input echoed in an error message never makes the XML invalid: control characters that XML 1.0
+    /// forbids become U+FFFD, markup is escaped (the expectError helper parses every response).
+    @Test func errorXMLIsValidXMLWhateverTheInput() async throws {
+        let h = Harness()
+        let hostile = "X\u{0}\u{1}\u{8}\u{B}\u{C}\u{1B}\u{1F}\u{7F}\u{FFFE}\u{FFFF}<a>&'\"\tY"
+        expectError(await h.action(hostile), "InvalidAction")
+        expectError(await h.action("DescribeTags", [("NextToken", hostile)]), "InvalidPaginationToken")
+        expectError(await h.action("DescribeInstances", [("InstanceId.1", hostile)]), "InvalidInstanceID.Malformed")
+        expectError(await h.action("DescribeInstances", [(hostile, "x")]), "UnknownParameter")
+        let text = await h.action(hostile).bodyText
+        for c in (0..<32).filter({ $0 != 9 && $0 != 10 && $0 != 13 }) {
+            #expect(!text.unicodeScalars.contains(Unicode.Scalar(UInt8(c))), "raw control \(c) in \(text)")
+        }
+        #expect(!text.contains("\u{FFFE}") && !text.contains("\u{FFFF}"))
+        #expect(text.contains("X\u{FFFD}\u{FFFD}"))
+        #expect(XML.escape("plain text") == "plain text")
+        #expect(XML.escape("a\u{1}b<\r\n") == "a\u{FFFD}b&lt;\r\n")
+    }
+
     @Test func modifyRepliesPendingAndAppliesAtOnce() async throws {
         let h = Harness()
         #expect(h.dataStatus() == 200)

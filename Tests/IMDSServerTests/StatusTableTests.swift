@@ -68,12 +68,15 @@ struct StatusTableTests {
 
     @Test func controlPlaneResponses() async throws {
         let imds = TestIMDS()
-        for status in [400, 413, 431] {
-            Self.expectFromTable(IMDSService.malformedControlRequest(status: status), .control, "control plane, malformed \(status)")
-        }
-        #expect(Self.statusLine(IMDSService.malformedControlRequest(status: 413)) == "HTTP/1.1 413 Content Too Large")
-
         let ec2 = EC2ControlPlane(store: imds.store)
+        for status in [400, 413, 431] {
+            Self.expectFromTable(IMDSResponse.httpErrorJSON(status: status), .control, "control plane (JSON), malformed \(status)")
+            let xml = ec2.httpErrorResponse(status: status)
+            Self.expectFromTable(xml, .control, "control plane (EC2 XML), malformed \(status)")
+            #expect(xml.bodyText.hasPrefix("<?xml") && xml.bodyText.contains("<Response><Errors><Error><Code>"), "\(xml.bodyText)")
+        }
+        #expect(Self.statusLine(ec2.httpErrorResponse(status: 413)) == "HTTP/1.1 413 Content Too Large")
+
         func query(_ form: String) async -> IMDSResponse {
             await ec2.handle(IMDSRequest(method: "POST", target: "/", headers: [("Content-Type", "application/x-www-form-urlencoded")],
                                    body: Array(form.utf8)))

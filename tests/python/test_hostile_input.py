@@ -338,3 +338,29 @@ def test_configured_secrets_never_reach_outputs(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and "secret-access-key" in r.stderr, r.stderr
     assert "horse" not in r.stderr and "horse" not in r.stdout, r.stderr
+
+
+def test_control_plane_http_errors_are_ec2_xml(live):
+    """A request the HTTP layer cannot read, or one over a limit, gets EC2's <Response><Errors> XML
+    on the control plane (the AWS CLI can read it), never JSON; the data plane keeps its HTML pages."""
+    import socket
+    s = live()
+    host, port = s.control_url[len("http://"):].rsplit(":", 1)
+    for raw in [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 100000 + b"\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\0" * 64]:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=10) as c:
+            c.sendall(raw)
+            c.shutdown(socket.SHUT_WR)
+            reply = b""
+            while True:
+                try:
+                    chunk = c.recv(65536)
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                reply += chunk
+        text = reply.decode(errors="replace")
+        assert text.startswith("HTTP/1.1 4"), (raw[:40], text[:300])
+        assert "<Response><Errors><Error><Code>" in text and "text/xml" in text, (raw[:40], text[:400])
+    s.assert_alive("malformed HTTP on the control plane")

@@ -139,9 +139,19 @@ public struct ControlPlaneRouter: AsyncResponder {
     /// Checked before any route (e.g. SigV4 when access keys are configured); a response refuses the request.
     public var gate: (@Sendable (IMDSRequest) async -> IMDSResponse?)?
 
-    public init(_ groups: [RouteGroup], gate: (@Sendable (IMDSRequest) async -> IMDSResponse?)? = nil) {
+    /// How HTTP-level errors (unreadable request, body or headers too large) are answered; nil: JSON.
+    /// The EC2 Query API's XML when it owns the listener (``AsyncResponder/httpErrorResponse(status:)``).
+    public var httpError: (@Sendable (Int) -> IMDSResponse)?
+
+    public init(_ groups: [RouteGroup], gate: (@Sendable (IMDSRequest) async -> IMDSResponse?)? = nil,
+                httpError: (@Sendable (Int) -> IMDSResponse)? = nil) {
         self.groups = groups
         self.gate = gate
+        self.httpError = httpError
+    }
+
+    public func httpErrorResponse(status: Int) -> IMDSResponse {
+        httpError?(status) ?? IMDSResponse.httpErrorJSON(status: status)
     }
 
     public func respond(to request: IMDSRequest) async -> IMDSResponse {
