@@ -15,7 +15,8 @@ public struct DataPlane: Sendable {
     /// Answers one data-plane request.
     public func respond(to request: IMDSRequest) -> IMDSResponse {
         let store = self.store
-        return engine.respond(to: request, snapshot: store.snapshot, now: engine.clock.now()) { id in
+        let current = store.current  // one retain; the snapshot is borrowed from it
+        return engine.respond(to: request, snapshot: current.snapshot, now: engine.clock.now()) { id in
             (try? store.submit([.consumeFault(id: id)])) != nil
         }
     }

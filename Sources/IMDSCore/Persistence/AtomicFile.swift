@@ -21,19 +21,10 @@ public enum AtomicFile {
         let tmp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw WriteError(path: tmp, operation: "create", code: errno) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in
-                Glibc.write(fd, raw.baseAddress!.advanced(by: offset), bytes.count - offset)
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let e = errno
-                close(fd)
-                unlink(tmp)
-                throw WriteError(path: tmp, operation: "write", code: e)
-            }
-            offset += n
+        if let e = writeAll(fd, bytes) {
+            close(fd)
+            unlink(tmp)
+            throw WriteError(path: tmp, operation: "write", code: e)
         }
         guard fsync(fd) == 0 else {
             let e = errno

@@ -58,7 +58,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
 
     private let state: Mutex<State>
     /// The latest durable snapshot (its own lock: readers never wait for a writer's bookkeeping).
-    private let published: Mutex<StoreSnapshot>
+    private let published: Mutex<SnapshotBox>
     private let persistence: any StorePersistence
     private let queue = DispatchQueue(label: "imds.store.writer", qos: .userInitiated)
     let clock: any IMDSClock
@@ -85,7 +85,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
         }
         let snap = StoreSnapshot.launch(config: config, durable: durable, revision: revision, now: clock.now(), signer: signer, previous: nil)
         state = Mutex(State(head: snap))
-        published = Mutex(snap)
+        published = Mutex(SnapshotBox(snap))
     }
 
     /// A store in memory for `config` (tests, `imds serve` without a state directory).
@@ -98,7 +98,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
         try! self.init(config: config, persistence: MemoryPersistence(), clock: clock, signer: signer, initialSecret: secret)
     }
 
-    public var snapshot: StoreSnapshot { published.withLock { $0 } }
+    public var current: SnapshotBox { published.withLock { $0 } }
 
     @discardableResult
     public func apply(_ changes: [StoreChange]) async throws(StoreError) -> StoreRevision {
@@ -161,7 +161,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
             let key = s.nextSubscriber
             s.nextSubscriber += 1
             s.subscribers[key] = continuation
-            return (published.withLock { $0 }, key)
+            return (published.withLock { $0 }.snapshot, key)
         }
         continuation.onTermination = { [weak self] _ in
             _ = self?.state.withLock { $0.subscribers.removeValue(forKey: key) }
@@ -238,7 +238,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
                 // Nothing of the group is durable: the head goes back to the published state, and
                 // batches accepted meanwhile (validated against the failed ones) fail too.
                 let failed = state.withLock { s -> [Pending] in
-                    s.head = published.withLock { $0 }
+                    s.head = published.withLock { $0 }.snapshot
                     defer { s.pending = [] }
                     return s.pending
                 }
@@ -252,7 +252,8 @@ public final class EmbeddedInstanceStore: InstanceStore {
     /// resume once the lock is released.
     private func publish(_ batches: [Pending], _ s: inout State) -> Wakeups {
         guard let last = batches.last else { return [] }
-        published.withLock { $0 = last.snapshot }
+        let box = SnapshotBox(last.snapshot)
+        published.withLock { $0 = box }
         for b in batches {
             let u = StoreUpdate(revision: b.record.revision, changes: b.record.changes, reconfigured: b.reconfigured, snapshot: b.snapshot)
             for c in s.subscribers.values { c.yield(u) }

@@ -1,5 +1,16 @@
 import Foundation
 
+/// A published snapshot, shared by reference.
+public final class SnapshotBox: Sendable {
+    public let snapshot: StoreSnapshot
+    public init(_ snapshot: StoreSnapshot) { self.snapshot = snapshot }
+}
+
+extension InstanceStore {
+    /// The latest durable state.
+    public var snapshot: StoreSnapshot { current.snapshot }
+}
+
 /// One applied batch, as subscribers receive it: revisions arrive in order, none skipped.
 public struct StoreUpdate: Sendable {
     public var revision: StoreRevision
@@ -24,8 +35,9 @@ public struct StoreUpdate: Sendable {
 /// let revision = try await store.apply([.invalidateTokens(instanceID: store.snapshot.primaryInstanceID)])
 /// ```
 public protocol InstanceStore: Sendable {
-    /// The latest durable state.
-    var snapshot: StoreSnapshot { get }
+    /// The latest durable state, by reference: taking it costs one retain, however large the state
+    /// (what the data plane reads per request).
+    var current: SnapshotBox { get }
 
     /// Applies `changes` atomically; returns the batch's revision once it is durable.
     @discardableResult

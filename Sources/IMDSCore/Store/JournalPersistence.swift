@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -18,7 +19,7 @@ import Darwin
 /// cut short, or whose checksum fails) is truncated away. When the journal outgrows
 /// `compactionBytes`, the state is written as a new snapshot and the journal starts empty, so a
 /// start replays a bounded journal.
-public struct JournalPersistence: StorePersistence {
+public final class JournalPersistence: StorePersistence {
     public static let journalName = "store.journal"
     public static let snapshotName = "store.snapshot"
     static let journalHeader = Array("IMDSJNL1".utf8)
@@ -33,6 +34,9 @@ public struct JournalPersistence: StorePersistence {
     public let compactionBytes: Int
     /// Called with a sentence when recovery repaired something (a torn tail truncated).
     let note: @Sendable (String) -> Void
+    /// Set when a failed append could not be cut off again: appending after its bytes would hide
+    /// every later record from recovery, so no more writes are made until a restart recovers.
+    private let damaged = Mutex(false)
 
     public var journalPath: String { (directory as NSString).appendingPathComponent(Self.journalName) }
     public var snapshotPath: String { (directory as NSString).appendingPathComponent(Self.snapshotName) }
@@ -172,28 +176,24 @@ public struct JournalPersistence: StorePersistence {
             // Encoding plain Codable values cannot fail.
             bytes += Self.framed(Array((try? encoder.encode(r)) ?? Data()))
         }
+        guard !damaged.withLock({ $0 }) else {
+            throw .notDurable("an earlier write to \(journalPath) failed and could not be undone; restart imds to recover the journal")
+        }
         if !FileManager.default.fileExists(atPath: journalPath) { try startJournal() }
         let fd = open(journalPath, O_WRONLY | O_APPEND | O_CLOEXEC)
         guard fd >= 0 else { throw .notDurable("open \(journalPath): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { raw in
-                #if canImport(Glibc)
-                Glibc.write(fd, raw.baseAddress!.advanced(by: offset), bytes.count - offset)
-                #else
-                Darwin.write(fd, raw.baseAddress!.advanced(by: offset), bytes.count - offset)
-                #endif
-            }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw .notDurable("write \(journalPath): \(String(cString: strerror(errno)))")
-            }
-            offset += n
-        }
-        guard fsync(fd) == 0 else { throw .notDurable("fsync \(journalPath): \(String(cString: strerror(errno)))") }
         var st = stat()
-        if fstat(fd, &st) == 0, Int(st.st_size) > compactionBytes {
+        guard fstat(fd, &st) == 0 else { throw .notDurable("stat \(journalPath): \(String(cString: strerror(errno)))") }
+        let before = st.st_size
+        /// A failed append is cut off again, so that the next one starts at a frame boundary.
+        func undo(_ what: String, _ e: Int32) -> StoreError {
+            if ftruncate(fd, before) != 0 || fsync(fd) != 0 { damaged.withLock { $0 = true } }
+            return .notDurable("\(what) \(journalPath): \(String(cString: strerror(e)))")
+        }
+        if let e = writeAll(fd, bytes) { throw undo("write", e) }
+        guard fsync(fd) == 0 else { throw undo("fsync", errno) }
+        if Int(before) + bytes.count > compactionBytes {
             try compact(latest, revision: last.revision)
         }
     }

@@ -5,6 +5,8 @@ import Foundation
 public enum StateDirectory {
     /// The control plane's state file of earlier versions (format 1), renamed `*.migrated` once imported.
     public static let legacyStateFile = "control-plane.json"
+    /// The token secret of earlier versions (32 bytes), imported on the first start.
+    public static let legacySecretFile = "secret.key"
 
     /// Opens (or creates) the store in `directory`.
     /// - Parameter note: receives a sentence for each thing worth telling the operator (migration, repair).
@@ -19,7 +21,7 @@ public enum StateDirectory {
         let legacyPath = (directory as NSString).appendingPathComponent(legacyStateFile)
         let fresh = !persistence.exists
         if fresh {
-            let secretPath = (directory as NSString).appendingPathComponent(SecretFile.fileName)
+            let secretPath = (directory as NSString).appendingPathComponent(legacySecretFile)
             if let data = FileManager.default.contents(atPath: secretPath) {
                 guard data.count == 32 else {
                     throw .invalid("\(secretPath): expected 32 bytes, found \(data.count); delete it to create a new secret (tokens issued so far become invalid)")
