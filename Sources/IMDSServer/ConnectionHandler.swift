@@ -37,6 +37,8 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var bodyLength = 0
     private var done = false
     private var started: NIODeadline = .now()
+    /// This connection in its listener's table (marked answering once the request is complete).
+    var slot: ConnectionSlot?
 
     init(
         responder: Responder, keepBody: Bool, maxBody: Int = 1 << 20,
@@ -76,6 +78,7 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             done = true
+            slot?.markAnswering()
             let request = IMDSRequest(
                 method: head.method.rawValue, target: head.uri,
                 headers: head.headers.map { ($0.name, $0.value) },
@@ -157,7 +160,9 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard !done else {
-            context.close(promise: nil)
+            // Bytes after the complete request (a stray byte, a second request) are ignored: the
+            // response on its way (held, delayed or still being computed) closes the connection.
+            if !(error is HTTPParserError) { context.close(promise: nil) }
             return
         }
         if let parse = error as? HTTPParserError {
