@@ -116,13 +116,9 @@ struct Serve: AsyncParsableCommand {
 
         let identity: IdentityKey
         do {
-            if let key = imdsConfig.identityKeyFile, let cert = imdsConfig.identityCertificateFile {
-                identity = try IdentityKey.load(keyPath: key, certificatePath: cert)
-            } else if let stateDir {
-                identity = try IdentityKey.loadOrCreate(directory: stateDir)
-            } else {
-                identity = try IdentityKey.generate()
-            }
+            identity = try IdentityKey.configured(
+                keyFile: imdsConfig.identityKeyFile, certificateFile: imdsConfig.identityCertificateFile, stateDirectory: stateDir)
+                ?? IdentityKey.generate()
         } catch {
             throw CLIError("identity signing key: \(error)")
         }
