@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fleet mode on loopback, no root: one `imds serve` with three instances, each the instance of its
-# own 127.0.0.N source address (curl --interface), driven by curl and the real AWS CLI.
+# own 127.0.0.N source address (curl --interface), driven by curl and the real AWS CLI; a fourth
+# launched with `aws ec2 run-instances`, stopped, started, kept across kill -9, terminated.
 #   scripts/test-fleet.sh [path/to/imds]     (default .build/debug/imds)
 # Installs nothing and builds nothing; without curl prints "skipped" and exits 0 (the AWS CLI part
 # is skipped without `aws`). Prints "fleet: N passed, M failed" last; exits non-zero on any failure.
@@ -85,6 +86,43 @@ if command -v aws >/dev/null 2>&1; then
     check "B requires tokens now: v1 401" "401" "$(status 3 "$DP/latest/meta-data/instance-id")"
     check "A still answers v1" "200" "$(status 2 "$DP/latest/meta-data/instance-id")"
     check "C still answers v1" "200" "$(status 4 "$DP/latest/meta-data/instance-id")"
+
+    echo "# run-instances through the real AWS CLI"
+    printf '#!/bin/sh\necho launched-by-cli\n' >"$TMP/boot.sh"
+    run_out=$(ec2 run-instances --image-id ami-0123456789abcdef0 --instance-type t3.micro --private-ip-address 10.0.1.24 \
+        --metadata-options HttpTokens=required,HttpEndpoint=enabled,HttpPutResponseHopLimit=2 \
+        --iam-instance-profile Name=app-role --user-data "file://$TMP/boot.sh" \
+        --tag-specifications 'ResourceType=instance,Tags=[{Key=Name,Value=web-2},{Key=imds:caller-addresses,Value=127.0.0.5}]' \
+        --query 'Instances[0].[InstanceId,State.Name]' --output text 2>"$TMP/stderr")
+    D=$(echo "$run_out" | cut -f1)
+    check "run-instances replies pending" "pending" "$(echo "$run_out" | cut -f2)"
+    check "127.0.0.5 is the launched instance at once" "$D" "$(get 5 /latest/meta-data/instance-id)"
+    check "its user-data" "$(cat "$TMP/boot.sh")" "$(get 5 /latest/user-data)"
+    check "its role" "app-role" "$(get 5 /latest/meta-data/iam/security-credentials/)"
+    KD=$(get 5 /latest/meta-data/iam/security-credentials/app-role | grep -o '"AccessKeyId" *: *"[^"]*"')
+    KA=$(get 2 /latest/meta-data/iam/security-credentials/role-a | grep -o '"AccessKeyId" *: *"[^"]*"')
+    if [ -n "$KD" ] && [ -n "$KA" ] && [ "$KD" != "$KA" ]; then ok "its credentials are its own"; else not_ok "own credentials" "[$KD] vs [$KA]"; fi
+    check "it requires tokens" "401" "$(status 5 "$DP/latest/meta-data/instance-id")"
+    check "describe filter by http-tokens=required" "$B $D" \
+        "$(ec2 describe-instances --filters Name=metadata-options.http-tokens,Values=required --query 'Reservations[].Instances[].InstanceId' --output text | xargs -n1 | sort | xargs)"
+    DUP=$(ec2 run-instances --image-id ami-0123456789abcdef0 --private-ip-address 10.0.1.24 2>&1 >/dev/null)
+    case "$DUP" in *InvalidIPAddress.InUse*) ok "a second launch on 10.0.1.24: InvalidIPAddress.InUse" ;; *) not_ok "duplicate address refused" "$DUP" ;; esac
+    BAD=$(ec2 run-instances --image-id ami-0123456789abcdef0 --metadata-options HttpTokens=maybe 2>&1 >/dev/null)
+    case "$BAD" in *InvalidParameterValue*) ok "bad MetadataOptions: InvalidParameterValue" ;; *) not_ok "bad MetadataOptions refused" "$BAD" ;; esac
+    check "stop-instances: stopping" "stopping" "$(ec2 stop-instances --instance-ids "$D" --query 'StoppingInstances[0].CurrentState.Name' --output text)"
+    check "a stopped instance is not served" "404" "$(status 5 "$DP/latest/meta-data/instance-id")"
+    check "start-instances: pending" "pending" "$(ec2 start-instances --instance-ids "$D" --query 'StartingInstances[0].CurrentState.Name' --output text)"
+    check "served again after start" "$D" "$(get 5 /latest/meta-data/instance-id)"
+    TA=$(token 2)
+
+    echo "# kill -9 and restart keep every launched instance"
+    kill -9 "$SERVER_PID"; SERVER_PID=""
+    start_server
+    check "after restart 127.0.0.5 is still $D" "$D" "$(get 5 /latest/meta-data/instance-id)"
+    check "A's token issued before the restart still works at A" "200" "$(status 2 -H "X-aws-ec2-metadata-token: $TA" "$DP/latest/meta-data/instance-id")"
+    check "terminate-instances: shutting-down" "shutting-down" "$(ec2 terminate-instances --instance-ids "$D" --query 'TerminatingInstances[0].CurrentState.Name' --output text)"
+    check "a terminated instance is gone at once" "404" "$(status 5 "$DP/latest/meta-data/instance-id")"
+    check "describe shows it terminated" "terminated" "$(ec2 describe-instances --instance-ids "$D" --query 'Reservations[0].Instances[0].State.Name' --output text)"
 else
     echo "# skipped the AWS CLI part: aws not installed"
 fi

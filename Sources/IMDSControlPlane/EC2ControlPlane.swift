@@ -181,6 +181,18 @@ public final class EC2ControlPlane: AsyncResponder {
             mutates: true,
             accepts: { ["InstanceId", "HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "DryRun", "HttpProtocolIpv6", "InstanceMetadataTags"].contains($0) },
             run: { cp, call async throws(EC2Error) in try await cp.modifyInstanceMetadataOptions(call) }),
+        "RunInstances": Handler(
+            mutates: true, accepts: isRunInstancesParameter,
+            run: { cp, call async throws(EC2Error) in try await cp.runInstances(call) }),
+        "TerminateInstances": Handler(
+            mutates: true, accepts: { $0 == "DryRun" || isListItem($0, "InstanceId") },
+            run: { cp, call async throws(EC2Error) in try await cp.changeState(call, .terminate) }),
+        "StopInstances": Handler(
+            mutates: true, accepts: { ["DryRun", "Force", "Hibernate"].contains($0) || isListItem($0, "InstanceId") },
+            run: { cp, call async throws(EC2Error) in try await cp.changeState(call, .stop) }),
+        "StartInstances": Handler(
+            mutates: true, accepts: { ["DryRun", "AdditionalInfo"].contains($0) || isListItem($0, "InstanceId") },
+            run: { cp, call async throws(EC2Error) in try await cp.changeState(call, .start) }),
         "GetInstanceMetadataDefaults": Handler(
             mutates: false, accepts: { $0 == "DryRun" },
             run: { cp, call async throws(EC2Error) in try await cp.getInstanceMetadataDefaults(call) }),

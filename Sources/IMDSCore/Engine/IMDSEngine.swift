@@ -63,7 +63,9 @@ public struct IMDSEngine: Sendable {
     public func respond(
         to request: IMDSRequest, snapshot: StoreSnapshot, now: Date, consume: (String) -> Bool = { _ in true }
     ) -> IMDSResponse {
-        guard case .instance(let id) = resolver.resolve(request, in: snapshot), let runtime = snapshot.instance(id) else {
+        guard case .instance(let id) = resolver.resolve(request, in: snapshot), let runtime = snapshot.instance(id),
+            runtime.state.isServed
+        else {
             return unknownCallerResponse(request, now: now)
         }
         let faults = snapshot.faults

@@ -95,9 +95,14 @@ public struct StoreSnapshot: Sendable {
             instances[id] = runtime
             // The config decoder refuses an address claimed twice; a tag set through the API is
             // checked when it is set. Should a record still collide, the first instance keeps it.
-            for address in CallerAddress.addresses(of: runtime.instance, tags: runtime.tags) where callers[address] == nil {
-                callers[address] = id
-            }
+            for address in Self.callerAddresses(runtime) where callers[address] == nil { callers[address] = id }
+        }
+        for (id, spec) in durable.launched where instances[id] == nil {
+            let base = LaunchBase(launched: spec, template: config.instance)
+            let runtime = InstanceRuntime.derive(base: base, record: durable.records[id], previous: nil, now: now, signer: signer)
+            bases[id] = base
+            instances[id] = runtime
+            for address in Self.callerAddresses(runtime) where callers[address] == nil { callers[address] = id }
         }
         return StoreSnapshot(
             revision: revision, instances: instances, callers: callers, primaryInstanceID: config.instance.instanceID,
@@ -130,11 +135,18 @@ public struct StoreSnapshot: Sendable {
         var next = self
         var touched = Set<String>()
         var secretChanged = false
-        var retagged = Set<String>()
+        var readdressed = Set<String>()
         for change in changes {
-            if case .setTags(let id, _) = change { retagged.insert(id) }
+            switch change {
+            case .launch(let spec):
+                guard next.bases[spec.instanceID] == nil else { throw .invalid("the instance \(spec.instanceID) exists already") }
+                next.bases[spec.instanceID] = LaunchBase(launched: spec, template: config.instance)
+                readdressed.insert(spec.instanceID)
+            case .setTags(let id, _), .setState(let id, _): readdressed.insert(id)
+            default: break
+            }
             if let id = change.instanceID {
-                guard instances[id] != nil else { throw .unknownInstance(id) }
+                guard next.bases[id] != nil else { throw .unknownInstance(id) }
                 touched.insert(id)
             }
             if case .setSecret = change { secretChanged = true }
@@ -146,7 +158,7 @@ public struct StoreSnapshot: Sendable {
             let after = InstanceRuntime.derive(
                 base: base, record: next.durable.records[id], previous: before, now: now, signer: signer)
             next.instances[id] = after
-            if retagged.contains(id) { try next.moveCallers(of: id, from: before, to: after) }
+            if readdressed.contains(id) { try next.moveCallers(of: id, from: before, to: after) }
         }
         next.faults = next.durable.faults ?? config.faults
         if secretChanged, let s = next.durable.secret { next.keys = SecretKeys(s) }
@@ -154,16 +166,23 @@ public struct StoreSnapshot: Sendable {
         return next
     }
 
+    /// The addresses `runtime` answers for: none once terminated (they are free for a new launch);
+    /// a stopped instance keeps its private address, as on EC2.
+    static func callerAddresses(_ runtime: InstanceRuntime) -> [String] {
+        runtime.state == .terminated ? [] : CallerAddress.addresses(of: runtime.instance, tags: runtime.tags)
+    }
+
     /// Moves the address index from `before`'s caller addresses to `after`'s (a tag naming caller
-    /// addresses changed); an address another instance answers for is refused.
+    /// addresses changed, it was launched or terminated); an address another instance answers for
+    /// is refused.
     mutating func moveCallers(of id: String, from before: InstanceRuntime?, to after: InstanceRuntime) throws(StoreError) {
         for tag in after.tags where tag.key == CallerAddress.tagKey {
             for part in tag.value.split(whereSeparator: { $0 == "," || $0 == " " }) where CallerAddress.canonical(String(part)) == nil {
                 throw .invalid("the \(CallerAddress.tagKey) tag lists '\(part)', which is not an IPv4 or IPv6 address")
             }
         }
-        let old = before.map { CallerAddress.addresses(of: $0.instance, tags: $0.tags) } ?? []
-        let new = CallerAddress.addresses(of: after.instance, tags: after.tags)
+        let old = before.map(Self.callerAddresses) ?? []
+        let new = Self.callerAddresses(after)
         guard old != new else { return }
         for address in new {
             if let owner = callers[address], owner != id {
