@@ -39,6 +39,8 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var started: NIODeadline = .now()
     /// This connection in its listener's table (marked answering once the request is complete).
     var slot: ConnectionSlot?
+    /// This server's end and the client's end, as text (set by the listener when it accepts).
+    var peers: (local: PeerAddress?, remote: PeerAddress?)?
 
     init(
         responder: Responder, keepBody: Bool, maxBody: Int = 1 << 20,
@@ -56,8 +58,8 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if let hooks {
-            let peer = { (a: SocketAddress?) in a?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) } }
-            connectionContext = hooks.accepted(peer(context.channel.localAddress), peer(context.channel.remoteAddress))
+            let (local, remote) = endpoints(context)
+            connectionContext = hooks.accepted(local, remote)
         }
         context.fireChannelActive()
     }
@@ -82,7 +84,7 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
             let request = IMDSRequest(
                 method: head.method.rawValue, target: head.uri,
                 headers: head.headers.map { ($0.name, $0.value) },
-                peer: context.channel.remoteAddress?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) },
+                peer: endpoints(context).remote,
                 bodyLength: bodyLength, body: body)
             switch responder {
             case .sync(let respond):
@@ -97,6 +99,14 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    private func endpoints(_ context: ChannelHandlerContext) -> (local: PeerAddress?, remote: PeerAddress?) {
+        if let peers { return peers }
+        let peer = { (a: SocketAddress?) in a?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) } }
+        let found = (peer(context.channel.localAddress), peer(context.channel.remoteAddress))
+        peers = found
+        return found
     }
 
     private func deliver(context: ChannelHandlerContext, request: IMDSRequest, response: IMDSResponse) {

@@ -233,8 +233,11 @@ public final class HTTPListener: Sendable {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
+                // Both ends as text, once per connection (the handler and its hooks reuse them).
                 let peer = { (a: SocketAddress?) in a?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) } }
-                let source = key(peer(channel.localAddress), peer(channel.remoteAddress))
+                let local = peer(channel.localAddress)
+                let remote = peer(channel.remoteAddress)
+                let source = key(local, remote)
                 guard let slot = table.admit(key: source, close: { channel.close(promise: nil) }) else {
                     return channel.close()
                 }
@@ -245,6 +248,7 @@ public final class HTTPListener: Sendable {
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
                     let handler = makeHandler()
                     handler.slot = slot
+                    handler.peers = (local, remote)
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
