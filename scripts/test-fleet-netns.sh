@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fleet mode across network namespaces (issue 14): three namespaces on a bridge, each its own
 # instance launched with the real AWS CLI's run-instances, answered by one imds on the bridge.
+# botocore fetches credentials and region in two namespaces at once.
 # Usage: scripts/test-fleet-netns.sh [path/to/imds]. Needs root, `ip netns`, curl and aws; prints
 # `skipped:` otherwise. Prints "fleet-netns: N passed, M failed" last.
 set -uo pipefail
@@ -78,6 +79,26 @@ check "namespace 1 requires tokens (v1 401)" "401" "$(code 1 "$DP/latest/meta-da
 check "namespace 0 answers v1" "200" "$(code 0 "$DP/latest/meta-data/instance-id")"
 T0=$(tok 0)
 check "namespace 0's token in namespace 2: 401" "401" "$(code 2 -H "X-aws-ec2-metadata-token: $T0" "$DP/latest/meta-data/instance-id")"
+PY=${PYTHON:-python3}
+if "$PY" -c 'import botocore' 2>/dev/null; then
+    cat >"$TMP/boto.py" <<'PYEOF'
+import sys
+from botocore.utils import InstanceMetadataFetcher, InstanceMetadataRegionFetcher
+cfg = {"ec2_metadata_service_endpoint": sys.argv[1]}
+creds = InstanceMetadataFetcher(timeout=5, num_attempts=1, config=cfg).retrieve_iam_role_credentials()
+region = InstanceMetadataRegionFetcher(timeout=5, num_attempts=1, config=cfg).retrieve_region()
+print(creds.get("role_name"), bool(creds.get("access_key")), region)
+PYEOF
+    in_ns 0 env -u AWS_EC2_METADATA_DISABLED "$PY" "$TMP/boto.py" "$DP/" >"$TMP/boto0" 2>&1 &
+    B0=$!
+    in_ns 1 env -u AWS_EC2_METADATA_DISABLED "$PY" "$TMP/boto.py" "$DP/" >"$TMP/boto1" 2>&1 &
+    B1=$!
+    wait $B0; wait $B1
+    check "botocore in namespace 0 at the same time: its role and region" "role-0 True ap-northeast-1" "$(tail -1 "$TMP/boto0")"
+    check "botocore in namespace 1 at the same time: its role and region" "role-1 True ap-northeast-1" "$(tail -1 "$TMP/boto1")"
+else
+    echo "  skip botocore: not installed"
+fi
 ec2 modify-instance-metadata-options --instance-id "${IDS[2]}" --http-tokens required >/dev/null
 check "modify on 2: 2 requires tokens" "401" "$(code 2 "$DP/latest/meta-data/instance-id")"
 check "modify on 2: 0 untouched" "200" "$(code 0 "$DP/latest/meta-data/instance-id")"
