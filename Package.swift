@@ -30,6 +30,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
@@ -72,6 +73,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -82,7 +84,10 @@ let package = Package(
         ),
         .target(
             name: "IMDSCredentials",
-            dependencies: ["IMDSCore", "IMDSClient", "AWSQuery"],
+            dependencies: [
+                "IMDSCore", "IMDSClient", "AWSQuery",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .target(
@@ -153,6 +158,8 @@ let package = Package(
                 "AWSQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -182,7 +189,10 @@ let package = Package(
         ),
         .testTarget(
             name: "IMDSServerTests",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire"],
+            dependencies: [
+                "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(
@@ -217,7 +227,8 @@ if Context.environment["IMDS_BENCHMARKS"] == "1" {
 }
 if Context.environment["IMDS_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["IMDSCore"], path: "fuzz/FuzzSupport", swiftSettings: strict))
-    for (name, extra) in [("FuzzEngine", []), ("FuzzConfig", []), ("FuzzControlPlane", ["IMDSAdmin"]), ("FuzzEC2Query", ["IMDSControlPlane"])] {
+    for (name, extra) in [("FuzzEngine", []), ("FuzzConfig", []), ("FuzzControlPlane", ["IMDSAdmin"]), ("FuzzEC2Query", ["IMDSControlPlane"]),
+                          ("FuzzSigV4", ["IMDSControlPlane", "AWSQuery"])] {
         package.targets.append(
             .executableTarget(
                 name: name,

@@ -2,13 +2,13 @@
 # libFuzzer harnesses (fuzz/, docs/fuzzing.md): builds them with -sanitize=fuzzer,address into
 # .build-fuzz and runs each for FUZZ_SECONDS (default 60) from the committed seed corpus
 # fuzz/corpus/<harness>/. Run by scripts/test.sh; the last line is "fuzz: N passed, M failed".
-#   scripts/test-fuzz.sh                 # all three, 60 s each
+#   scripts/test-fuzz.sh                 # all of them, 60 s each
 #   FUZZ_SECONDS=300 FUZZ_HARNESSES=FuzzEngine scripts/test-fuzz.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-HARNESSES=${FUZZ_HARNESSES:-"FuzzEngine FuzzConfig FuzzControlPlane FuzzEC2Query"}
+HARNESSES=${FUZZ_HARNESSES:-"FuzzEngine FuzzConfig FuzzControlPlane FuzzEC2Query FuzzSigV4"}
 SCRATCH=$ROOT/.build-fuzz
 
 # The fuzzer runtime ships with the Swift toolchain on Linux (clang's libclang_rt.fuzzer).

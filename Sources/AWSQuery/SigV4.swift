@@ -236,6 +236,18 @@ public enum SigV4 {
 
     // MARK: - Signing
 
+    /// What a client sends with a signed request: `headers` plus `X-Amz-Date` and `Authorization`,
+    /// signed together with `Host: host`, which is left out of the result (transports write it).
+    /// The CLI's control-plane client and the STS client both sign this way.
+    public static func clientHeaders(
+        method: String, target: String, host: String, headers: [(name: String, value: String)], body: [UInt8],
+        credentials: Credentials, region: String, service: String = "ec2", date: Date
+    ) -> [(name: String, value: String)] {
+        headers + sign(method: method, target: target, headers: [("Host", host)] + headers, body: body,
+                       accessKeyID: credentials.accessKeyID, secretAccessKey: credentials.secretAccessKey,
+                       region: region, service: service, date: date)
+    }
+
     /// Headers to add to a request so that it carries a valid signature: `X-Amz-Date` and `Authorization`.
     /// `headers` must already hold `Host` (and whatever else should be signed).
     public static func sign(

@@ -29,20 +29,20 @@ struct ControlPlaneClient {
 
     /// Sends one request; throws ``Unreachable`` when no answer arrives.
     func send(_ method: String, _ path: String, contentType: String?, body: [UInt8]) async throws(Unreachable) -> IMDSHTTPResponse {
-        var headers: [(name: String, value: String)] = [("Host", endpoint.authority)]
-        if let contentType { headers.append(("Content-Type", contentType)) }
+        var headers: [(name: String, value: String)] = contentType.map { [("Content-Type", $0)] } ?? []
         let env = ProcessInfo.processInfo.environment
         let key = env["IMDS_CONTROL_ACCESS_KEY_ID"].flatMap { $0.isEmpty ? nil : $0 } ?? env["AWS_ACCESS_KEY_ID"]
         let secret = env["IMDS_CONTROL_SECRET_ACCESS_KEY"].flatMap { $0.isEmpty ? nil : $0 } ?? env["AWS_SECRET_ACCESS_KEY"]
         if let key, let secret, !key.isEmpty, !secret.isEmpty {
             let region = env["AWS_REGION"] ?? env["AWS_DEFAULT_REGION"] ?? "us-east-1"
-            headers += SigV4.sign(method: method, target: endpoint.basePath + path, headers: headers, body: body,
-                                  accessKeyID: key, secretAccessKey: secret, region: region, date: Date())
+            headers = SigV4.clientHeaders(
+                method: method, target: endpoint.basePath + path, host: endpoint.authority, headers: headers, body: body,
+                credentials: SigV4.Credentials(accessKeyID: key, secretAccessKey: secret), region: region, date: Date())
         }
         do {
             return try await NIOIMDSTransport(userAgent: "imds-cli/0.1").send(
                 IMDSHTTPRequest(method: method, path: path,
-                                headers: headers.filter { $0.name != "Host" }.map { IMDSHeaderField($0.name, $0.value) }, body: body),
+                                headers: headers.map { IMDSHeaderField($0.name, $0.value) }, body: body),
                 to: endpoint, timeouts: IMDSTimeouts(connect: .seconds(2), read: .seconds(10)))
         } catch {
             throw Unreachable(description: "cannot connect to the control plane at \(url): \(error). Is `imds serve` running? Use --endpoint to point at it.")

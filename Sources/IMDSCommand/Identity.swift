@@ -29,13 +29,13 @@ struct Identity: AsyncParsableCommand {
         func run() async throws {
             let key: IdentityKey
             do {
-                if let config, let c = try? IMDSConfig.load(path: config), let k = c.identityKeyFile, let crt = c.identityCertificateFile {
-                    key = try IdentityKey.load(keyPath: k, certificatePath: crt)
-                } else if let stateDir {
-                    key = try IdentityKey.loadOrCreate(directory: stateDir)
-                } else {
+                let named = config.flatMap { try? IMDSConfig.load(path: $0) }
+                guard let found = try IdentityKey.configured(
+                    keyFile: named?.identityKeyFile, certificateFile: named?.identityCertificateFile, stateDirectory: stateDir)
+                else {
                     throw CLIError("\(config ?? "the config") names no identity.private-key / identity.certificate; use --state-dir")
                 }
+                key = found
             } catch let e as CLIError {
                 throw e
             } catch {

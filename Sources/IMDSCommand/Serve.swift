@@ -10,6 +10,8 @@ import IMDSIdentity
 import IMDSObservability
 import IMDSServer
 import Logging
+import ServiceLifecycle
+import UnixSignals
 
 #if canImport(Glibc)
 import Glibc
@@ -114,13 +116,9 @@ struct Serve: AsyncParsableCommand {
 
         let identity: IdentityKey
         do {
-            if let key = imdsConfig.identityKeyFile, let cert = imdsConfig.identityCertificateFile {
-                identity = try IdentityKey.load(keyPath: key, certificatePath: cert)
-            } else if let stateDir {
-                identity = try IdentityKey.loadOrCreate(directory: stateDir)
-            } else {
-                identity = try IdentityKey.generate()
-            }
+            identity = try IdentityKey.configured(
+                keyFile: imdsConfig.identityKeyFile, certificateFile: imdsConfig.identityCertificateFile, stateDirectory: stateDir)
+                ?? IdentityKey.generate()
         } catch {
             throw CLIError("identity signing key: \(error)")
         }
@@ -157,7 +155,6 @@ struct Serve: AsyncParsableCommand {
         }
         // Obtain STS credentials (if the config asks for them) before serving, then keep them fresh.
         await sts.refreshDue(store: store)
-        let stsTask = Task { await sts.run(store: store) }
         var dataAddresses = listen.isEmpty
             ? [ListenAddress(host: "127.0.0.1", port: 1338), ListenAddress(host: "::1", port: 1338)]
             : listen.compactMap(ListenAddress.init(parsing:))
@@ -215,74 +212,54 @@ struct Serve: AsyncParsableCommand {
             return [("data", open.data), ("control", open.control)]
         }
 
-        // Signals: handled on a dispatch queue and delivered to the loop below.
-        let (signals, continuation) = AsyncStream<Int32>.makeStream()
-        var sources: [any DispatchSourceSignal] = []
-        for sig in [SIGTERM, SIGINT, SIGHUP] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: .global())
-            source.setEventHandler { continuation.yield(sig) }
-            source.resume()
-            sources.append(source)
-        }
-
         service.onIPv6Change = { address, on in
             print(on ? "imds: data plane listening on \(address.url) (http-protocol-ipv6 enabled)"
                      : "imds: data plane on \(address.url) stopped (http-protocol-ipv6 disabled)")
         }
+        // Until the group traps them, these signals are ignored rather than killing the process
+        // with link-local addresses still in place.
+        for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_IGN) }
         do {
             try await service.start()
         } catch {
             linkLocalAddresses?.remove()
             throw CLIError("cannot listen: \(error). Is another imds (or something else) using the port? Pick another with --listen / --control-listen, or port 0.")
         }
-        for a in service.dataAddresses where !a.isIPv6 { print("imds: data plane listening on \(a.url)") }
-        for a in service.inactiveIPv6Addresses {
-            print("imds: data plane on \(a.url) is off while http-protocol-ipv6 is disabled")
-        }
-        for a in service.controlAddresses { print("imds: control plane listening on \(a.url)") }
+        // The lifecycle: SIGTERM and SIGINT shut the group down gracefully (in reverse order: the
+        // announcement, SIGHUP reloads, the STS refresher, then the listeners drain and close).
         let id = imdsConfig.instance.instanceID
-        if let first = service.dataAddresses.first {
-            print("""
-                imds: serving instance \(id); try:
-                  curl -s \(first.url)/latest/meta-data/instance-id
-                  TOKEN=$(curl -s -X PUT \(first.url)/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 21600")
-                  curl -s -H "X-aws-ec2-metadata-token: $TOKEN" \(first.url)/latest/meta-data/
-                """)
-        }
-
-        for await sig in signals {
-            if sig == SIGHUP {
-                guard let path = config else {
-                    logger.notice("SIGHUP: no --config file to reload; nothing changed")
-                    continue
-                }
-                do {
-                    let fresh = try IMDSConfig.load(path: path)
-                    try await ec2.reload(fresh)
-                    Redaction.setConfiguredSecrets(startSecrets + fresh.secrets)
-                    logger.notice("SIGHUP: reloaded \(path)")
-                    print("imds: reloaded \(path)")
-                } catch let error as EC2Error {
-                    logger.error("SIGHUP: launch refused, keeping the running configuration: \(error.message)")
-                    FileHandle.standardError.write(Data("imds: reload failed, keeping the running configuration: launch refused: \(error.message)\n".utf8))
-                } catch {
-                    logger.error("SIGHUP: config error, keeping the running configuration: \(error)")
-                    FileHandle.standardError.write(Data("imds: reload failed, keeping the running configuration: config error: \(error)\n".utf8))
-                }
-                continue
+        let announce = Announce {
+            for a in service.dataAddresses where !a.isIPv6 { print("imds: data plane listening on \(a.url)") }
+            for a in service.inactiveIPv6Addresses {
+                print("imds: data plane on \(a.url) is off while http-protocol-ipv6 is disabled")
             }
-            logger.notice("signal \(sig): shutting down")
-            break
+            for a in service.controlAddresses { print("imds: control plane listening on \(a.url)") }
+            if let first = service.dataAddresses.first {
+                print("""
+                    imds: serving instance \(id); try:
+                      curl -s \(first.url)/latest/meta-data/instance-id
+                      TOKEN=$(curl -s -X PUT \(first.url)/latest/api/token -H "X-aws-ec2-metadata-token-ttl-seconds: 21600")
+                      curl -s -H "X-aws-ec2-metadata-token: $TOKEN" \(first.url)/latest/meta-data/
+                    """)
+            }
         }
-        stsTask.cancel()
-        await service.shutdown()
+        let group = ServiceGroup(
+            services: [
+                service, CredentialRefresher(provider: sts, store: store),
+                ReloadOnHangup(path: config, controlPlane: ec2, secrets: startSecrets, logger: logger), announce,
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        do {
+            try await group.run()
+        } catch {
+            logger.error("service group: \(error)")
+            await service.shutdown()
+        }
         accessLogWriter?.flush()
         if let l = linkLocalAddresses, !l.added.isEmpty {
             l.remove()
             print("imds: removed \(l.added.joined(separator: ", ")) from \(l.interface)")
         }
-        for s in sources { s.cancel() }
         print("imds: stopped")
     }
 }

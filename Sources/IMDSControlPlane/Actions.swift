@@ -39,6 +39,7 @@ extension EC2ControlPlane {
         let p = call.params
         let ids = p.list("InstanceId")
         try Self.instanceIDs(ids)
+        var pageSize: Int?
         if let raw = p["MaxResults"] {
             if !ids.isEmpty {
                 throw EC2Error("InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
@@ -46,17 +47,33 @@ extension EC2ControlPlane {
             guard let n = Int(raw), (5...1000).contains(n) else {
                 throw EC2Error("InvalidParameterValue", "Value ( \(raw) ) for parameter maxResults is invalid. Expecting a value between 5 and 1000.")
             }
+            pageSize = n
         }
-        if let token = p["NextToken"] { throw EC2Error("InvalidParameterValue", "The specified NextToken '\(token)' is not valid") }
+        // NextToken: the id of the last instance of the previous page, base64url (instances are
+        // listed in id order, so a page never repeats or skips one launched or ended meanwhile).
+        var after: String?
+        if let token = p["NextToken"] {
+            guard let id = Self.pageCursor(token) else {
+                throw EC2Error("InvalidParameterValue", "The specified NextToken '\(token)' is not valid")
+            }
+            after = id
+        }
         let filters = try Self.parseFilters(p)
         let snapshot = store.snapshot
         let served = snapshot.instanceIDs
         let missing = ids.filter { !served.contains($0) }
         if !missing.isEmpty { throw .instanceNotFound(missing) }
         if call.dryRun { throw .dryRun }
-        let wanted = ids.isEmpty ? served : served.filter { ids.contains($0) }
+        var wanted = ids.isEmpty ? served : served.filter { ids.contains($0) }
+        if let after { wanted = Array(wanted.drop { $0 <= after }) }
         var reservations: [[XMLNode]] = []
+        var nextToken: String?
+        var lastListed = ""
         for id in wanted {
+            if let pageSize, reservations.count == pageSize {
+                nextToken = Self.pageToken(after: lastListed)
+                break
+            }
             guard let rt = snapshot.instance(id) else { continue }
             let values = InstanceDescription.filterValues(rt)
             var matches = true
@@ -72,8 +89,23 @@ extension EC2ControlPlane {
                 .node("groupSet", []),
                 .list("instancesSet", [InstanceDescription.xml(rt)]),
             ])
+            lastListed = id
         }
-        return [.list("reservationSet", reservations)]
+        var body: [XMLNode] = [.list("reservationSet", reservations)]
+        if let nextToken { body.append(.leaf("nextToken", nextToken)) }
+        return body
+    }
+
+    static func pageToken(after id: String) -> String {
+        Data(("imds-page:" + id).utf8).base64EncodedString()
+    }
+
+    static func pageCursor(_ token: String) -> String? {
+        guard token.count <= 200, let data = Data(base64Encoded: token), let text = String(data: data, encoding: .utf8),
+            text.hasPrefix("imds-page:")
+        else { return nil }
+        let id = String(text.dropFirst("imds-page:".count))
+        return InstanceIDs.isWellFormed(id) ? id : nil
     }
 
     /// At most this many `Filter.N`, and this many values in one filter (EC2 answers more with the same
@@ -122,6 +154,9 @@ extension EC2ControlPlane {
 
         let options = try await commit(dryRun: call.dryRun) { (snapshot: StoreSnapshot) throws(EC2Error) -> (changes: [StoreChange], result: MetadataOptions) in
             let rt = try Self.runtime(id, in: snapshot)
+            guard rt.state != .terminated else {
+                throw EC2Error("IncorrectInstanceState", "The instance '\(id)' is not in a state from which its metadata options can be modified.")
+            }
             if change.httpTokens == .optional, snapshot.accountDefaults.httpTokensEnforced == .enabled {
                 throw EC2Error(
                     "UnsupportedOperation",

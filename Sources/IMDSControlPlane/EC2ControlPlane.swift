@@ -34,9 +34,9 @@ public final class EC2ControlPlane: AsyncResponder {
     /// Events, faults and the credential scenario go back to the file's. Throws, changing nothing,
     /// when `HttpTokensEnforced` forbids the launch.
     public func reload(_ config: IMDSConfig) async throws(EC2Error) {
-        let id = config.instance.instanceID
+        let resets = config.instances.map { StoreChange.resetEvents(instanceID: $0.instanceID) }
         do {
-            try await store.reload(config, changes: [.resetEvents(instanceID: id), .resetFaults]) { head in
+            try await store.reload(config, changes: resets + [.resetFaults]) { head in
                 if let why = Self.launchViolation(config, in: head) { throw EC2Error("UnsupportedOperation", why) }
             }
         } catch {
@@ -44,12 +44,15 @@ public final class EC2ControlPlane: AsyncResponder {
         }
     }
 
-    /// Why `config`'s instance may not be launched over `snapshot` (nil when it may). An instance
-    /// whose options were changed through the control plane keeps them, so it is not launched anew.
+    /// Why one of `config`'s instances may not be launched over `snapshot` (nil when all may). An
+    /// instance whose options were changed through the control plane keeps them, so it is not
+    /// launched anew.
     public static func launchViolation(_ config: IMDSConfig, in snapshot: StoreSnapshot) -> String? {
-        guard snapshot.record(config.instance.instanceID)?.options == nil else { return nil }
         let defaults = snapshot.durable.accountDefaults ?? config.accountDefaults ?? AccountDefaults()
-        return LaunchPolicy.violation(instance: config.instance, accountDefaults: defaults)
+        for instance in config.instances where snapshot.record(instance.instanceID)?.options == nil {
+            if let why = LaunchPolicy.violation(instance: instance, accountDefaults: defaults) { return why }
+        }
+        return nil
     }
 
     // MARK: - Requests
@@ -178,6 +181,18 @@ public final class EC2ControlPlane: AsyncResponder {
             mutates: true,
             accepts: { ["InstanceId", "HttpTokens", "HttpPutResponseHopLimit", "HttpEndpoint", "DryRun", "HttpProtocolIpv6", "InstanceMetadataTags"].contains($0) },
             run: { cp, call async throws(EC2Error) in try await cp.modifyInstanceMetadataOptions(call) }),
+        "RunInstances": Handler(
+            mutates: true, accepts: isRunInstancesParameter,
+            run: { cp, call async throws(EC2Error) in try await cp.runInstances(call) }),
+        "TerminateInstances": Handler(
+            mutates: true, accepts: { $0 == "DryRun" || isListItem($0, "InstanceId") },
+            run: { cp, call async throws(EC2Error) in try await cp.changeState(call, .terminate) }),
+        "StopInstances": Handler(
+            mutates: true, accepts: { ["DryRun", "Force", "Hibernate"].contains($0) || isListItem($0, "InstanceId") },
+            run: { cp, call async throws(EC2Error) in try await cp.changeState(call, .stop) }),
+        "StartInstances": Handler(
+            mutates: true, accepts: { ["DryRun", "AdditionalInfo"].contains($0) || isListItem($0, "InstanceId") },
+            run: { cp, call async throws(EC2Error) in try await cp.changeState(call, .start) }),
         "GetInstanceMetadataDefaults": Handler(
             mutates: false, accepts: { $0 == "DryRun" },
             run: { cp, call async throws(EC2Error) in try await cp.getInstanceMetadataDefaults(call) }),
@@ -239,6 +254,7 @@ public final class EC2ControlPlane: AsyncResponder {
         switch error {
         case let e as EC2Error: return e
         case StoreError.unknownInstance(let id): return .instanceNotFound([id])
+        case StoreError.invalid(let why): return EC2Error("InvalidParameterValue", why)
         default: return .internalError("The change could not be saved (\(error)); nothing was changed.")
         }
     }

@@ -29,12 +29,14 @@ enum InstanceDescription {
     /// `vol-…` id of a block device, derived from the instance and device so that it is stable.
     static func volumeID(_ i: Instance, device: String) -> String { "vol-" + Derive.hexID(from: "volume:\(i.instanceID):\(device)") }
 
-    static func xml(_ rt: InstanceRuntime) -> [XMLNode] {
+    /// - Parameter state: the state to report (default: the instance's; `RunInstances` reports `pending`).
+    static func xml(_ rt: InstanceRuntime, state: InstanceState? = nil) -> [XMLNode] {
         let i = rt.instance
+        let state = state ?? rt.state
         var x: [XMLNode] = [
             .leaf("instanceId", i.instanceID),
             .leaf("imageId", i.amiID),
-            .node("instanceState", [.leaf("code", "16"), .leaf("name", "running")]),
+            .node("instanceState", [.leaf("code", String(state.code)), .leaf("name", state.rawValue)]),
             .leaf("privateDnsName", i.localHostname ?? ""),
             .leaf("dnsName", i.publicHostname ?? ""),
             .node("reason", []),
@@ -142,8 +144,8 @@ enum InstanceDescription {
             case "instance-type": return [i.instanceType]
             case "availability-zone": return [i.availabilityZone]
             case "availability-zone-id": return [i.availabilityZoneID]
-            case "instance-state-name": return ["running"]
-            case "instance-state-code": return ["16"]
+            case "instance-state-name": return [rt.state.rawValue]
+            case "instance-state-code": return [String(rt.state.code)]
             case "reservation-id": return [i.reservationID]
             case "owner-id": return [i.accountID]
             case "private-ip-address": return i.localIPv4.map { [$0] } ?? []

@@ -113,15 +113,13 @@ public final class AssumeRoleProvider: ExternalCredentialSource {
         if let e = s.externalID { params.append(("ExternalId", e)) }
         let body = Array(QueryParameters(params.map { (name: $0.0, value: $0.1) }).formEncoded.utf8)
         let path = endpoint.basePath.isEmpty ? "/" : endpoint.basePath + "/"
-        var signed: [(name: String, value: String)] = [
-            ("Host", endpoint.authority), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
-        ]
-        if let token = s.sourceSessionToken { signed.append(("X-Amz-Security-Token", token)) }
-        signed += SigV4.sign(
-            method: "POST", target: path, headers: signed, body: body, accessKeyID: s.sourceAccessKeyID,
-            secretAccessKey: s.sourceSecretAccessKey, region: s.region, service: "sts", date: now)
-        // The transport writes Host itself.
-        let headers = signed.filter { $0.name != "Host" }.map { IMDSHeaderField($0.name, $0.value) }
+        var unsigned: [(name: String, value: String)] = [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")]
+        if let token = s.sourceSessionToken { unsigned.append(("X-Amz-Security-Token", token)) }
+        let headers = SigV4.clientHeaders(
+            method: "POST", target: path, host: endpoint.authority, headers: unsigned, body: body,
+            credentials: SigV4.Credentials(accessKeyID: s.sourceAccessKeyID, secretAccessKey: s.sourceSecretAccessKey),
+            region: s.region, service: "sts", date: now
+        ).map { IMDSHeaderField($0.name, $0.value) }
         let response: IMDSHTTPResponse
         do {
             response = try await transport.send(

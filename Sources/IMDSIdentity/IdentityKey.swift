@@ -73,6 +73,15 @@ public final class IdentityKey: IdentityDocumentSigner {
         }
     }
 
+    /// The pair `imds serve` signs with, chosen in one place for the server and the CLI: the files
+    /// the config names (`identity.private-key` / `identity.certificate`), else the pair kept in the
+    /// state directory (created there on first use); nil when there is neither.
+    public static func configured(keyFile: String?, certificateFile: String?, stateDirectory: String?) throws -> IdentityKey? {
+        if let keyFile, let certificateFile { return try load(keyPath: keyFile, certificatePath: certificateFile) }
+        if let stateDirectory { return try loadOrCreate(directory: stateDirectory) }
+        return nil
+    }
+
     /// Loads the pair from `directory`, creating it there (atomically, key mode 0600) when absent.
     public static func loadOrCreate(directory: String) throws -> IdentityKey {
         let keyPath = (directory as NSString).appendingPathComponent(keyFileName)

@@ -249,12 +249,12 @@ public final class CallerAttributor: Sendable {
                 continue
             }
             scanned += 1
-            if let fd = dir.findFD(socket.link) { return found(dir, fd: fd, socket: socket) }
+            if let fd = dir.sockets().first(where: { $0.inode == socket.inode })?.fd { return found(dir, fd: fd, socket: socket) }
         }
         for dir in otherUID {
             if ContinuousClock.now > deadline { return outOfTime() }
             scanned += 1
-            if let fd = dir.findFD(socket.link) { return found(dir, fd: fd, socket: socket) }
+            if let fd = dir.sockets().first(where: { $0.inode == socket.inode })?.fd { return found(dir, fd: fd, socket: socket) }
         }
         return (.unattributed("no process holds the socket (the client exited; \(scanned) processes scanned)"), nil)
     }
@@ -270,7 +270,7 @@ public final class CallerAttributor: Sendable {
                 let parent = Self.parentPID(stat: stat), parent > 1,
                 let parentDir = ProcDir(root: procRoot, pid: parent)
             else { break }
-            let parentFD = parentDir.fd(ownerFD, is: socket.link) ? ownerFD : parentDir.findFD(socket.link)
+            let parentFD = parentDir.fd(ownerFD, is: socket.link) ? ownerFD : parentDir.sockets().first { $0.inode == socket.inode }?.fd
             guard let parentFD else { break }
             owner = parentDir
             ownerFD = parentFD
@@ -463,28 +463,6 @@ final class ProcDir: Sendable {
             inode = inode &* 10 &+ UInt64(c - 48)
         }
         return inode == 0 ? nil : inode
-    }
-
-    /// The fd that is `link`, reading the whole fd table.
-    func findFD(_ link: [UInt8]) -> Int32? {
-        let dfd = openat(fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard dfd >= 0 else { return nil }
-        guard let d = fdopendir(dfd) else {
-            close(dfd)
-            return nil
-        }
-        defer { closedir(d) }
-        return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf -> Int32? in
-            let target = UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
-            while let e = readdir(d) {
-                guard let n = Self.number(e) else { continue }
-                let len = withUnsafePointer(to: &e.pointee.d_name) { name in
-                    name.withMemoryRebound(to: CChar.self, capacity: 256) { readlinkat(dfd, $0, target, 64) }
-                }
-                if len == link.count && memcmp(buf.baseAddress!, link, len) == 0 { return n }
-            }
-            return nil
-        }
     }
 
     /// Every socket in the process's fd table (at most 65,536), as (fd, inode).

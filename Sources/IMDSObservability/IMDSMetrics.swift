@@ -46,6 +46,7 @@ public final class IMDSMetrics: Sendable {
         "imds_sts_failures_total": "Failed STS calls for role credentials (AssumeRole), by error code.",
         "imds_sts_requests_total": "STS calls for role credentials (AssumeRole), by result.",
         "imds_credential_errors_total": "Served role credentials turning into an error document (what clients see when EC2 cannot get credentials), by code.",
+        "imds_unknown_caller_requests_total": "Data-plane requests from a source address that is no instance's (answered 404).",
         "imds_caller_attributions_total": "Data-plane connections by attribution result (process, unattributed, remote, skipped).",
         "imds_caller_scans_total": "Data-plane connections whose caller was not in the process index and needed a /proc scan.",
     ]
@@ -68,7 +69,8 @@ public final class IMDSMetrics: Sendable {
     /// Records one data-plane request from the engine's outcome.
     public func record(request: IMDSRequest, response: IMDSResponse, seconds: Double) {
         let o = response.outcome
-        let instance = instances.value(o.instanceID ?? "none")
+        let instance = o.unknownCaller ? "unknown" : instances.value(o.instanceID ?? "none")
+        if o.unknownCaller { counter("imds_unknown_caller_requests_total", []) }
         let version = o.version?.rawValue ?? "none"
         let status = Self.statusLabel(response)
         let category = Self.categoryLabel(o.category)
@@ -195,7 +197,7 @@ public final class IMDSMetrics: Sendable {
         }
     }
 
-    static let knownCategories: Set<String> = ["token", "meta-data", "user-data", "dynamic", "versions", "version-root", "other"]
+    static let knownCategories: Set<String> = ["unknown-caller", "token", "meta-data", "user-data", "dynamic", "versions", "version-root", "other"]
 
     static func categoryLabel(_ category: String) -> String { knownCategories.contains(category) ? category : "other" }
 

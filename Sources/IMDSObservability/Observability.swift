@@ -70,6 +70,25 @@ public final class Observability: Sendable {
         return true
     }
 
+    /// The last command line redacted for a request's token, and the result: a client making
+    /// requests in a loop (an SDK, a load generator) has the same command line and token every time,
+    /// and the redaction of every argument per request was the largest per-request cost of
+    /// attribution.
+    private let redactionMemo = Mutex<(input: [String], known: [String], output: [String])?>(nil)
+
+    /// `a` with the process's command line also stripped of this request's token values.
+    func redacted(_ a: Attribution, known: [String]) -> Attribution {
+        guard case .process(var p) = a, !known.isEmpty else { return a }
+        if let m = redactionMemo.withLock({ $0 }), m.known == known, m.input == p.commandLine {
+            p.commandLine = m.output
+        } else {
+            let output = Redaction.redact(arguments: p.commandLine, known: known)
+            redactionMemo.withLock { [input = p.commandLine] in $0 = (input, known, output) }
+            p.commandLine = output
+        }
+        return .process(p)
+    }
+
     /// Called after each data-plane response: counts it now, and logs it (and adds it to the caller
     /// table) once its connection's attribution is known.
     public func requestCompleted(_ request: IMDSRequest, _ response: IMDSResponse, seconds: Double, connection: PendingAttribution?) {
@@ -78,8 +97,8 @@ public final class Observability: Sendable {
         let entry = AccessLogEntry(request: request, response: response, seconds: seconds, at: at)
         traffic.record(CallerTable.classify(entry), at: at)
         let known = request.headerValues(IMDSHeader.token)
-        let finish: @Sendable (Attribution) -> Void = { [callers, accessLog] a in
-            let e = entry.attributed(a, known: known)
+        let finish: @Sendable (Attribution) -> Void = { [self, callers, accessLog] a in
+            let e = entry.attributed(self.redacted(a, known: known))
             callers.record(e)
             accessLog?.write(e)
         }

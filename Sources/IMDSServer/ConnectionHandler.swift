@@ -37,6 +37,10 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var bodyLength = 0
     private var done = false
     private var started: NIODeadline = .now()
+    /// This connection in its listener's table (marked answering once the request is complete).
+    var slot: ConnectionSlot?
+    /// This server's end and the client's end, as text (set by the listener when it accepts).
+    var peers: (local: PeerAddress?, remote: PeerAddress?)?
 
     init(
         responder: Responder, keepBody: Bool, maxBody: Int = 1 << 20,
@@ -54,8 +58,8 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         if let hooks {
-            let peer = { (a: SocketAddress?) in a?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) } }
-            connectionContext = hooks.accepted(peer(context.channel.localAddress), peer(context.channel.remoteAddress))
+            let (local, remote) = endpoints(context)
+            connectionContext = hooks.accepted(local, remote)
         }
         context.fireChannelActive()
     }
@@ -76,10 +80,11 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .end:
             guard let head else { return }
             done = true
+            slot?.markAnswering()
             let request = IMDSRequest(
                 method: head.method.rawValue, target: head.uri,
                 headers: head.headers.map { ($0.name, $0.value) },
-                peer: context.channel.remoteAddress?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) },
+                peer: endpoints(context).remote,
                 bodyLength: bodyLength, body: body)
             switch responder {
             case .sync(let respond):
@@ -94,6 +99,14 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
                 }
             }
         }
+    }
+
+    private func endpoints(_ context: ChannelHandlerContext) -> (local: PeerAddress?, remote: PeerAddress?) {
+        if let peers { return peers }
+        let peer = { (a: SocketAddress?) in a?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) } }
+        let found = (peer(context.channel.localAddress), peer(context.channel.remoteAddress))
+        peers = found
+        return found
     }
 
     private func deliver(context: ChannelHandlerContext, request: IMDSRequest, response: IMDSResponse) {
@@ -157,7 +170,9 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard !done else {
-            context.close(promise: nil)
+            // Bytes after the complete request (a stray byte, a second request) are ignored: the
+            // response on its way (held, delayed or still being computed) closes the connection.
+            if !(error is HTTPParserError) { context.close(promise: nil) }
             return
         }
         if let parse = error as? HTTPParserError {

@@ -6,29 +6,150 @@ import Synchronization
 
 /// Limits that keep a listener standing under abuse; documented in `docs/limits.md`.
 public struct ListenerLimits: Sendable {
-    /// Connections open at once; more are closed as soon as they are accepted.
+    /// Connections open at once on the listener. A connection beyond it sheds the oldest idle one
+    /// (accepted, request not complete) of the source with the most connections; only when none is
+    /// idle is it closed as soon as it is accepted.
     public var maxConnections: Int
+    /// Connections open at once from one source (see ``connectionKey``). A connection beyond it sheds
+    /// the oldest idle connection of the same source, or is closed at once when none is idle. The
+    /// difference to ``maxConnections`` is the reserve no single source can take.
+    public var maxConnectionsPerSource: Int
     /// A connection must deliver its whole request within this many seconds.
     public var requestTimeoutSeconds: Int64
     /// Largest request body accepted (larger: 413 and close).
     public var maxBodyBytes: Int
+    /// Which connections count together against ``maxConnectionsPerSource``: the client's IP
+    /// address by default (a fleet can key by instance instead).
+    public var connectionKey: @Sendable (_ local: PeerAddress?, _ remote: PeerAddress?) -> String
 
-    public init(maxConnections: Int = 4096, requestTimeoutSeconds: Int64 = 10, maxBodyBytes: Int = 1 << 20) {
+    public init(
+        maxConnections: Int = 4096, maxConnectionsPerSource: Int = 1024, requestTimeoutSeconds: Int64 = 10,
+        maxBodyBytes: Int = 1 << 20,
+        connectionKey: @escaping @Sendable (_ local: PeerAddress?, _ remote: PeerAddress?) -> String = { _, remote in remote?.ip ?? "" }
+    ) {
         self.maxConnections = maxConnections
+        self.maxConnectionsPerSource = maxConnectionsPerSource
         self.requestTimeoutSeconds = requestTimeoutSeconds
         self.maxBodyBytes = maxBodyBytes
+        self.connectionKey = connectionKey
     }
 }
 
-final class ConnectionCounter: Sendable {
-    let open = Atomic<Int>(0)
+/// One accepted connection, as the listener's ``ConnectionTable`` sees it.
+final class ConnectionSlot: Sendable {
+    let id: UInt64
+    let key: String
+    /// Closes the connection (when it is shed).
+    let close: @Sendable () -> Void
+    /// 0: idle (no complete request yet), 1: answering, 2: being shed.
+    private let state = Atomic<UInt8>(0)
+
+    init(id: UInt64, key: String, close: @escaping @Sendable () -> Void) {
+        self.id = id
+        self.key = key
+        self.close = close
+    }
+
+    /// The whole request has arrived: from now on the connection is never shed.
+    func markAnswering() { _ = state.compareExchange(expected: 0, desired: 1, ordering: .relaxed) }
+
+    /// Claims an idle connection for shedding (only once, and never one that is answering).
+    func claimForShedding() -> Bool { state.compareExchange(expected: 0, desired: 2, ordering: .relaxed).exchanged }
+
+    var isIdle: Bool { state.load(ordering: .relaxed) == 0 }
 }
 
-/// Closes a connection that has not finished its request in time (slow clients, slowloris).
+/// The open connections of one listener, by source, and the admission rule: at most
+/// ``ListenerLimits/maxConnectionsPerSource`` from one source and ``ListenerLimits/maxConnections``
+/// in all. A connection that would pass either cap sheds the oldest idle connection (accepted,
+/// request not complete) of its own source, or — at the listener's cap — of the source with the
+/// most connections; only when none is idle is the new connection refused. So a flood of idle
+/// connections, from one address or many, never keeps another caller out.
+final class ConnectionTable: Sendable {
+    private struct State {
+        var total = 0
+        var next: UInt64 = 0
+        var bySource: [String: [UInt64: ConnectionSlot]] = [:]
+    }
+
+    private let state = Mutex(State())
+    let maxTotal: Int
+    let maxPerSource: Int
+    /// Connections shed to admit newer ones, and connections refused (no idle one to shed).
+    let shed = Atomic<Int>(0)
+    let refused = Atomic<Int>(0)
+
+    init(maxTotal: Int, maxPerSource: Int) {
+        self.maxTotal = max(1, maxTotal)
+        self.maxPerSource = max(1, min(maxPerSource, maxTotal))
+    }
+
+    var open: Int { state.withLock { $0.total } }
+
+    /// Admits a connection from `key`, or returns nil (refused: close it). A shed connection is
+    /// closed here (it leaves the table at once).
+    func admit(key: String, close: @escaping @Sendable () -> Void) -> ConnectionSlot? {
+        let (slot, victim) = state.withLock { s -> (ConnectionSlot?, ConnectionSlot?) in
+            var victim: ConnectionSlot?
+            if s.bySource[key, default: [:]].count >= maxPerSource {
+                victim = Self.oldestIdle(s.bySource[key] ?? [:])
+                guard victim != nil else { return (nil, nil) }
+            } else if s.total >= maxTotal {
+                // The source with the most connections gives one up (the newcomer's own, at worst).
+                let sources = s.bySource.sorted { $0.value.count > $1.value.count }
+                for (_, slots) in sources {
+                    if let v = Self.oldestIdle(slots) { victim = v; break }
+                }
+                guard victim != nil else { return (nil, nil) }
+            }
+            if let v = victim {
+                s.bySource[v.key]?.removeValue(forKey: v.id)
+                if s.bySource[v.key]?.isEmpty == true { s.bySource.removeValue(forKey: v.key) }
+                s.total -= 1
+            }
+            s.next += 1
+            let slot = ConnectionSlot(id: s.next, key: key, close: close)
+            s.bySource[key, default: [:]][slot.id] = slot
+            s.total += 1
+            return (slot, victim)
+        }
+        if let victim {
+            shed.wrappingAdd(1, ordering: .relaxed)
+            victim.close()
+        }
+        if slot == nil { refused.wrappingAdd(1, ordering: .relaxed) }
+        return slot
+    }
+
+    /// The connection closed (a shed one has left already).
+    func remove(_ slot: ConnectionSlot) {
+        state.withLock { s in
+            guard s.bySource[slot.key]?.removeValue(forKey: slot.id) != nil else { return }
+            if s.bySource[slot.key]?.isEmpty == true { s.bySource.removeValue(forKey: slot.key) }
+            s.total -= 1
+        }
+    }
+
+    /// The oldest idle connection of a source, claimed for shedding.
+    private static func oldestIdle(_ slots: [UInt64: ConnectionSlot]) -> ConnectionSlot? {
+        for slot in slots.values.sorted(by: { $0.id < $1.id }) where slot.claimForShedding() { return slot }
+        return nil
+    }
+}
+
+/// Closes a connection that has not finished its request in time (slow clients, slowloris), and
+/// refuses a request line without an HTTP version (HTTP/0.9's `GET /`) as soon as that line is
+/// complete: the HTTP parser would otherwise wait for headers until the deadline.
 final class RequestDeadlineHandler: ChannelInboundHandler {
-    typealias InboundIn = NIOAny
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
     private let seconds: Int64
     private var task: Scheduled<Void>?
+    /// The last bytes of the request line seen so far; nil once the line has been checked.
+    private var lineTail: [UInt8]? = []
+    private var emptyLines = 0
+    private var rejected = false
+
     init(seconds: Int64) { self.seconds = seconds }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -41,6 +162,43 @@ final class RequestDeadlineHandler: ChannelInboundHandler {
         task?.cancel()
         context.fireChannelInactive()
     }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if rejected { return }
+        if lineTail != nil, !checkRequestLine(unwrapInboundIn(data)) {
+            rejected = true
+            context.fireErrorCaught(HTTPParserError.invalidVersion)
+            return
+        }
+        context.fireChannelRead(data)
+    }
+
+    /// False when the first request line is complete and does not end in ` HTTP/d.d`.
+    private func checkRequestLine(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            var start = 0
+            while start < bytes.count, var tail = lineTail {
+                guard let nl = bytes[start...].firstIndex(of: 0x0A) else {
+                    tail.append(contentsOf: bytes[max(start, bytes.count - 10)...])
+                    lineTail = Array(tail.suffix(10))
+                    return true
+                }
+                tail.append(contentsOf: bytes[max(start, nl - 10)..<nl])
+                if tail.last == 0x0D { tail.removeLast() }
+                if tail.isEmpty && emptyLines < 2 {  // empty lines before the request line are ignored
+                    emptyLines += 1
+                    lineTail = []
+                    start = nl + 1
+                    continue
+                }
+                lineTail = nil
+                let v = Array(tail.suffix(9))
+                return v.count == 9 && v[0] == 0x20 && v[1...5].elementsEqual("HTTP/".utf8)
+                    && (48...57).contains(v[6]) && v[7] == 0x2E && (48...57).contains(v[8])
+            }
+            return true
+        }
+    }
 }
 
 /// One bound socket serving one-request-per-connection HTTP.
@@ -48,43 +206,55 @@ public final class HTTPListener: Sendable {
     let channel: any Channel
     /// The address actually bound (with the real port when 0 was asked for).
     public let boundAddress: ListenAddress
-    private let counter: ConnectionCounter
+    let table: ConnectionTable
 
-    private init(channel: any Channel, boundAddress: ListenAddress, counter: ConnectionCounter) {
+    private init(channel: any Channel, boundAddress: ListenAddress, table: ConnectionTable) {
         self.channel = channel
         self.boundAddress = boundAddress
-        self.counter = counter
+        self.table = table
     }
 
     /// Connections open right now.
-    public var openConnections: Int { counter.open.load(ordering: .relaxed) }
+    public var openConnections: Int { table.open }
+    /// Idle connections closed so far to admit newer ones (per-source and listener caps).
+    public var shedConnections: Int { table.shed.load(ordering: .relaxed) }
+    /// Connections closed at accept so far because nothing could be shed.
+    public var refusedConnections: Int { table.refused.load(ordering: .relaxed) }
 
     static func start(
         _ address: ListenAddress, group: any EventLoopGroup, limits: ListenerLimits,
         makeHandler: @escaping @Sendable () -> OneShotHTTPHandler
     ) async throws -> HTTPListener {
-        let counter = ConnectionCounter()
+        let table = ConnectionTable(maxTotal: limits.maxConnections, maxPerSource: limits.maxConnectionsPerSource)
+        let key = limits.connectionKey
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
-                let now = counter.open.wrappingAdd(1, ordering: .relaxed).newValue
-                channel.closeFuture.whenComplete { _ in counter.open.wrappingSubtract(1, ordering: .relaxed) }
-                if now > limits.maxConnections {
+                // Both ends as text, once per connection (the handler and its hooks reuse them).
+                let peer = { (a: SocketAddress?) in a?.peerAddress.map { PeerAddress(ip: $0.ip, port: $0.port) } }
+                let local = peer(channel.localAddress)
+                let remote = peer(channel.remoteAddress)
+                let source = key(local, remote)
+                guard let slot = table.admit(key: source, close: { channel.close(promise: nil) }) else {
                     return channel.close()
                 }
+                channel.closeFuture.whenComplete { _ in table.remove(slot) }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(RequestDeadlineHandler(seconds: limits.requestTimeoutSeconds))
                     try channel.pipeline.syncOperations.addHandler(
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-                    try channel.pipeline.syncOperations.addHandler(makeHandler())
+                    let handler = makeHandler()
+                    handler.slot = slot
+                    handler.peers = (local, remote)
+                    try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
         let channel = try await bootstrap.bind(host: address.host, port: address.port).get()
         let port = channel.localAddress?.port ?? address.port
-        return HTTPListener(channel: channel, boundAddress: ListenAddress(host: address.host, port: port), counter: counter)
+        return HTTPListener(channel: channel, boundAddress: ListenAddress(host: address.host, port: port), table: table)
     }
 
     /// Stops accepting connections.

@@ -65,15 +65,17 @@ public final class TestIMDS: Sendable {
     /// Answers a request directly (no sockets), as a listener would.
     public func respond(to request: IMDSRequest) -> IMDSResponse { dataPlane.respond(to: request) }
 
-    /// Sends a request to the engine directly (no sockets).
-    public func request(_ method: String, _ target: String, headers: [(String, String)] = []) -> IMDSResponse {
+    /// Sends a request to the engine directly (no sockets), from source address `from` (which
+    /// decides the instance in a fleet).
+    public func request(_ method: String, _ target: String, headers: [(String, String)] = [],
+                        from: String = "127.0.0.1") -> IMDSResponse {
         respond(to: IMDSRequest(method: method, target: target, headers: headers.map { ($0.0, $0.1) },
-                                peer: PeerAddress(ip: "127.0.0.1", port: 40000)))
+                                peer: PeerAddress(ip: from, port: 40000)))
     }
 
-    /// A fresh IMDSv2 token (the body of a token PUT), or nil when the PUT fails.
-    public func token(ttl: Int = 21600) -> String? {
-        let r = request("PUT", "/latest/api/token", headers: [(IMDSHeader.tokenTTLRequest, String(ttl))])
+    /// A fresh IMDSv2 token (the body of a token PUT) for the caller at `from`, or nil when the PUT fails.
+    public func token(ttl: Int = 21600, from: String = "127.0.0.1") -> String? {
+        let r = request("PUT", "/latest/api/token", headers: [(IMDSHeader.tokenTTLRequest, String(ttl))], from: from)
         return r.status == 200 ? r.bodyText : nil
     }
 

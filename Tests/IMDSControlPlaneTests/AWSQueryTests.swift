@@ -10,18 +10,19 @@ import Testing
 struct AWSQueryTests {
     static let key = ControlPlaneAccessKey(accessKeyID: "AKIDIMDSTEST", secretAccessKey: "imds-test-secret-0123456789")
 
-    /// Signs as `imds options`/`imds events` and the STS client sign (``SigV4/sign``), and sends
+    /// Signs as `imds options`/`imds events` and the STS client sign (``SigV4/clientHeaders``), and sends
     /// through the server's verifier.
     static func signedRequest(_ params: [(name: String, value: String)], target: String = "/", date: Date,
                               key: ControlPlaneAccessKey = key) -> IMDSRequest {
         let body = Array(QueryParameters(params).formEncoded.utf8)
-        let headers: [(name: String, value: String)] = [
-            ("Host", "127.0.0.1:1339"), ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8"),
-        ]
-        let signed = headers + SigV4.sign(method: "POST", target: target, headers: headers, body: body,
-                                          accessKeyID: key.accessKeyID, secretAccessKey: key.secretAccessKey,
-                                          region: "eu-west-2", date: date)
-        return IMDSRequest(method: "POST", target: target, headers: signed, body: body)
+        let signed = SigV4.clientHeaders(
+            method: "POST", target: target, host: "127.0.0.1:1339",
+            headers: [("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")], body: body,
+            credentials: SigV4.Credentials(accessKeyID: key.accessKeyID, secretAccessKey: key.secretAccessKey),
+            region: "eu-west-2", date: date)
+        #expect(!signed.contains { $0.name == "Host" })
+        // The transport adds Host, as the server receives it.
+        return IMDSRequest(method: "POST", target: target, headers: [("Host", "127.0.0.1:1339")] + signed, body: body)
     }
 
     @Test func aRequestSignedByTheClientsVerifiesOnTheServer() throws {

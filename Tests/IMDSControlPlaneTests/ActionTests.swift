@@ -225,9 +225,9 @@ struct ActionTests {
     @Test func requestLevelErrors() async {
         let h = Harness()
         expectError(await h.call([("Version", "2016-11-15")]), "MissingAction")
-        expectError(await h.call([("Action", "RunInstances"), ("Version", "2016-11-15")]), "InvalidAction")
-        #expect(XMLElementNode.parse(await h.call([("Action", "RunInstances"), ("Version", "2016-11-15")]).bodyText)?.value("Errors/Error/Message")
-                == "The action RunInstances is not valid for this web service.")
+        expectError(await h.call([("Action", "RebootInstances"), ("Version", "2016-11-15")]), "InvalidAction")
+        #expect(XMLElementNode.parse(await h.call([("Action", "RebootInstances"), ("Version", "2016-11-15")]).bodyText)?.value("Errors/Error/Message")
+                == "The action RebootInstances is not valid for this web service.")
         expectError(await h.call([("Action", "DescribeInstances")]), "MissingParameter")
         expectError(await h.call([("Action", "DescribeInstances"), ("Version", "2014-01-01")]), "NoSuchVersion")
         expectError(await h.action("ModifyInstanceMetadataOptions", [("HttpTokens", "required")]), "MissingParameter")

@@ -235,3 +235,22 @@ struct HoldTests {
 extension PendingAttribution {
     func resolveForTesting(_ a: Attribution) { resolve(a) }
 }
+
+@Suite("Attribution: per-request redaction")
+struct RequestRedactionTests {
+    @Test("the request's token is stripped from the caller's command line, every time, for each command line")
+    func tokenStripped() {
+        let obs = Observability()
+        let token = "AQAEAHexampleexampleexampleexampleexampleexampleexampleQ=="
+        let a = CallerProcess(pid: 1, commandLine: ["curl", "-H", "X-aws-ec2-metadata-token: \(token)", "http://x/"])
+        let b = CallerProcess(pid: 2, commandLine: ["sh", "-c", "echo \(token)"])
+        for p in [a, a, b, a] {
+            let out = obs.redacted(.process(p), known: [token]).process?.commandLine ?? []
+            #expect(out.count == p.commandLine.count)
+            #expect(!out.joined(separator: " ").contains(token), "\(out)")
+            #expect(out.first == p.commandLine.first)
+        }
+        #expect(obs.redacted(.process(b), known: []).process?.commandLine == b.commandLine)
+        #expect(obs.redacted(.remote, known: [token]) == .remote)
+    }
+}

@@ -14,7 +14,7 @@ import urllib.request
 
 import pytest
 
-from conftest import IMDS, PRODUCT_EXAMPLE
+from conftest import IMDS, PRODUCT_EXAMPLE, stop_process
 
 INT_MAX = 9223372036854775807
 HUGE = ["9223372036854775807", "9223372036854775808", "-9223372036854775808", "-9223372036854775809",
@@ -62,13 +62,7 @@ class LiveServer:
             return f.read()
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def request(self, method, url, body=None, headers=None):
         """(status, body text); a refused or reset connection is (None, reason)."""
@@ -254,9 +248,7 @@ def _serve_once(args, wrap=None, timeout=30):
                 time.sleep(0.1)
         finally:
             code = p.poll()
-            if code is None:
-                p.send_signal(signal.SIGTERM)
-                p.wait(timeout=10)
+            stop_process(p)
         return code, open(out).read(), open(err).read()
 
 

@@ -17,6 +17,9 @@ enum ConfigDecoder {
             config.instance = try decodeInstance(&inst, base: config.instance)
             try inst.finish()
         }
+        if let list = root.value("instances") {
+            config.instances = try decodeInstances(list, base: config.instance, alongside: root.pairs.contains { $0.key == "instance" })
+        }
         if let fv = root.value("faults") {
             guard case .sequence(let items, _) = fv else {
                 throw ConfigError(path: "faults", line: fv.line, message: "expected a list of faults, found \(fv.kindDescription)")
@@ -50,6 +53,41 @@ enum ConfigDecoder {
         }
         try root.finish()
         return config
+    }
+
+    /// `instances:`: a fleet, each entry over `base` (the embedded default instance, or `instance:`
+    /// when both are given: then `instance:` is the first of the fleet). Instance ids and caller
+    /// addresses must be unique: one address answers as one instance.
+    static func decodeInstances(_ value: ConfigValue, base: Instance, alongside single: Bool) throws(ConfigError) -> [Instance] {
+        guard case .sequence(let items, _) = value else {
+            throw ConfigError(path: "instances", line: value.line, message: "expected a list of instances, found \(value.kindDescription)")
+        }
+        guard !items.isEmpty || single else {
+            throw ConfigError(path: "instances", line: value.line, message: "expected at least one instance")
+        }
+        var fleet: [Instance] = single ? [base] : []
+        var owners: [String: String] = [:]
+        func claim(_ i: Instance, path: String, line: Int?) throws(ConfigError) {
+            for address in CallerAddress.addresses(of: i) {
+                if let other = owners[address], other != i.instanceID {
+                    throw ConfigError(path: path, line: line, message: "address \(address) is already \(other)'s (one address answers as one instance)")
+                }
+                owners[address] = i.instanceID
+            }
+        }
+        if single { try claim(base, path: "instance", line: nil) }
+        for (index, item) in items.enumerated() {
+            var m = try ConfigMap(item, path: "instances[\(index)]")
+            let i = try decodeInstance(&m, base: base)
+            try m.finish()
+            guard !fleet.contains(where: { $0.instanceID == i.instanceID }) else {
+                throw ConfigError(path: m.child("instance-id"), line: item.line,
+                                  message: "instance id \(i.instanceID) is listed twice (give every instance its own instance-id)")
+            }
+            try claim(i, path: m.path, line: item.line)
+            fleet.append(i)
+        }
+        return fleet
     }
 
     static let blankInstance = Instance(
@@ -110,6 +148,9 @@ enum ConfigDecoder {
         if m.pairs.contains(where: { $0.key == "local-ipv4" }) { i.localIPv4 = try m.string("local-ipv4", pattern: isIPv4, expected: "an IPv4 address") }
         if m.pairs.contains(where: { $0.key == "public-ipv4" }) { i.publicIPv4 = try m.string("public-ipv4", pattern: isIPv4, expected: "an IPv4 address") }
         if let v = try m.stringList("ipv6", element: isIPv6, expected: "an IPv6 address") { i.ipv6Addresses = v }
+        if let v = try m.stringList("caller-addresses", element: { isIPv4($0) || isIPv6($0) }, expected: "an IPv4 or IPv6 address") {
+            i.callerAddresses = v
+        }
         if let v = try m.string("mac", pattern: { matches($0.lowercased(), "[0-9a-f]{2}(:[0-9a-f]{2}){5}") },
                                 expected: "six hex pairs separated by colons, e.g. 0e:12:34:56:78:9a") { i.mac = v.lowercased() }
         if let v = try m.stringList("security-groups", element: { !$0.isEmpty && !$0.contains("\n") }, expected: "a group name") { i.securityGroups = v }

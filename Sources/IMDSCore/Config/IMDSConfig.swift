@@ -1,8 +1,14 @@
 import Foundation
 
-/// The whole config file: the instance and the service's data settings.
+/// The whole config file: the instances and the service's data settings.
 public struct IMDSConfig: Sendable, Equatable {
-    public var instance: Instance
+    /// The instances the file launches (`instance:`, or the fleet of `instances:`), never empty.
+    public var instances: [Instance]
+    /// The first (with `instance:`, the only) instance: the one every caller sees when it is alone.
+    public var instance: Instance {
+        get { instances[0] }
+        set { instances[0] = newValue }
+    }
     /// Versions listed at `/` and served as trees (`latest` is always served and listed last).
     public var apiVersions: [String]
     /// `account-defaults:`: account-level metadata defaults applied when the instance is launched
@@ -19,7 +25,7 @@ public struct IMDSConfig: Sendable, Equatable {
 
     public init(instance: Instance, apiVersions: [String] = APIVersions.default,
                 accountDefaults: AccountDefaults? = nil, controlPlane: ControlPlaneSettings = ControlPlaneSettings()) {
-        self.instance = instance
+        self.instances = [instance]
         self.apiVersions = apiVersions
         self.accountDefaults = accountDefaults
         self.controlPlane = controlPlane
@@ -29,10 +35,12 @@ public struct IMDSConfig: Sendable, Equatable {
     /// and token, assume-role source secret and session token), for redaction from every output.
     public var secrets: [String] {
         var out = controlPlane.accessKeys.map(\.secretAccessKey)
-        switch instance.iam?.credentials.source {
-        case .fixed(let f)?: out += [f.secretAccessKey, f.token]
-        case .assumeRole(let a)?: out += [a.sourceSecretAccessKey] + (a.sourceSessionToken.map { [$0] } ?? [])
-        case .generated?, nil: break
+        for instance in instances {
+            switch instance.iam?.credentials.source {
+            case .fixed(let f)?: out += [f.secretAccessKey, f.token]
+            case .assumeRole(let a)?: out += [a.sourceSecretAccessKey] + (a.sourceSessionToken.map { [$0] } ?? [])
+            case .generated?, nil: break
+            }
         }
         return out
     }

@@ -16,6 +16,8 @@ public struct RequestOutcome: Sendable, Equatable {
     public var tokenIssued: Bool
     /// The fault applied to this request, if any (its type name and id).
     public var fault: String?
+    /// The caller matched no instance (answered with EC2's 404 page; `instanceID` is nil).
+    public var unknownCaller: Bool = false
 
     public init(instanceID: String? = nil, version: Version? = nil, category: String = "other",
                 tokenRejection: String? = nil, tokenIssued: Bool = false) {
@@ -34,30 +36,40 @@ public struct IMDSEngine: Sendable {
     public let clock: any IMDSClock
     private let random: @Sendable () -> Double
     private let external: (any ExternalCredentialSource)?
+    /// Decides which instance each request is answered as.
+    public let resolver: any CallerResolver
 
     /// - Parameters:
     ///   - clock: the time ``DataPlane`` answers at.
     ///   - random: decides probabilistic faults.
     ///   - externalCredentials: real credentials (STS AssumeRole) for roles configured that way.
+    ///   - resolver: which instance a request is answered as (default: by its source address).
     public init(
         clock: any IMDSClock = SystemClock(), random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
-        externalCredentials: (any ExternalCredentialSource)? = nil
+        externalCredentials: (any ExternalCredentialSource)? = nil, resolver: any CallerResolver = SourceAddressResolver()
     ) {
         self.clock = clock
+        self.resolver = resolver
         self.external = externalCredentials
         self.random = random
     }
 
     // MARK: - Requests
 
-    /// Answers one data-plane request as `snapshot`'s primary instance at `now`.
+    /// Answers one data-plane request at `now` as the instance the ``resolver`` names (a caller
+    /// that is no instance's gets EC2's 404 page on every path).
     /// - Parameter consume: takes one use of a counted fault; false when it is used up (by a
     ///   concurrent request). Only asked for faults with a count.
     public func respond(
         to request: IMDSRequest, snapshot: StoreSnapshot, now: Date, consume: (String) -> Bool = { _ in true }
     ) -> IMDSResponse {
+        guard case .instance(let id) = resolver.resolve(request, in: snapshot), let runtime = snapshot.instance(id),
+            runtime.state.isServed
+        else {
+            return unknownCallerResponse(request, now: now)
+        }
         let faults = snapshot.faults
-        var ctx = Context(request: request, now: now, runtime: snapshot.primary, keys: snapshot.keys)
+        var ctx = Context(request: request, now: now, runtime: runtime, keys: snapshot.keys)
         var response: IMDSResponse
         // Faults match the normalized path (collapsed slashes, no query), computed once per request.
         let faultPath = faults.isEmpty ? "" : Self.faultPath(request.target)
@@ -444,6 +456,21 @@ public struct IMDSEngine: Sendable {
         headers += [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
                     ("Date", TimeFormat.http(ctx.now)), ("Server", "EC2ws"), ("Connection", "close")]
         return IMDSResponse(status: error.status, reason: error.reason, headers: headers, body: body)
+    }
+
+    /// EC2's 404 page, for a caller that is no instance's: the same on every path and method, so it
+    /// tells the caller nothing about the instances served.
+    func unknownCallerResponse(_ request: IMDSRequest, now: Date) -> IMDSResponse {
+        let body = ErrorPage.html(status: IMDSError.notFound.status)
+        var r = IMDSResponse(
+            status: IMDSError.notFound.status, reason: IMDSError.notFound.reason,
+            headers: [("Content-Type", "text/html"), ("Content-Length", String(body.count)),
+                      ("Date", TimeFormat.http(now)), ("Server", "EC2ws"), ("Connection", "close")],
+            body: body)
+        r.outcome = RequestOutcome(instanceID: nil, category: "unknown-caller")
+        r.outcome.unknownCaller = true
+        if request.method == "HEAD" { r.omitBody = true }
+        return r
     }
 
     /// The response for a request the transport could not parse (sent before any engine logic).

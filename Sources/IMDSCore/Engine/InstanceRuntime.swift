@@ -18,6 +18,8 @@ public struct InstanceRuntime: Sendable {
     public var events: [InstanceEvent] = []
     /// The credential situation served (``CredentialScenario/normal`` unless a test switched it).
     public private(set) var credentialScenario: CredentialScenario = .normal
+    /// Running unless stopped or terminated through the EC2 API; only a running instance is served.
+    public internal(set) var state: InstanceState = .running
     /// The role from the config, kept while a scenario detaches or changes it.
     private var configuredIAM: Instance.IAM?
 
@@ -82,6 +84,20 @@ struct LaunchBase: Sendable {
     var options: MetadataOptions
     var launchTime: Date
     var events: [InstanceEvent]
+    /// Launched through the EC2 API (nil: by the config file).
+    var launched: LaunchSpec?
+}
+
+extension LaunchBase {
+    init(instance: Instance, options: MetadataOptions, launchTime: Date, events: [InstanceEvent]) {
+        self.init(instance: instance, options: options, launchTime: launchTime, events: events, launched: nil)
+    }
+
+    /// The base of an instance `RunInstances` launched, over the config file's first instance.
+    init(launched spec: LaunchSpec, template: Instance) {
+        self.init(instance: spec.instance(template: template), options: spec.options, launchTime: spec.launchTime,
+                  events: [], launched: spec)
+    }
 }
 
 extension InstanceRuntime {
@@ -106,6 +122,7 @@ extension InstanceRuntime {
             rt = InstanceRuntime(instance: launched, options: options, launchTime: base.launchTime, now: now, signer: signer)
         }
         rt.tokenGeneration = record.tokenGeneration
+        rt.state = record.state ?? .running
         rt.events = record.events ?? base.events
         rt.setCredentialScenario(record.credentialScenario ?? .normal, now: now)
         return rt

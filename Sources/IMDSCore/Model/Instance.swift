@@ -85,6 +85,9 @@ public struct Instance: Sendable, Equatable {
     public var overrides: [(path: String, value: String?)]
     /// Events scheduled from the config (a timeline; relative times count from the server's start).
     public var eventTimeline: [EventSpec] = []
+    /// Extra source addresses that are this instance's callers (`caller-addresses:`), besides its
+    /// private IPv4 and IPv6 addresses: e.g. `127.0.0.2` for a fleet on loopback without root.
+    public var callerAddresses: [String] = []
 
     public static func == (a: Instance, b: Instance) -> Bool {
         // Tuples are not Equatable; compare their flattened forms.
@@ -110,7 +113,7 @@ public struct Instance: Sendable, Equatable {
             && a.metadataOptions == b.metadataOptions && a.amiIMDSSupport == b.amiIMDSSupport
             && a.monitoring == b.monitoring
             && a.overrides.map { [$0.path, $0.value ?? "\u{0}"] } == b.overrides.map { [$0.path, $0.value ?? "\u{0}"] }
-            && a.eventTimeline == b.eventTimeline
+            && a.eventTimeline == b.eventTimeline && a.callerAddresses == b.callerAddresses
     }
 }
 

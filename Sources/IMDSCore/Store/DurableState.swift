@@ -10,6 +10,8 @@ public struct InstanceRecord: Sendable, Equatable, Codable {
     public var credentialScenario: CredentialScenario?
     /// Bumped by every token invalidation; tokens carry the generation they were issued in.
     public var tokenGeneration: UInt64
+    /// Set by stop, start and terminate; nil: running.
+    public var state: InstanceState?
 
     public init(options: MetadataOptions? = nil, tags: [InstanceTag]? = nil, events: [InstanceEvent]? = nil,
                 credentialScenario: CredentialScenario? = nil, tokenGeneration: UInt64 = 0) {
@@ -29,6 +31,8 @@ public struct InstanceRecord: Sendable, Equatable, Codable {
 /// 10 and at 10,000 instances.
 public struct DurableState: Sendable, Equatable {
     public var records: TreeDictionary<String, InstanceRecord>
+    /// Instances launched through the EC2 API, by instance id.
+    public var launched: TreeDictionary<String, LaunchSpec>
     /// Set through `ModifyInstanceMetadataDefaults`; nil while never set that way (the config's apply).
     public var accountDefaults: AccountDefaults?
     /// Active faults once changed through the admin API; nil while they are the config file's.
@@ -36,9 +40,10 @@ public struct DurableState: Sendable, Equatable {
     /// Keys tokens and generated credentials.
     public var secret: [UInt8]?
 
-    public init(records: TreeDictionary<String, InstanceRecord> = [:], accountDefaults: AccountDefaults? = nil,
-                faults: [Fault]? = nil, secret: [UInt8]? = nil) {
+    public init(records: TreeDictionary<String, InstanceRecord> = [:], launched: TreeDictionary<String, LaunchSpec> = [:],
+                accountDefaults: AccountDefaults? = nil, faults: [Fault]? = nil, secret: [UInt8]? = nil) {
         self.records = records
+        self.launched = launched
         self.accountDefaults = accountDefaults
         self.faults = faults
         self.secret = secret
@@ -83,6 +88,10 @@ public struct DurableState: Sendable, Equatable {
             guard left > 0 else { throw .unknownFault(id) }
             if left == 1 { faults!.remove(at: i) } else { faults![i].remaining = left - 1 }
         case .resetFaults: faults = nil
+        case .launch(let spec):
+            guard launched[spec.instanceID] == nil else { throw .invalid("the instance \(spec.instanceID) exists already") }
+            launched[spec.instanceID] = spec
+        case .setState(let id, let state): records[id, default: InstanceRecord()].state = state == .running ? nil : state
         case .setSecret(let bytes):
             guard bytes.count == 32 else { throw .invalid("a secret is 32 bytes, not \(bytes.count)") }
             secret = bytes
@@ -91,7 +100,7 @@ public struct DurableState: Sendable, Equatable {
 }
 
 extension DurableState: Codable {
-    enum CodingKeys: String, CodingKey { case records, accountDefaults, faults, secret }
+    enum CodingKeys: String, CodingKey { case records, launched, accountDefaults, faults, secret }
     struct Entry: Codable {
         var id: String
         var record: InstanceRecord
@@ -101,7 +110,9 @@ extension DurableState: Codable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         var records = TreeDictionary<String, InstanceRecord>()
         for e in try c.decode([Entry].self, forKey: .records) { records[e.id] = e.record }
-        self.init(records: records, accountDefaults: try c.decodeIfPresent(AccountDefaults.self, forKey: .accountDefaults),
+        var launched = TreeDictionary<String, LaunchSpec>()
+        for spec in try c.decodeIfPresent([LaunchSpec].self, forKey: .launched) ?? [] { launched[spec.instanceID] = spec }
+        self.init(records: records, launched: launched, accountDefaults: try c.decodeIfPresent(AccountDefaults.self, forKey: .accountDefaults),
                   faults: try c.decodeIfPresent([Fault].self, forKey: .faults),
                   secret: try c.decodeIfPresent([UInt8].self, forKey: .secret))
     }
@@ -109,6 +120,9 @@ extension DurableState: Codable {
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(records.map { Entry(id: $0.key, record: $0.value) }.sorted { $0.id < $1.id }, forKey: .records)
+        if !launched.isEmpty {
+            try c.encode(launched.values.sorted { $0.instanceID < $1.instanceID }, forKey: .launched)
+        }
         try c.encodeIfPresent(accountDefaults, forKey: .accountDefaults)
         try c.encodeIfPresent(faults, forKey: .faults)
         try c.encodeIfPresent(secret, forKey: .secret)

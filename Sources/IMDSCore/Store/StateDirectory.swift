@@ -15,6 +15,9 @@ public enum StateDirectory {
         signer: (any IdentityDocumentSigner)? = nil, compactionBytes: Int = 4 << 20,
         note: @escaping @Sendable (String) -> Void = { _ in }
     ) throws(StoreError) -> EmbeddedInstanceStore {
+        // A crash between a temporary file's creation and its rename leaves it behind: clean up first.
+        let stale = AtomicFile.removeStaleTemporaries(in: directory)
+        if !stale.isEmpty { note("removed \(stale.count) stale temporary file(s) left by an interrupted write: \(stale.joined(separator: ", "))") }
         let persistence = JournalPersistence(directory: directory, compactionBytes: compactionBytes, note: note)
         var secret: [UInt8]? = nil
         var migrating: [StoreChange] = []

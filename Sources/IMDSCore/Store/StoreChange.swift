@@ -40,13 +40,20 @@ public enum StoreChange: Sendable, Equatable, Codable {
     case resetFaults
     /// The secret that keys tokens and generated credentials (32 bytes).
     case setSecret([UInt8])
+    /// `RunInstances`: a new instance, served (running) from the batch on.
+    case launch(LaunchSpec)
+    /// `StopInstances`, `StartInstances`, `TerminateInstances`: the instance's state from now on
+    /// (only a running instance is served; a terminated one frees its addresses).
+    case setState(instanceID: String, InstanceState)
 
     /// The instance the change is about, if it concerns one.
     public var instanceID: String? {
         switch self {
         case .setOptions(let id, _), .setTags(let id, _), .setEvents(let id, _), .resetEvents(let id),
-            .setCredentialScenario(let id, _), .invalidateTokens(let id):
+            .setCredentialScenario(let id, _), .invalidateTokens(let id), .setState(let id, _):
             id
+        case .launch(let spec):
+            spec.instanceID
         case .setAccountDefaults, .setFaults, .addFault, .removeFaults, .consumeFault, .resetFaults, .setSecret:
             nil
         }

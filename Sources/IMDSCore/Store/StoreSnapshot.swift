@@ -21,7 +21,10 @@ public struct StoreSnapshot: Sendable {
     public internal(set) var revision: StoreRevision
     /// The instances served, by instance id.
     var instances: TreeDictionary<String, InstanceRuntime>
-    /// The instance answering data-plane requests (one instance is configured: it answers every peer).
+    /// Caller address (canonical, ``CallerAddress``) → the instance it is: maintained with every
+    /// change (an O(log n) trie update), so resolving a caller costs the same at any fleet size.
+    var callers: TreeDictionary<String, String>
+    /// The config file's first instance: with one instance served, it answers every caller.
     public internal(set) var primaryInstanceID: String
     /// Versions listed at `/` and served as trees.
     public internal(set) var apiVersions: [String]
@@ -40,6 +43,17 @@ public struct StoreSnapshot: Sendable {
 
     /// Every instance served, in instance-id order.
     public var allInstances: [InstanceRuntime] { instanceIDs.compactMap { instances[$0] } }
+
+    /// The instance whose caller `address` is (its private IPv4, IPv6 or a caller address); nil
+    /// when it is no instance's. One hash lookup.
+    public func instanceID(forCaller address: String) -> String? {
+        if let id = callers[address] { return id }
+        guard let canonical = CallerAddress.canonical(address), canonical != address else { return nil }
+        return callers[canonical]
+    }
+
+    /// How many instances are served.
+    public var instanceCount: Int { instances.count }
 
     /// The ids of the instances served, sorted.
     public var instanceIDs: [String] { instances.keys.sorted() }
@@ -66,18 +80,35 @@ public struct StoreSnapshot: Sendable {
         signer: (any IdentityDocumentSigner)?, previous: StoreSnapshot?
     ) -> StoreSnapshot {
         let defaults = durable.accountDefaults ?? config.accountDefaults ?? AccountDefaults()
-        let instance = config.instance
-        let id = instance.instanceID
-        let launchTime = instance.launchTime ?? previous?.bases[id]?.launchTime
-            ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
-        let base = LaunchBase(
-            instance: instance, options: LaunchOptions.resolve(instance: instance, accountDefaults: defaults),
-            launchTime: launchTime, events: instance.eventTimeline.map { $0.resolve(base: now) })
-        let runtime = InstanceRuntime.derive(base: base, record: durable.records[id], previous: nil, now: now, signer: signer)
+        var instances = TreeDictionary<String, InstanceRuntime>()
+        var bases = TreeDictionary<String, LaunchBase>()
+        var callers = TreeDictionary<String, String>()
+        for instance in config.instances {
+            let id = instance.instanceID
+            let launchTime = instance.launchTime ?? previous?.bases[id]?.launchTime
+                ?? Date(timeIntervalSince1970: now.timeIntervalSince1970.rounded(.down))
+            let base = LaunchBase(
+                instance: instance, options: LaunchOptions.resolve(instance: instance, accountDefaults: defaults),
+                launchTime: launchTime, events: instance.eventTimeline.map { $0.resolve(base: now) })
+            let runtime = InstanceRuntime.derive(base: base, record: durable.records[id], previous: nil, now: now, signer: signer)
+            bases[id] = base
+            instances[id] = runtime
+            // The config decoder refuses an address claimed twice; a tag set through the API is
+            // checked when it is set. Should a record still collide, the first instance keeps it.
+            for address in Self.callerAddresses(runtime) where callers[address] == nil { callers[address] = id }
+        }
+        for (id, spec) in durable.launched where instances[id] == nil {
+            let base = LaunchBase(launched: spec, template: config.instance)
+            let runtime = InstanceRuntime.derive(base: base, record: durable.records[id], previous: nil, now: now, signer: signer)
+            bases[id] = base
+            instances[id] = runtime
+            for address in Self.callerAddresses(runtime) where callers[address] == nil { callers[address] = id }
+        }
         return StoreSnapshot(
-            revision: revision, instances: [id: runtime], primaryInstanceID: id, apiVersions: config.apiVersions,
-            faults: durable.faults ?? config.faults, keys: SecretKeys(durable.secret ?? Array(repeating: 0, count: 32)),
-            durable: durable, bases: [id: base], config: config, signer: signer)
+            revision: revision, instances: instances, callers: callers, primaryInstanceID: config.instance.instanceID,
+            apiVersions: config.apiVersions, faults: durable.faults ?? config.faults,
+            keys: SecretKeys(durable.secret ?? Array(repeating: 0, count: 32)),
+            durable: durable, bases: bases, config: config, signer: signer)
     }
 
     /// The changes that make `changes` replayable without the config file: the config's faults are
@@ -104,9 +135,18 @@ public struct StoreSnapshot: Sendable {
         var next = self
         var touched = Set<String>()
         var secretChanged = false
+        var readdressed = Set<String>()
         for change in changes {
+            switch change {
+            case .launch(let spec):
+                guard next.bases[spec.instanceID] == nil else { throw .invalid("the instance \(spec.instanceID) exists already") }
+                next.bases[spec.instanceID] = LaunchBase(launched: spec, template: config.instance)
+                readdressed.insert(spec.instanceID)
+            case .setTags(let id, _), .setState(let id, _): readdressed.insert(id)
+            default: break
+            }
             if let id = change.instanceID {
-                guard instances[id] != nil else { throw .unknownInstance(id) }
+                guard next.bases[id] != nil else { throw .unknownInstance(id) }
                 touched.insert(id)
             }
             if case .setSecret = change { secretChanged = true }
@@ -114,12 +154,42 @@ public struct StoreSnapshot: Sendable {
         }
         for id in touched {
             guard let base = next.bases[id] else { continue }
-            next.instances[id] = InstanceRuntime.derive(
-                base: base, record: next.durable.records[id], previous: next.instances[id], now: now, signer: signer)
+            let before = next.instances[id]
+            let after = InstanceRuntime.derive(
+                base: base, record: next.durable.records[id], previous: before, now: now, signer: signer)
+            next.instances[id] = after
+            if readdressed.contains(id) { try next.moveCallers(of: id, from: before, to: after) }
         }
         next.faults = next.durable.faults ?? config.faults
         if secretChanged, let s = next.durable.secret { next.keys = SecretKeys(s) }
         next.revision = revision
         return next
+    }
+
+    /// The addresses `runtime` answers for: none once terminated (they are free for a new launch);
+    /// a stopped instance keeps its private address, as on EC2.
+    static func callerAddresses(_ runtime: InstanceRuntime) -> [String] {
+        runtime.state == .terminated ? [] : CallerAddress.addresses(of: runtime.instance, tags: runtime.tags)
+    }
+
+    /// Moves the address index from `before`'s caller addresses to `after`'s (a tag naming caller
+    /// addresses changed, it was launched or terminated); an address another instance answers for
+    /// is refused.
+    mutating func moveCallers(of id: String, from before: InstanceRuntime?, to after: InstanceRuntime) throws(StoreError) {
+        for tag in after.tags where tag.key == CallerAddress.tagKey {
+            for part in tag.value.split(whereSeparator: { $0 == "," || $0 == " " }) where CallerAddress.canonical(String(part)) == nil {
+                throw .invalid("the \(CallerAddress.tagKey) tag lists '\(part)', which is not an IPv4 or IPv6 address")
+            }
+        }
+        let old = before.map(Self.callerAddresses) ?? []
+        let new = Self.callerAddresses(after)
+        guard old != new else { return }
+        for address in new {
+            if let owner = callers[address], owner != id {
+                throw .invalid("the address \(address) is already in use by \(owner)")
+            }
+        }
+        for address in old where callers[address] == id { callers[address] = nil }
+        for address in new { callers[address] = id }
     }
 }

@@ -1,0 +1,113 @@
+import Foundation
+import IMDSCore
+@testable import IMDSServer
+import IMDSTesting
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One client cannot starve the others (issue 16.5): connections are capped per source address,
+/// the oldest idle ones are shed first, and no single source can take the listener's reserve.
+@Suite("Connection fairness", .serialized)
+struct FairnessTests {
+    @Test("the per-source and listener caps shed the oldest idle connection, and refuse only when none is idle")
+    func table() {
+        let closed = Mutex<[String]>([])
+        let t = ConnectionTable(maxTotal: 4, maxPerSource: 2)
+        func admit(_ key: String, _ name: String) -> ConnectionSlot? {
+            t.admit(key: key) { closed.withLock { $0.append(name) } }
+        }
+        let a1 = admit("a", "a1"), a2 = admit("a", "a2")
+        #expect(a1 != nil && a2 != nil)
+        // The third from `a` passes its source's cap: a1, the oldest idle one, goes.
+        let a3 = admit("a", "a3")
+        #expect(a3 != nil)
+        #expect(closed.withLock { $0 } == ["a1"])
+        // Answering connections are never shed: with both of `a`'s answering, a fourth is refused.
+        a2?.markAnswering()
+        a3?.markAnswering()
+        #expect(admit("a", "a4") == nil)
+        #expect(t.refused.load(ordering: .relaxed) == 1)
+        // Other sources fill the listener; past its cap the source with the most connections that
+        // has an idle one gives up its oldest.
+        let b1 = admit("b", "b1"), b2 = admit("b", "b2")
+        #expect(b1 != nil && b2 != nil && t.open == 4)
+        let c1 = admit("c", "c1")
+        #expect(c1 != nil)
+        #expect(closed.withLock { $0 } == ["a1", "b1"])
+        #expect(t.open == 4)
+        // A closed connection leaves the table; one that was shed is not counted twice.
+        if let b1 { t.remove(b1) }
+        #expect(t.open == 4)
+        if let b2 { t.remove(b2) }
+        #expect(t.open == 3)
+    }
+
+    /// A flood of idle connections from 127.0.0.2 … 127.0.0.6 (more than the listener's cap in
+    /// all, more than the per-source cap from each) runs while 127.0.0.1 asks for instance-id 200
+    /// times, one connection each.
+    @Test("a flood of idle connections from other addresses does not keep a well-behaved caller out")
+    func floodFromOtherAddresses() async throws {
+        let limits = ListenerLimits(maxConnections: 256, maxConnectionsPerSource: 64)
+        try await AbuseTests.withListener(limits) { listener in try await flood(listener, limits) }
+    }
+
+    private func flood(_ listener: HTTPListener, _ limits: ListenerLimits) async throws {
+        let port = listener.boundAddress.port
+        let state = FloodState()
+        // Each flooder opens connections that send half a request line and wait, as fast as it can,
+        // until the caller is done (at most 1,500 each: bounded).
+        let sources = (2...6).map { "127.0.0.\($0)" }
+        let flooders = sources.map { source in
+            Task { [state] in await AbuseTests.onThread { () -> [Int32] in
+                var fds: [Int32] = []
+                while !state.stop.load(ordering: .relaxed) && fds.count < 600 {
+                    guard let fd = try? RawHTTP.connect(host: "127.0.0.1", port: port, source: source) else { break }
+                    RawHTTP.send(fd, Array("GET /latest/meta-data/ HTTP/1.1\r\n".utf8))
+                    fds.append(fd)
+                    state.opened.wrappingAdd(1, ordering: .relaxed)
+                }
+                return fds
+            } }
+        }
+        // Let the flood fill the listener first.
+        for _ in 0..<250 where state.opened.load(ordering: .relaxed) < 1000 { try await Task.sleep(for: .milliseconds(20)) }
+        let answered = await AbuseTests.onThread { () -> Int in
+            var ok = 0
+            for _ in 0..<200 {
+                state.maxOpen.store(max(state.maxOpen.load(ordering: .relaxed), listener.openConnections), ordering: .relaxed)
+                guard let fd = try? RawHTTP.connect(host: "127.0.0.1", port: port, source: "127.0.0.1") else { continue }
+                RawHTTP.send(fd, Array(AbuseTests.get.utf8))
+                if RawHTTP.readAll(fd).status == 200 { ok += 1 }
+                close(fd)
+            }
+            return ok
+        }
+        state.stop.store(true, ordering: .relaxed)
+        var held = 0
+        for f in flooders {
+            let fds = await f.value
+            held += fds.count
+            for fd in fds { close(fd) }
+        }
+        let shed = listener.shedConnections
+        let refused = listener.refusedConnections
+        let openDuringFlood = state.maxOpen.load(ordering: .relaxed)
+        print("fairness: flood of \(held) idle connections from \(sources.first!) … \(sources.last!) (at most \(openDuringFlood) open, "
+            + "cap \(limits.maxConnections), \(limits.maxConnectionsPerSource) per source; \(shed) shed, \(refused) refused); "
+            + "127.0.0.1 answered \(answered) of 200 (\(answered * 100 / 200) %)")
+        #expect(held >= 1000)
+        #expect(openDuringFlood <= limits.maxConnections)
+        #expect(shed > 0)
+        #expect(answered == 200)
+    }
+}
+
+final class FloodState: Sendable {
+    let stop = Atomic<Bool>(false)
+    let opened = Atomic<Int>(0)
+    let maxOpen = Atomic<Int>(0)
+}

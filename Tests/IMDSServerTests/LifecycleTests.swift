@@ -1,0 +1,40 @@
+import Foundation
+import IMDSCore
+import IMDSServer
+import IMDSTesting
+import Logging
+import ServiceLifecycle
+import Testing
+
+/// The service in a `ServiceGroup`: a graceful shutdown lets the request in flight finish, then
+/// closes the listeners.
+@Suite("Lifecycle")
+struct LifecycleTests {
+    @Test func gracefulShutdownDrainsTheRequestInFlight() async throws {
+        var config = IMDSConfig.embeddedDefault
+        config.faults = [Fault(kind: .latency(milliseconds: 600), pathPattern: "/latest/meta-data/ami-id")]
+        let imds = TestIMDS(config: config)
+        let service = IMDSService(
+            dataPlane: imds.dataPlane, controlPlane: nil,
+            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0)], controlListen: []))
+        try await service.start()
+        let port = try #require(service.dataAddresses.first).port
+        let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
+        let running = Task { try await group.run() }
+        // The slow request, from a dispatch thread (a blocking read must not hold the cooperative pool).
+        let slow = Task {
+            try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
+                DispatchQueue.global().async {
+                    c.resume(with: Result { try RawHTTP.exchange(port: port, "GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: x\r\n\r\n").status })
+                }
+            }
+        }
+        // Until the request is in flight (it then waits 600 ms); bounded at 10 s.
+        for _ in 0..<1000 where service.openConnections.data == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(service.openConnections.data == 1)
+        await group.triggerGracefulShutdown()
+        #expect(try await slow.value == 200)
+        try await running.value
+        #expect(throws: (any Error).self) { try RawHTTP.exchange(port: port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") }
+    }
+}

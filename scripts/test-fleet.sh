@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Fleet mode on loopback, no root: one `imds serve` with three instances, each the instance of its
+# own 127.0.0.N source address (curl --interface), driven by curl and the real AWS CLI; a fourth
+# launched with `aws ec2 run-instances`, stopped, started, kept across kill -9, terminated.
+#   scripts/test-fleet.sh [path/to/imds]     (default .build/debug/imds)
+# Installs nothing and builds nothing; without curl prints "skipped" and exits 0 (the AWS CLI part
+# is skipped without `aws`). Prints "fleet: N passed, M failed" last; exits non-zero on any failure.
+set -u
+IMDS=${1:-.build/debug/imds}
+if ! command -v curl >/dev/null 2>&1; then echo "skipped: curl not installed"; exit 0; fi
+if [ ! -x "$IMDS" ]; then echo "fleet: no imds binary at $IMDS (build it first: swift build)"; echo "fleet: 0 passed, 1 failed"; exit 1; fi
+IMDS=$(cd "$(dirname "$IMDS")" && pwd)/$(basename "$IMDS")
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/imds-fleet-test.XXXXXX")
+SERVER_PID=""
+cleanup() {
+    [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PASS=0; FAIL=0
+ok() { PASS=$((PASS + 1)); echo "ok - $1"; }
+not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $1"; [ $# -gt 1 ] && printf '    %s\n' "$2" | head -20; }
+check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "expected [$2], got [$3]"; fi; }
+
+A=i-0aaaaaaaaaaaaaaa1; B=i-0bbbbbbbbbbbbbbb2; C=i-0ccccccccccccccc3
+cat >"$TMP/fleet.yaml" <<YAML
+instances:
+  - {instance-id: $A, local-ipv4: 10.0.1.31, caller-addresses: [127.0.0.2], iam: {role: role-a}, user-data: "a"}
+  - {instance-id: $B, local-ipv4: 10.0.1.32, caller-addresses: [127.0.0.3], iam: {role: role-b}, user-data: "b"}
+  - {instance-id: $C, local-ipv4: 10.0.1.33, caller-addresses: [127.0.0.4], iam: null, user-data: "c"}
+YAML
+
+# start_server: imds serve on port 0 with the fleet and a state dir; waits (bounded) for both
+# listening lines and sets DP, CP and SERVER_PID.
+start_server() {
+    "$IMDS" serve --config "$TMP/fleet.yaml" --state-dir "$TMP/state" --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 \
+        >"$TMP/out" 2>"$TMP/err" &
+    SERVER_PID=$!
+    disown "$SERVER_PID" 2>/dev/null
+    DP=""; CP=""
+    for _ in $(seq 1 300); do
+        DP=$(grep -o 'data plane listening on http://[^ ]*' "$TMP/out" 2>/dev/null | head -1 | sed 's/.* on //')
+        CP=$(grep -o 'control plane listening on http://[^ ]*' "$TMP/out" 2>/dev/null | head -1 | sed 's/.* on //')
+        [ -n "$DP" ] && [ -n "$CP" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    not_ok "server starts with a fleet config" "$(cat "$TMP/err" "$TMP/out" | tail -5)"
+    echo "fleet: $PASS passed, $FAIL failed"; exit 1
+}
+start_server
+ok "server starts with a fleet config"
+
+# as N ARGS...: curl from source address 127.0.0.N
+as() { local n=$1; shift; curl -s --max-time 5 --interface "127.0.0.$n" "$@"; }
+token() { as "$1" -X PUT "$DP/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 300"; }
+get() { local n=$1 path=$2; shift 2; as "$n" -H "X-aws-ec2-metadata-token: $(token "$n")" "$DP$path" "$@"; }
+status() { as "$@" -o /dev/null -w '%{http_code}'; }
+
+check "127.0.0.2 is A" "$A" "$(get 2 /latest/meta-data/instance-id)"
+check "127.0.0.3 is B" "$B" "$(get 3 /latest/meta-data/instance-id)"
+check "127.0.0.4 is C" "$C" "$(get 4 /latest/meta-data/instance-id)"
+check "user-data of B" "b" "$(get 3 /latest/user-data)"
+check "role of A" "role-a" "$(get 2 /latest/meta-data/iam/security-credentials/)"
+check "C has no role" "404" "$(status 4 -H "X-aws-ec2-metadata-token: $(token 4)" "$DP/latest/meta-data/iam/security-credentials/")"
+TA=$(token 2)
+check "A's token at A" "200" "$(status 2 -H "X-aws-ec2-metadata-token: $TA" "$DP/latest/meta-data/instance-id")"
+check "A's token at B: 401" "401" "$(status 3 -H "X-aws-ec2-metadata-token: $TA" "$DP/latest/meta-data/instance-id")"
+check "unknown caller 127.0.0.9: 404" "404" "$(status 9 "$DP/latest/meta-data/instance-id")"
+check "unknown caller token PUT: 404" "404" "$(status 9 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$DP/latest/api/token")"
+check "X-Forwarded-For does not make C into A" "$C" "$(get 4 /latest/meta-data/instance-id -H 'X-Forwarded-For: 127.0.0.2' -H 'X-Real-IP: 127.0.0.2')"
+check "X-Forwarded-For does not make an unknown caller A" "404" "$(status 9 -H 'X-Forwarded-For: 127.0.0.2' "$DP/latest/meta-data/instance-id")"
+
+if command -v aws >/dev/null 2>&1; then
+    export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=ap-northeast-1
+    export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null AWS_EC2_METADATA_DISABLED=true AWS_PAGER=""
+    unset AWS_MAX_ATTEMPTS AWS_RETRY_MODE AWS_PROFILE AWS_SESSION_TOKEN AWS_REGION AWS_ENDPOINT_URL 2>/dev/null
+    ec2() { aws --endpoint-url "$CP" ec2 "$@"; }
+    check "describe-instances lists the fleet" "$A $B $C" \
+        "$(ec2 describe-instances --query 'Reservations[].Instances[].InstanceId' --output text | tr -s '\t\n' '  ' | xargs -n1 | sort | xargs)"
+    ec2 modify-instance-metadata-options --instance-id "$B" --http-tokens required >/dev/null 2>"$TMP/stderr" \
+        || not_ok "modify B" "$(cat "$TMP/stderr")"
+    check "B requires tokens now: v1 401" "401" "$(status 3 "$DP/latest/meta-data/instance-id")"
+    check "A still answers v1" "200" "$(status 2 "$DP/latest/meta-data/instance-id")"
+    check "C still answers v1" "200" "$(status 4 "$DP/latest/meta-data/instance-id")"
+
+    echo "# run-instances through the real AWS CLI"
+    printf '#!/bin/sh\necho launched-by-cli\n' >"$TMP/boot.sh"
+    run_out=$(ec2 run-instances --image-id ami-0123456789abcdef0 --instance-type t3.micro --private-ip-address 10.0.1.24 \
+        --metadata-options HttpTokens=required,HttpEndpoint=enabled,HttpPutResponseHopLimit=2 \
+        --iam-instance-profile Name=app-role --user-data "file://$TMP/boot.sh" \
+        --tag-specifications 'ResourceType=instance,Tags=[{Key=Name,Value=web-2},{Key=imds:caller-addresses,Value=127.0.0.5}]' \
+        --query 'Instances[0].[InstanceId,State.Name]' --output text 2>"$TMP/stderr")
+    D=$(echo "$run_out" | cut -f1)
+    check "run-instances replies pending" "pending" "$(echo "$run_out" | cut -f2)"
+    check "127.0.0.5 is the launched instance at once" "$D" "$(get 5 /latest/meta-data/instance-id)"
+    check "its user-data" "$(cat "$TMP/boot.sh")" "$(get 5 /latest/user-data)"
+    check "its role" "app-role" "$(get 5 /latest/meta-data/iam/security-credentials/)"
+    KD=$(get 5 /latest/meta-data/iam/security-credentials/app-role | grep -o '"AccessKeyId" *: *"[^"]*"')
+    KA=$(get 2 /latest/meta-data/iam/security-credentials/role-a | grep -o '"AccessKeyId" *: *"[^"]*"')
+    if [ -n "$KD" ] && [ -n "$KA" ] && [ "$KD" != "$KA" ]; then ok "its credentials are its own"; else not_ok "own credentials" "[$KD] vs [$KA]"; fi
+    check "it requires tokens" "401" "$(status 5 "$DP/latest/meta-data/instance-id")"
+    check "describe filter by http-tokens=required" "$B $D" \
+        "$(ec2 describe-instances --filters Name=metadata-options.http-tokens,Values=required --query 'Reservations[].Instances[].InstanceId' --output text | xargs -n1 | sort | xargs)"
+    DUP=$(ec2 run-instances --image-id ami-0123456789abcdef0 --private-ip-address 10.0.1.24 2>&1 >/dev/null)
+    case "$DUP" in *InvalidIPAddress.InUse*) ok "a second launch on 10.0.1.24: InvalidIPAddress.InUse" ;; *) not_ok "duplicate address refused" "$DUP" ;; esac
+    BAD=$(ec2 run-instances --image-id ami-0123456789abcdef0 --metadata-options HttpTokens=maybe 2>&1 >/dev/null)
+    case "$BAD" in *InvalidParameterValue*) ok "bad MetadataOptions: InvalidParameterValue" ;; *) not_ok "bad MetadataOptions refused" "$BAD" ;; esac
+    check "stop-instances: stopping" "stopping" "$(ec2 stop-instances --instance-ids "$D" --query 'StoppingInstances[0].CurrentState.Name' --output text)"
+    check "a stopped instance is not served" "404" "$(status 5 "$DP/latest/meta-data/instance-id")"
+    check "start-instances: pending" "pending" "$(ec2 start-instances --instance-ids "$D" --query 'StartingInstances[0].CurrentState.Name' --output text)"
+    check "served again after start" "$D" "$(get 5 /latest/meta-data/instance-id)"
+    TA=$(token 2)
+
+    echo "# kill -9 and restart keep every launched instance"
+    kill -9 "$SERVER_PID"; SERVER_PID=""
+    start_server
+    check "after restart 127.0.0.5 is still $D" "$D" "$(get 5 /latest/meta-data/instance-id)"
+    check "A's token issued before the restart still works at A" "200" "$(status 2 -H "X-aws-ec2-metadata-token: $TA" "$DP/latest/meta-data/instance-id")"
+    check "terminate-instances: shutting-down" "shutting-down" "$(ec2 terminate-instances --instance-ids "$D" --query 'TerminatingInstances[0].CurrentState.Name' --output text)"
+    check "a terminated instance is gone at once" "404" "$(status 5 "$DP/latest/meta-data/instance-id")"
+    check "describe shows it terminated" "terminated" "$(ec2 describe-instances --instance-ids "$D" --query 'Reservations[0].Instances[0].State.Name' --output text)"
+else
+    echo "# skipped the AWS CLI part: aws not installed"
+fi
+
+UNKNOWN=$(curl -s "$CP/metrics" | grep -c '^imds_unknown_caller_requests_total')
+check "unknown callers counted in /metrics" "1" "$UNKNOWN"
+
+kill -TERM "$SERVER_PID" 2>/dev/null
+for _ in $(seq 1 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$SERVER_PID" 2>/dev/null; SERVER_PID=""
+echo "fleet: $PASS passed, $FAIL failed"
+[ "$FAIL" -eq 0 ]
