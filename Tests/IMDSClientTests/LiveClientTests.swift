@@ -66,12 +66,14 @@ struct LiveClientTests {
     }
 
     @Test func putThatNeverAnswersFallsBackToV1() async throws {
-        // The hop-limit symptom: the PUT's answer never arrives, GETs work.
+        // The hop-limit symptom: the PUT's answer never arrives, GETs work. The timeout bounds the
+        // PUT and the fallback GET alike, so it is long enough for a GET to be answered while the
+        // rest of the suite runs in parallel on two cores (300 ms was not, now and then).
         let fake = try await FakeHTTPServer.start { r in r.method == "PUT" ? .hang : .respond(status: 200, body: "i-0fromv1") }
-        let client = try Self.client(fake.url, timeout: .milliseconds(300))
+        let client = try Self.client(fake.url, timeout: .seconds(2))
         let r = try await client.fetch("instance-id")
         #expect(r.text == "i-0fromv1" && !r.usedToken)
-        let strict = try Self.client(fake.url, timeout: .milliseconds(300)) { $0.v1FallbackDisabled = true }
+        let strict = try Self.client(fake.url, timeout: .seconds(2)) { $0.v1FallbackDisabled = true }
         let error = await #expect(throws: IMDSClientError.self) { try await strict.fetch("instance-id") }
         #expect(error?.transportError == .readTimeout)
         await fake.stop()

@@ -21,10 +21,12 @@ struct LifecycleTests {
         let port = try #require(service.dataAddresses.first).port
         let group = ServiceGroup(services: [service], logger: Logger(label: "test"))
         let running = Task { try await group.run() }
-        // The slow request, from a dispatch thread (a blocking read must not hold the cooperative pool).
+        // The slow request, on a thread of its own: a blocking read must not hold the cooperative pool,
+        // and Dispatch's global queue is only as wide as the core count on Linux, so other tests'
+        // blocking work there delayed this request past the wait below.
         let slow = Task {
             try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
-                DispatchQueue.global().async {
+                Thread.detachNewThread {
                     c.resume(with: Result { try RawHTTP.exchange(port: port, "GET /latest/meta-data/ami-id HTTP/1.1\r\nHost: x\r\n\r\n").status })
                 }
             }

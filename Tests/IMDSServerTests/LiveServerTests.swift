@@ -141,7 +141,7 @@ struct LiveServerTests {
             let request = "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
             let port = control.port
             return try await withCheckedThrowingContinuation { (c: CheckedContinuation<Int, any Error>) in
-                DispatchQueue.global().async { c.resume(with: Result { try RawHTTP.exchange(port: port, request).status }) }
+                Thread.detachNewThread { c.resume(with: Result { try RawHTTP.exchange(port: port, request).status }) }
             }
         }
         /// The next listener change, or nil after 10 s (bounded: a missing push fails the test).
