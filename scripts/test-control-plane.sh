@@ -24,15 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PASS=0; FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $1"; }
-not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $1"; [ $# -gt 1 ] && printf '    %s\n' "$2" | head -20; }
-check() { # check NAME EXPECTED ACTUAL
-    if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "expected [$2], got [$3]"; fi
-}
-contains() { # contains NAME NEEDLE HAYSTACK
-    case "$3" in *"$2"*) ok "$1" ;; *) not_ok "$1" "expected to contain [$2], got [$3]" ;; esac
-}
+. "$HERE/lib/checks.sh"
 
 # The AWS CLI and botocore: dummy credentials, no config files, no retries, no IMDS lookups.
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=ap-northeast-1

@@ -20,10 +20,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PASS=0; FAIL=0
-ok() { PASS=$((PASS + 1)); echo "ok - $1"; }
-not_ok() { FAIL=$((FAIL + 1)); echo "not ok - $1"; [ $# -gt 1 ] && printf '    %s\n' "$2" | head -20; }
-check() { if [ "$2" == "$3" ]; then ok "$1"; else not_ok "$1" "expected [$2], got [$3]"; fi; }
+. "$(dirname "$0")/lib/checks.sh"
 
 A=i-0aaaaaaaaaaaaaaa1; B=i-0bbbbbbbbbbbbbbb2; C=i-0ccccccccccccccc3
 cat >"$TMP/fleet.yaml" <<YAML
