@@ -202,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "IMDSServerTests",
             dependencies: [
-                "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire",
+                "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire", "IMDSRuntime",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
