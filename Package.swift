@@ -127,9 +127,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        /// The composition of one server (`imds serve` and `IMDSTesting` alike): configuration →
+        /// store, engine, control plane, observability and listeners, run as a `ServiceGroup`.
+        .target(
+            name: "IMDSRuntime",
+            dependencies: [
+                "IMDSCore", "IMDSServer", "IMDSControlPlane", "IMDSAdmin", "IMDSIdentity", "IMDSCredentials",
+                "IMDSObservability",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "IMDSTesting",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity", "IMDSRuntime"],
             swiftSettings: strict
         ),
         .target(
@@ -147,6 +160,7 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSServer",
+                "IMDSRuntime",
                 "IMDSControlPlane",
                 "IMDSIdentity",
                 "IMDSAdmin",
@@ -158,8 +172,6 @@ let package = Package(
                 "AWSQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -190,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "IMDSServerTests",
             dependencies: [
-                "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire",
+                "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire", "IMDSRuntime",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
