@@ -20,6 +20,14 @@ public struct StoreUpdate: Sendable {
     public var reconfigured: Bool
     /// The state right after the batch.
     public var snapshot: StoreSnapshot
+
+    /// An update as a store publishes it (every ``InstanceStore`` implementation builds these).
+    public init(revision: StoreRevision, changes: [StoreChange], reconfigured: Bool, snapshot: StoreSnapshot) {
+        self.revision = revision
+        self.changes = changes
+        self.reconfigured = reconfigured
+        self.snapshot = snapshot
+    }
 }
 
 /// The one owner of live instance state: instances (by instance id) with their options, tags,
