@@ -8,6 +8,7 @@ import IMDSCore
 import IMDSCredentials
 import IMDSIdentity
 import IMDSObservability
+import IMDSPostgres
 import IMDSServer
 import Logging
 import ServiceLifecycle
@@ -36,6 +37,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .long, help: "Directory for state that survives a restart (the token key, changes made through the control plane).")
     var stateDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Keep instance state in PostgreSQL, shared by every imds on the database (docs/postgres.md); the password may come from PGPASSWORD. Default: the embedded store (--state-dir, which then holds only the local cache).", valueName: "postgres://user@host:port/db"))
+    var store: String?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -98,7 +102,9 @@ struct Serve: AsyncParsableCommand {
         }
 
         // Configured secrets never appear in the access log, the caller table or the dashboard.
-        let startSecrets = imdsConfig.secrets + accessKeys.map(\.secretAccessKey)
+        let storeURL = store ?? imdsConfig.store
+        let storePassword = store.flatMap { URLComponents(string: $0)?.password }.map { [$0] } ?? []
+        let startSecrets = imdsConfig.secrets + accessKeys.map(\.secretAccessKey) + storePassword
         Redaction.setConfiguredSecrets(startSecrets)
 
         // Decided on the resolved address that is bound, not on the name (a name such as
@@ -114,18 +120,28 @@ struct Serve: AsyncParsableCommand {
                 "refusing to serve the control plane on \(controlAddress) without access keys: anyone who can reach it could change the instance's metadata options. Bind it to loopback (--control-listen 127.0.0.1:1339), or configure access keys (control-plane.access-keys in --config, or IMDS_CONTROL_ACCESS_KEY_ID and IMDS_CONTROL_SECRET_ACCESS_KEY) so that every request must carry an AWS SigV4 signature.")
         }
 
-        let identity: IdentityKey
+        var identity: IdentityKey?
         do {
+            // With a shared store, the pair is the database's unless the config names files.
             identity = try IdentityKey.configured(
-                keyFile: imdsConfig.identityKeyFile, certificateFile: imdsConfig.identityCertificateFile, stateDirectory: stateDir)
-                ?? IdentityKey.generate()
+                keyFile: imdsConfig.identityKeyFile, certificateFile: imdsConfig.identityCertificateFile,
+                stateDirectory: storeURL == nil ? stateDir : nil)
+            if storeURL == nil, identity == nil { identity = try IdentityKey.generate() }
         } catch {
             throw CLIError("identity signing key: \(error)")
         }
 
-        // The one owner of instance state: durable in --state-dir, in memory without one.
-        let store: EmbeddedInstanceStore
-        if let stateDir {
+        // The one owner of instance state: PostgreSQL with --store, durable in --state-dir, in
+        // memory without either.
+        let store: any InstanceStore
+        var shared: PostgresInstanceStore?
+        if let storeURL {
+            let opened = try await SharedStore.open(
+                storeURL, config: imdsConfig, configuredIdentity: identity, stateDirectory: stateDir, logger: logger)
+            store = opened.store
+            shared = opened.store
+            identity = opened.signer
+        } else if let stateDir {
             let existed = JournalPersistence(directory: stateDir).exists
             do {
                 store = try StateDirectory.open(stateDir, config: imdsConfig, signer: identity) { print("imds: \($0)") }
@@ -207,6 +223,7 @@ struct Serve: AsyncParsableCommand {
             dataPlane: DataPlane(engine: engine, store: store), controlPlane: controlPlane,
             configuration: .init(dataListen: dataAddresses, controlListen: [controlAddress]),
             logger: logger, hooks: hooks)
+        observability.metrics.setStoreSource { store.health }
         observability.metrics.setConnectionSource { [weak service] in
             guard let open = service?.openConnections else { return [] }
             return [("data", open.data), ("control", open.control)]
@@ -255,6 +272,7 @@ struct Serve: AsyncParsableCommand {
             logger.error("service group: \(error)")
             await service.shutdown()
         }
+        await shared?.shutdown()
         accessLogWriter?.flush()
         if let l = linkLocalAddresses, !l.added.isEmpty {
             l.remove()
