@@ -141,9 +141,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        /// The composition of one server (`imds serve` and `IMDSTesting` alike): configuration →
+        /// store, engine, control plane, observability and listeners, run as a `ServiceGroup`.
+        .target(
+            name: "IMDSRuntime",
+            dependencies: [
+                "IMDSCore", "IMDSServer", "IMDSControlPlane", "IMDSAdmin", "IMDSIdentity", "IMDSCredentials",
+                "IMDSObservability",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .target(
             name: "IMDSTesting",
-            dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity"],
+            dependencies: ["IMDSCore", "IMDSServer", "IMDSIdentity", "IMDSRuntime"],
             swiftSettings: strict
         ),
         .target(
@@ -161,6 +174,7 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSServer",
+                "IMDSRuntime",
                 "IMDSControlPlane",
                 "IMDSIdentity",
                 "IMDSAdmin",
@@ -173,8 +187,6 @@ let package = Package(
                 "AWSQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),
@@ -205,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "IMDSServerTests",
             dependencies: [
-                "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire",
+                "IMDSCore", "IMDSServer", "IMDSTesting", "IMDSAdmin", "IMDSControlPlane", "IMDSObservability", "IMDSWire", "IMDSRuntime",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict

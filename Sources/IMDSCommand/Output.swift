@@ -31,3 +31,9 @@ enum JSONOutput {
         return ["base64": Data(bytes).base64EncodedString()]
     }
 }
+
+/// A one-paragraph error for the user, printed without a stack trace; exit status 1.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ message: String) { description = message }
+}

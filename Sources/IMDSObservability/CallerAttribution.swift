@@ -203,7 +203,7 @@ public final class CallerAttributor: Sendable {
                 guard let seen = candidate.dir.socketInode(fd: fd) else { continue }
                 if seen == inode {
                     if let process = index.withLock({ $0.used(candidate.dir, fd: fd) }) {
-                        return .done(.process(process), Claim(pid: candidate.dir.pid, fd: fd))
+                        return .done(.process(process), Claim(pid: candidate.dir.pid, fd: fd, inode: inode))
                     }
                     break
                 }
@@ -276,7 +276,7 @@ public final class CallerAttributor: Sendable {
             ownerFD = parentFD
         }
         if let process = index.withLock({ $0.used(owner, fd: ownerFD) }) {
-            return (.process(process), Claim(pid: owner.pid, fd: ownerFD))
+            return (.process(process), Claim(pid: owner.pid, fd: ownerFD, inode: socket.inode))
         }
         guard let process = details(owner) else { return (.unattributed("process \(owner.pid) exited"), nil) }
         let sockets = owner.sockets()
@@ -285,7 +285,7 @@ public final class CallerAttributor: Sendable {
             $0.record(pid: owner.pid, sockets: sockets)
             _ = $0.claim(inode: socket.inode)
         }
-        return (.process(process), Claim(pid: owner.pid, fd: ownerFD))
+        return (.process(process), Claim(pid: owner.pid, fd: ownerFD, inode: socket.inode))
     }
 
     func listPIDs() -> [Int32] {
@@ -410,6 +410,8 @@ public final class CallerAttributor: Sendable {
 struct Claim: Sendable, Equatable {
     var pid: Int32
     var fd: Int32
+    /// The connection's client socket.
+    var inode: UInt64
 }
 
 /// A `/proc/PID` directory held open. Everything read through it belongs to that one process and
@@ -539,7 +541,9 @@ struct ProcessIndex {
         /// Fd numbers of finished connections whose successor has not been seen yet, oldest first:
         /// a client reconnects right after each response and the kernel's accept queue is first in,
         /// first out, so the connection accepted next most likely sits at the oldest freed fd.
-        var freed: [(fd: Int32, at: ContinuousClock.Instant)] = []
+        /// Each with the socket that held it: the client may not have closed that one yet (a
+        /// connection is finished when its response is handed over, before the client reads it).
+        var freed: [(fd: Int32, inode: UInt64, at: ContinuousClock.Instant)] = []
     }
 
     /// A freed fd not reused within this time is forgotten (its process closed it for good).
@@ -565,11 +569,27 @@ struct ProcessIndex {
     /// Records sockets seen in an owner's fd table; their fds are no longer free.
     mutating func record(pid: Int32, sockets found: [(fd: Int32, inode: UInt64)]) {
         guard let o = owners[pid] else { return }
-        for (fd, inode) in found where olderSockets[inode] == nil {
-            sockets[inode] = Claim(pid: pid, fd: fd)
+        // A finished connection's socket still at its fd (the client has not read the response
+        // yet) neither takes the fd nor needs indexing: no lookup will ask for it again.
+        let live: [(fd: Int32, inode: UInt64)]
+        if o.freed.isEmpty {
+            live = found
+        } else if found.count <= 8 {
+            live = found.filter { f in
+                guard let i = o.freed.firstIndex(where: { $0.fd == f.fd && $0.inode == f.inode }) else { return true }
+                // Still closing: guess the other freed fds first next time.
+                if let entry = owners[pid]?.freed.remove(at: i) { owners[pid]?.freed.append(entry) }
+                return false
+            }
+        } else {
+            let closing = Set(o.freed.map(\.inode))
+            live = found.filter { !closing.contains($0.inode) }
         }
-        if !o.freed.isEmpty {
-            let taken = Set(found.map(\.fd))
+        for (fd, inode) in live where olderSockets[inode] == nil {
+            sockets[inode] = Claim(pid: pid, fd: fd, inode: inode)
+        }
+        if !o.freed.isEmpty, !live.isEmpty {
+            let taken = Set(live.map(\.fd))
             owners[pid]?.freed.removeAll { taken.contains($0.fd) }
         }
         if sockets.count > Self.socketGeneration {
@@ -632,7 +652,7 @@ struct ProcessIndex {
     mutating func freed(_ claim: Claim, at now: ContinuousClock.Instant) {
         guard let o = owners[claim.pid] else { return }
         if let i = o.freed.firstIndex(where: { $0.fd == claim.fd }) { owners[claim.pid]?.freed.remove(at: i) }
-        owners[claim.pid]?.freed.append((claim.fd, now))
+        owners[claim.pid]?.freed.append((claim.fd, claim.inode, now))
         if o.freed.count >= 1024 { owners[claim.pid]?.freed.removeFirst() }
     }
 

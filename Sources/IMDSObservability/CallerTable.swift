@@ -68,7 +68,7 @@ public final class CallerTable: Sendable {
     private let state = Mutex<State>(State())
 
     struct State {
-        var callers: [String: CallerSummary] = [:]
+        var callers: [Key: CallerSummary] = [:]
         var evicted = 0
         var totals = Totals()
     }
@@ -88,12 +88,12 @@ public final class CallerTable: Sendable {
     /// Adds one request (an access-log entry with its attribution).
     public func record(_ e: AccessLogEntry) {
         let kind = Self.classify(e)
-        let key: String
-        if let p = e.caller {
-            key = ["p", p.containerID ?? "", p.user ?? "", p.executable ?? "", p.commandLine.joined(separator: "\u{0}")].joined(separator: "\u{1}")
-        } else {
-            key = ["a", e.attribution ?? "", e.clientIP ?? ""].joined(separator: "\u{1}")
-        }
+        let key: Key =
+            if let p = e.caller {
+                .process(container: p.containerID, user: p.user, executable: p.executable, commandLine: p.commandLine)
+            } else {
+                .address(attribution: e.attribution, ip: e.clientIP)
+            }
         state.withLock { s in
             switch kind {
             case .v1: s.totals.v1 += 1
@@ -139,6 +139,12 @@ public final class CallerTable: Sendable {
     }
 
     enum Kind { case v1, v1Rejected, v2, other }
+
+    /// What makes two requests one caller's (hashed as it is, never joined into a string per request).
+    enum Key: Hashable {
+        case process(container: String?, user: String?, executable: String?, commandLine: [String])
+        case address(attribution: String?, ip: String?)
+    }
 
     static func classify(_ e: AccessLogEntry) -> Kind {
         switch e.version {

@@ -17,6 +17,12 @@ public final class IMDSMetrics: Sendable {
     private let instances = BoundedLabel(capacity: 64)
     private let stsCodes = BoundedLabel(capacity: 16)
     private let credentialState = Mutex<[String: ServedCredentials]>([:])
+    /// The swift-metrics handles made so far, by metric and label values: building a handle goes
+    /// through the registry (name and label validation, a family lookup under its lock), which cost
+    /// more than the rest of a request's bookkeeping. Bounded like the registry itself: every label
+    /// takes values from a bounded set.
+    private let counters = HandleCache<CoreMetrics.Counter>()
+    private let timers = HandleCache<CoreMetrics.Timer>()
     private let connectionSource = Mutex<(@Sendable () -> [(plane: String, open: Int)])?>(nil)
     private let storeSource = Mutex<(@Sendable () -> StoreHealth)?>(nil)
 
@@ -96,8 +102,10 @@ public final class IMDSMetrics: Sendable {
         if let why = o.tokenRejection {
             counter("imds_tokens_rejected_total", [("instance_id", instance), ("reason", Self.rejectionLabel(why))])
         }
-        CoreMetrics.Timer(label: "imds_request_duration_seconds", dimensions: [("version", version), ("category", category)], factory: factory)
-            .recordNanoseconds(Int64(max(0, seconds) * 1e9))
+        let dimensions = [("version", version), ("category", category)]
+        timers.handle("imds_request_duration_seconds", dimensions) {
+            CoreMetrics.Timer(label: "imds_request_duration_seconds", dimensions: dimensions, factory: factory)
+        }.recordNanoseconds(Int64(max(0, seconds) * 1e9))
         if response.status == 200, let role = Self.credentialsRole(request.target) {
             observeCredentials(instanceID: o.instanceID ?? "none", role: role, document: response.body)
         }
@@ -168,7 +176,7 @@ public final class IMDSMetrics: Sendable {
     }
 
     private func counter(_ name: String, _ dimensions: [(String, String)]) {
-        CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory).increment()
+        counters.handle(name, dimensions) { CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory) }.increment()
     }
 
     // MARK: - Rendering
@@ -226,6 +234,8 @@ public final class IMDSMetrics: Sendable {
     /// The role name when `target` is a role's credentials document
     /// (`/<version>/meta-data/iam/security-credentials/<role>`).
     static func credentialsRole(_ target: String) -> String? {
+        // Most requests are not for credentials: look for the one component they all have first.
+        guard firstIndex(of: securityCredentials, in: target.utf8) != nil else { return nil }
         let path = target.split(separator: "?", maxSplits: 1).first ?? ""
         let parts = path.split(separator: "/")
         guard parts.count == 5, parts[1] == "meta-data", parts[2] == "iam", parts[3] == "security-credentials" else { return nil }
@@ -256,13 +266,37 @@ public final class IMDSMetrics: Sendable {
         return String(decoding: document[i..<end], as: UTF8.self)
     }
 
+    static let securityCredentials = Array("/security-credentials/".utf8)
+
+    private static func firstIndex(of needle: [UInt8], in haystack: String.UTF8View) -> Int? {
+        haystack.withContiguousStorageIfAvailable { ByteSearch.firstIndex(of: needle, in: $0) }
+            ?? ByteSearch.firstIndex(of: needle, in: Array(haystack))
+    }
+
     private static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
-        guard needle.count <= haystack.count else { return nil }
-        outer: for i in 0...(haystack.count - needle.count) {
-            for j in 0..<needle.count where haystack[i + j] != needle[j] { continue outer }
-            return i
+        ByteSearch.firstIndex(of: needle, in: haystack)
+    }
+}
+
+/// Metric handles by name and label values, made once. Label names are fixed per metric, so the
+/// values alone tell two series of one metric apart.
+final class HandleCache<Handle: Sendable>: Sendable {
+    struct Key: Hashable {
+        var name: String
+        var values: [String]
+    }
+
+    private let handles = Mutex<[Key: Handle]>([:])
+
+    func handle(_ name: String, _ dimensions: [(String, String)], make: () -> Handle) -> Handle {
+        let key = Key(name: name, values: dimensions.map(\.1))
+        if let h = handles.withLock({ $0[key] }) { return h }
+        let made = make()
+        return handles.withLock { d in
+            if let h = d[key] { return h }
+            d[key] = made
+            return made
         }
-        return nil
     }
 }
 

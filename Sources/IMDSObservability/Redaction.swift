@@ -31,8 +31,14 @@ public enum Redaction {
 
     /// `text` with secrets replaced by ``marker``.
     public static func redact(_ text: String, known: [String] = []) -> String {
-        var s = text
         let exact = known.filter { $0.utf8.count >= 8 } + configured.withLock { $0 }
+        // Most text (a request path, most arguments) has nothing any rule could replace.
+        return mayHoldSecret(text, exact: exact) ? redactAll(text, exact: exact) : text
+    }
+
+    /// Every rule applied to `text` (``redact(_:known:)`` without its shortcut).
+    static func redactAll(_ text: String, exact: [String]) -> String {
+        var s = text
         for secret in exact where s.contains(secret) {
             s = s.replacingAll(secret, with: marker)
         }
@@ -54,6 +60,39 @@ public enum Redaction {
             }
         }
         return out
+    }
+
+    /// False when no rule of ``redact(_:known:)`` can change `text`: it is ASCII without a CR (so
+    /// byte and character comparison agree), holds none of the `exact` secrets, no `:` or `=` (every
+    /// named value and every `==`-padded token needs one) and none of the prefixes a shape starts
+    /// with. One pass over the bytes, no allocation: the access log calls this for every request.
+    static func mayHoldSecret(_ text: String, exact: [String]) -> Bool {
+        var text = text
+        return text.withUTF8 { b -> Bool in
+            let n = b.count
+            var i = 0
+            while i < n {
+                let c = b[i]
+                if c >= 0x80 || c == 13 || c == UInt8(ascii: ":") || c == UInt8(ascii: "=") { return true }
+                if (c == UInt8(ascii: "A") || c == UInt8(ascii: "I") || c == UInt8(ascii: "F")) && n - i >= 4 {
+                    let w = (b[i], b[i + 1], b[i + 2], b[i + 3])
+                    if w == (0x41, 0x51, 0x41, 0x45) || w == (0x49, 0x51, 0x6F, 0x4A) || w == (0x46, 0x77, 0x6F, 0x47)
+                        || w == (0x46, 0x51, 0x6F, 0x47) || w == (0x41, 0x4B, 0x49, 0x41) || w == (0x41, 0x53, 0x49, 0x41)
+                    {
+                        return true  // AQAE(A), IQoJ…, FwoG…, FQoG…, AKIA, ASIA
+                    }
+                }
+                i += 1
+            }
+            for secret in exact {
+                var secret = secret
+                let found = secret.withUTF8 { s -> Bool in
+                    ByteSearch.firstIndex(of: s, in: b) != nil
+                }
+                if found { return true }
+            }
+            return false
+        }
     }
 
     // MARK: - Named values
@@ -209,5 +248,34 @@ extension String {
             rest = rest[r.upperBound...]
         }
         return result + rest
+    }
+}
+
+/// Byte-string search without Foundation (whose `range(of:)` compares characters, not bytes).
+enum ByteSearch {
+    static func firstIndex(of needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        needle.withUnsafeBufferPointer { n in haystack.withUnsafeBufferPointer { firstIndex(of: n, in: $0) } }
+    }
+
+    static func firstIndex(of needle: [UInt8], in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+        needle.withUnsafeBufferPointer { firstIndex(of: $0, in: haystack) }
+    }
+
+    static func firstIndex(of needle: UnsafeBufferPointer<UInt8>, in haystack: UnsafeBufferPointer<UInt8>) -> Int? {
+        guard !needle.isEmpty, needle.count <= haystack.count else { return nil }
+        let first = needle[0]
+        var i = 0
+        let last = haystack.count - needle.count
+        outer: while i <= last {
+            if haystack[i] == first {
+                for j in 1..<needle.count where haystack[i + j] != needle[j] {
+                    i += 1
+                    continue outer
+                }
+                return i
+            }
+            i += 1
+        }
+        return nil
     }
 }

@@ -14,15 +14,19 @@ public final class IMDSService: Sendable {
         public var dataListen: [ListenAddress]
         public var controlListen: [ListenAddress]
         public var limits: ListenerLimits
+        /// How long a graceful shutdown waits for open connections to finish before closing them.
+        public var drainTimeout: Duration
 
         public init(
             dataListen: [ListenAddress] = [ListenAddress(host: "127.0.0.1", port: 1338)],
             controlListen: [ListenAddress] = [ListenAddress(host: "127.0.0.1", port: 1339)],
-            limits: ListenerLimits = ListenerLimits()
+            limits: ListenerLimits = ListenerLimits(),
+            drainTimeout: Duration = .seconds(5)
         ) {
             self.dataListen = dataListen
             self.controlListen = controlListen
             self.limits = limits
+            self.drainTimeout = drainTimeout
         }
     }
 
@@ -171,8 +175,9 @@ public final class IMDSService: Sendable {
     /// The addresses the control plane is bound to (real ports).
     public var controlAddresses: [ListenAddress] { listeners.withLock { $0.control.map(\.boundAddress) } }
 
-    /// Stops accepting, lets in-flight requests finish (each connection carries one request), and
-    /// releases the event loops if this service created them.
+    /// Stops accepting, lets in-flight requests finish (each connection carries one request; what
+    /// is still open after ``Configuration/drainTimeout`` is closed), and releases the event loops
+    /// if this service created them.
     public func shutdown() async {
         stopped.withLock { $0 = true }
         let task = watcher.withLock { t -> Task<Void, Never>? in
@@ -188,10 +193,9 @@ public final class IMDSService: Sendable {
             defer { for i in g.indices { g[i].listener = nil } }
             return g.compactMap(\.listener)
         }
-        for l in all { await l.close() }
-        // Give connections that are mid-response a moment to finish.
-        for _ in 0..<50 where all.contains(where: { $0.openConnections > 0 }) {
-            try? await Task.sleep(for: .milliseconds(20))
+        let timeout = configuration.drainTimeout
+        await withTaskGroup(of: Void.self) { drains in
+            for l in all { drains.addTask { await l.drain(timeout: timeout) } }
         }
         if ownsGroup { try? await group.shutdownGracefully() }
     }

@@ -39,14 +39,17 @@ public struct ListenerLimits: Sendable {
 final class ConnectionSlot: Sendable {
     let id: UInt64
     let key: String
-    /// Closes the connection (when it is shed).
+    /// Closes the connection (when it is shed, or still open when a drain times out).
     let close: @Sendable () -> Void
+    /// Completes when the connection has closed (nil for a table used without sockets).
+    let closed: EventLoopFuture<Void>?
     /// 0: idle (no complete request yet), 1: answering, 2: being shed.
     private let state = Atomic<UInt8>(0)
 
-    init(id: UInt64, key: String, close: @escaping @Sendable () -> Void) {
+    init(id: UInt64, key: String, closed: EventLoopFuture<Void>?, close: @escaping @Sendable () -> Void) {
         self.id = id
         self.key = key
+        self.closed = closed
         self.close = close
     }
 
@@ -70,6 +73,8 @@ final class ConnectionTable: Sendable {
         var total = 0
         var next: UInt64 = 0
         var bySource: [String: [UInt64: ConnectionSlot]] = [:]
+        /// Set by ``ConnectionTable/beginDrain()``: every later connection is refused.
+        var draining = false
     }
 
     private let state = Mutex(State())
@@ -87,9 +92,12 @@ final class ConnectionTable: Sendable {
     var open: Int { state.withLock { $0.total } }
 
     /// Admits a connection from `key`, or returns nil (refused: close it). A shed connection is
-    /// closed here (it leaves the table at once).
-    func admit(key: String, close: @escaping @Sendable () -> Void) -> ConnectionSlot? {
+    /// closed here (it leaves the table at once). Once draining, every connection is refused.
+    func admit(
+        key: String, closed: EventLoopFuture<Void>? = nil, close: @escaping @Sendable () -> Void
+    ) -> ConnectionSlot? {
         let (slot, victim) = state.withLock { s -> (ConnectionSlot?, ConnectionSlot?) in
+            if s.draining { return (nil, nil) }
             var victim: ConnectionSlot?
             if s.bySource[key, default: [:]].count >= maxPerSource {
                 victim = Self.oldestIdle(s.bySource[key] ?? [:])
@@ -108,7 +116,7 @@ final class ConnectionTable: Sendable {
                 s.total -= 1
             }
             s.next += 1
-            let slot = ConnectionSlot(id: s.next, key: key, close: close)
+            let slot = ConnectionSlot(id: s.next, key: key, closed: closed, close: close)
             s.bySource[key, default: [:]][slot.id] = slot
             s.total += 1
             return (slot, victim)
@@ -119,6 +127,15 @@ final class ConnectionTable: Sendable {
         }
         if slot == nil { refused.wrappingAdd(1, ordering: .relaxed) }
         return slot
+    }
+
+    /// Refuses every connection from now on and returns the ones open now (connections accepted
+    /// while the listening socket closes are refused, so none escapes the drain).
+    func beginDrain() -> [ConnectionSlot] {
+        state.withLock { s in
+            s.draining = true
+            return s.bySource.values.flatMap(\.values)
+        }
     }
 
     /// The connection closed (a shed one has left already).
@@ -238,7 +255,7 @@ public final class HTTPListener: Sendable {
                 let local = peer(channel.localAddress)
                 let remote = peer(channel.remoteAddress)
                 let source = key(local, remote)
-                guard let slot = table.admit(key: source, close: { channel.close(promise: nil) }) else {
+                guard let slot = table.admit(key: source, closed: channel.closeFuture, close: { channel.close(promise: nil) }) else {
                     return channel.close()
                 }
                 channel.closeFuture.whenComplete { _ in table.remove(slot) }
@@ -257,8 +274,25 @@ public final class HTTPListener: Sendable {
         return HTTPListener(channel: channel, boundAddress: ListenAddress(host: address.host, port: port), table: table)
     }
 
-    /// Stops accepting connections.
+    /// Stops accepting connections; the open ones carry on until they finish (see ``drain(timeout:)``).
     public func close() async {
         try? await channel.close().get()
+    }
+
+    /// Graceful stop: stops accepting, then waits until every connection still open has closed
+    /// (each closes after answering its one request). Connections still open after `timeout` (one
+    /// that never sends its request, say) are closed then. Returns once every connection is closed.
+    public func drain(timeout: Duration) async {
+        try? await channel.close().get()
+        let open = table.beginDrain()
+        let futures = open.compactMap(\.closed)
+        guard !futures.isEmpty else { return }
+        let loop = channel.eventLoop
+        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let deadline = loop.scheduleTask(in: .nanoseconds(max(0, nanoseconds))) {
+            for slot in open { slot.close() }
+        }
+        _ = try? await EventLoopFuture.andAllComplete(futures, on: loop).get()
+        deadline.cancel()
     }
 }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import IMDSCore
 import IMDSIdentity
+import IMDSRuntime
 import IMDSServer
 
 /// An IMDS for your own tests.
@@ -79,23 +80,37 @@ public final class TestIMDS: Sendable {
         return r.status == 200 ? r.bodyText : nil
     }
 
-    /// Starts a data-plane listener on `host` port 0 (no control plane unless one is given).
-    public func startLive(host: String = "127.0.0.1", controlPlane: (any AsyncResponder)? = nil) async throws -> LiveIMDS {
-        let service = IMDSService(
-            dataPlane: dataPlane, controlPlane: controlPlane,
-            configuration: .init(dataListen: [ListenAddress(host: host, port: 0)],
-                                 controlListen: [ListenAddress(host: host, port: 0)]))
-        try await service.start()
-        return LiveIMDS(service: service)
+    /// Starts the server `imds serve` runs (the same ``ServerRuntime``: data plane, EC2 and admin
+    /// APIs, observability) over this store, on `host` port 0 for both planes, without caller
+    /// attribution. Adjust anything else through `configure`.
+    public func startLive(
+        host: String = "127.0.0.1", configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) async throws -> LiveIMDS {
+        var configuration = ServerConfiguration(
+            config: store.snapshot.config, dataListen: [ListenAddress(host: host, port: 0)],
+            controlListen: ListenAddress(host: host, port: 0), store: .provided(store), callerAttribution: false,
+            identity: TestIMDS.identity, clock: engine.clock, random: engine.random, resolver: engine.resolver)
+        configure(&configuration)
+        let runtime = try await ServerRuntime.open(configuration)
+        try await runtime.start()
+        return LiveIMDS(runtime: runtime, running: Task { await runtime.run() })
     }
 }
 
 /// A running live test server.
 public struct LiveIMDS: Sendable {
-    public let service: IMDSService
+    /// The whole server (its store, control plane, observability).
+    public let runtime: ServerRuntime
+    let running: Task<Void, Never>
+    /// The listeners.
+    public var service: IMDSService { runtime.service }
     /// `http://127.0.0.1:<port>` of the data plane.
     public var dataURL: String { service.dataAddresses.first!.url }
     public var dataAddress: ListenAddress { service.dataAddresses.first! }
     public var controlURL: String? { service.controlAddresses.first?.url }
-    public func stop() async { await service.shutdown() }
+    /// Shuts the server down gracefully (requests in flight finish) and waits until it has stopped.
+    public func stop() async {
+        await runtime.triggerGracefulShutdown()
+        await running.value
+    }
 }

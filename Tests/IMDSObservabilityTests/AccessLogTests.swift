@@ -124,6 +124,26 @@ struct AccessLogTests {
         #expect(Redaction.redact(c.input) == c.expected)
     }
 
+    @Test("the shortcut for text with nothing secret-like gives what every rule gives")
+    func redactionShortcut() {
+        let token = "AQAEAKQRRHnsX8GCPgYTGMShrFJkMhru3n-8Ul5Gzvzj-bpWKYZuiw=="
+        let plain = [
+            "/latest/meta-data/instance-id", "/latest/meta-data/iam/security-credentials/app-role", "/", "",
+            "/latest/meta-data/placement/availability-zone", "/latest/dynamic/instance-identity/document",
+            "/latest/opaque-\(token.prefix(20))", "/x/Fwo", "/x/ASI", "/x/AKIB0123456789ABCDEF", "/caf\u{E9}/x", "a\r\nb",
+            "/latest/\(token)", "/l/x\(token.dropFirst(5))", "/latest/api/token?x=1", "a:b", "TOKEN",
+        ]
+        for text in plain {
+            for known in [[], [token], ["opaque-AQAEAKQRRHnsX8GC"]] {
+                let exact = known.filter { $0.utf8.count >= 8 }
+                #expect(Redaction.redact(text, known: known) == Redaction.redactAll(text, exact: exact), "\(text) known \(known)")
+            }
+        }
+        #expect(!Redaction.mayHoldSecret("/latest/meta-data/instance-id", exact: [token]))
+        #expect(Redaction.mayHoldSecret("/latest/opaque-AQAEAKQRRHnsX8GC/x", exact: ["opaque-AQAEAKQRRHnsX8GC"]))
+        #expect(Redaction.redact("/x/opaque-abcdefgh/y", known: ["opaque-abcdefgh"]) == "/x/[redacted]/y")
+    }
+
     @Test("configured secrets are redacted wherever they appear")
     func configuredSecrets() {
         let secret = "correct horse battery staple 7f3e"

@@ -34,7 +34,8 @@ public struct RequestOutcome: Sendable, Equatable {
 /// ``InstanceStore`` snapshot, read once per request (``DataPlane`` does that for listeners).
 public struct IMDSEngine: Sendable {
     public let clock: any IMDSClock
-    private let random: @Sendable () -> Double
+    /// Decides probabilistic faults (a value in 0..<1 per decision).
+    public let random: @Sendable () -> Double
     private let external: (any ExternalCredentialSource)?
     /// Decides which instance each request is answered as.
     public let resolver: any CallerResolver

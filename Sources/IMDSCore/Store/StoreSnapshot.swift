@@ -35,7 +35,8 @@ public struct StoreSnapshot: Sendable {
     /// What the snapshot was derived from: the durable state and the config file's launches.
     public internal(set) var durable: DurableState
     var bases: TreeDictionary<String, LaunchBase>
-    var config: IMDSConfig
+    /// The configuration launched (the config file at start or at the last reload).
+    public internal(set) var config: IMDSConfig
     var signer: (any IdentityDocumentSigner)?
 
     /// The instance `id` as it is in this snapshot; nil when it is not served.
