@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import IMDSCore
 import IMDSTesting
 import Testing
@@ -153,6 +154,46 @@ struct FleetTests {
         try await imds.store.apply([.setTags(instanceID: c, [])])
         #expect(imds.request("GET", "/latest/meta-data/instance-id", from: "127.0.0.7").status == 404)
         #expect(imds.request("GET", "/latest/meta-data/instance-id", from: "127.0.0.4").bodyText == c)
+    }
+
+    /// Counts signatures (each one is an RSA operation).
+    final class CountingSigner: IdentityDocumentSigner {
+        let count = Mutex(0)
+        func sign(document: [UInt8]) -> IdentitySignatures? {
+            count.withLock { $0 += 1 }
+            return IdentitySignatures(signature: "sig", rsa2048: "rsa", pkcs7: "p7")
+        }
+    }
+
+    @Test func nothingIsRenderedOrSignedUntilAsked() async throws {
+        let signer = CountingSigner()
+        let store = EmbeddedInstanceStore(config: try IMDSConfig.parse(Data(Self.fleetYAML.utf8), isJSON: false), signer: signer)
+        let imds = TestIMDS(store: store, engine: IMDSEngine())
+        let (a, b, c) = ("i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2", "i-0ccccccccccccccc3")
+        func rendered() -> [String] { store.snapshot.allInstances.filter(\.isTreeRendered).map(\.instance.instanceID) }
+        #expect(rendered().isEmpty, "opening renders nothing")
+        #expect(signer.count.withLock { $0 } == 0, "opening signs nothing")
+        #expect(imds.request("GET", "/latest/dynamic/instance-identity/signature", from: "127.0.0.2").bodyText == "sig")
+        #expect(rendered() == [a], "only the instance asked is rendered")
+        #expect(imds.request("GET", "/latest/meta-data/instance-id", from: "127.0.0.2").bodyText == a)
+        #expect(signer.count.withLock { $0 } == 1, "rendered once, then reused")
+        // A change that is not in the tree keeps it; a tag change renders it again on the next request only.
+        try await store.apply([.invalidateTokens(instanceID: a)])
+        #expect(rendered() == [a])
+        try await store.apply([.setTags(instanceID: a, [InstanceTag(key: "Name", value: "a2")])])
+        #expect(rendered().isEmpty)
+        #expect(signer.count.withLock { $0 } == 1)
+        // Many first requests at once all see one tree.
+        let bodies = await withTaskGroup(of: String.self) { group in
+            for _ in 0..<16 {
+                group.addTask { imds.request("GET", "/latest/dynamic/instance-identity/document", from: "127.0.0.4").bodyText }
+            }
+            return await group.reduce(into: Set<String>()) { $0.insert($1) }
+        }
+        #expect(bodies.count == 1 && bodies.first?.contains(c) == true)
+        #expect(rendered() == [c])
+        #expect(imds.request("GET", "/latest/meta-data/instance-id", from: "127.0.0.3").status == 401)
+        #expect(rendered() == [c], "a refused request renders nothing: \(b) stays idle")
     }
 
     @Test func modifyingOneInstanceLeavesTheOthers() async throws {

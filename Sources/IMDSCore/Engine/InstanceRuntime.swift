@@ -2,6 +2,10 @@ import Foundation
 
 /// One instance as it is right now: its description, its metadata options and tags (which the
 /// control plane changes at runtime) and the tree derived from them.
+///
+/// The tree (and with it the signed identity document) is rendered the first time a request of
+/// this instance needs it, once per state of its inputs (see ``RenderOnce``): an instance nobody
+/// asks costs only its description, so a store opens with 10,000 instances without rendering any.
 public struct InstanceRuntime: Sendable {
     public private(set) var instance: Instance
     public private(set) var options: MetadataOptions
@@ -9,8 +13,18 @@ public struct InstanceRuntime: Sendable {
     public let launchTime: Date
     /// Bumped to invalidate every token issued so far.
     public var tokenGeneration: UInt64
-    /// The version root (`/latest/`).
-    public private(set) var tree: MetadataDirectory
+    /// The version root (`/latest/`), rendered on first use and shared by every copy of this
+    /// runtime until tags, their visibility or the role change.
+    public var tree: MetadataDirectory {
+        rendered.value {
+            MetadataTreeBuilder.build(
+                instance: instance, tags: tags, tagsVisible: options.instanceMetadataTags == .enabled,
+                launchTime: launchTime, signer: signer)
+        }
+    }
+    /// Whether ``tree`` has been rendered (for tests and cost reports).
+    public var isTreeRendered: Bool { rendered.isRendered }
+    private var rendered = RenderOnce<MetadataDirectory>()
     /// When the tree last changed (sent as `Last-Modified`).
     public private(set) var lastModified: Date
     let signer: (any IdentityDocumentSigner)?
@@ -34,15 +48,12 @@ public struct InstanceRuntime: Sendable {
         self.tags = instance.tags
         self.launchTime = launchTime
         self.tokenGeneration = tokenGeneration
-        self.tree = MetadataDirectory()
         self.lastModified = now
-        rebuild(now: now)
     }
 
+    /// The tree's inputs changed: the next request renders it again.
     mutating func rebuild(now: Date) {
-        tree = MetadataTreeBuilder.build(
-            instance: instance, tags: tags, tagsVisible: options.instanceMetadataTags == .enabled, launchTime: launchTime,
-            signer: signer)
+        rendered = RenderOnce()
         lastModified = now
     }
 

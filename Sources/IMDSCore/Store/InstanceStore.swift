@@ -21,6 +21,7 @@ public struct StoreUpdate: Sendable {
     /// The state right after the batch.
     public var snapshot: StoreSnapshot
 
+    /// An update as a store publishes it (every ``InstanceStore`` implementation builds these).
     public init(revision: StoreRevision, changes: [StoreChange], reconfigured: Bool, snapshot: StoreSnapshot) {
         self.revision = revision
         self.changes = changes
@@ -58,7 +59,6 @@ public struct StoreHealth: Sendable, Equatable, Codable {
         self.batchesApplied = batchesApplied
     }
 }
-
 
 /// The one owner of live instance state: instances (by instance id) with their options, tags,
 /// events, credential scenarios and token generations, the account defaults, faults and the secret.
