@@ -152,7 +152,7 @@ if [ $HAVE_AWS = 1 ]; then
     [ -n "$L" ] || not_ok "run-instances on A" "$(cat "$TMP/stderr")"
     settle a b
     check "B serves the instance A launched (127.0.0.5)" "$L" "$(as 5 "${DP[b]}/latest/meta-data/instance-id")"
-    check "describe-instances on B shows the whole fleet" "$X $L" \
+    check "describe-instances on B shows the whole fleet" "$(echo "$X $L" | xargs -n1 | sort | xargs)" \
         "$(ec2 b describe-instances --query 'Reservations[].Instances[].InstanceId' --output text | xargs -n1 | sort | xargs)"
     DUP=$(ec2 b run-instances --image-id ami-0123456789abcdef0 --private-ip-address 10.0.1.50 2>&1 >/dev/null)
     contains "B refuses a second launch on A's address" "InvalidIPAddress.InUse" "$DUP"
