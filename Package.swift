@@ -247,7 +247,7 @@ if Context.environment["IMDS_BENCHMARKS"] == "1" {
     package.targets.append(
         .executableTarget(
             name: "IMDSBenchmarks",
-            dependencies: ["IMDSCore", .product(name: "Benchmark", package: "benchmark")],
+            dependencies: ["IMDSCore", "IMDSObservability", .product(name: "Benchmark", package: "benchmark")],
             path: "Benchmarks/IMDSBenchmarks",
             swiftSettings: strict,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]))
