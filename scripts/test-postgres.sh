@@ -123,7 +123,8 @@ TA=$(token a)
 check "a token from A works on B" "$X" "$(as 2 -H "X-aws-ec2-metadata-token: $TA" "${DP[b]}/latest/meta-data/instance-id")"
 
 echo "# identity documents from both hosts verify against the one certificate"
-pg_psql "SELECT certificate_pem FROM imds_identity" >"$TMP/cert.pem"
+"$IMDS" identity certificate --store "$URL" >"$TMP/cert.pem" 2>"$TMP/stderr" || not_ok "imds identity certificate --store" "$(cat "$TMP/stderr")"
+check "imds identity certificate --store prints the stored certificate" "$(pg_psql "SELECT certificate_pem FROM imds_identity")" "$(cat "$TMP/cert.pem")"
 for n in a b; do
     as 2 "${DP[$n]}/latest/dynamic/instance-identity/document" >"$TMP/doc-$n"
     { echo "-----BEGIN PKCS7-----"; as 2 "${DP[$n]}/latest/dynamic/instance-identity/pkcs7"; echo; echo "-----END PKCS7-----"; } >"$TMP/p7-$n"

@@ -1,6 +1,7 @@
 import ArgumentParser
 import IMDSCore
 import IMDSIdentity
+import IMDSPostgres
 
 struct Identity: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,20 +14,33 @@ struct Identity: AsyncParsableCommand {
             discussion: """
                 Reads the pair named by --config (identity.private-key / identity.certificate) or kept in \
                 --state-dir, creating it in the state directory if it is not there yet, so that a later \
-                `imds serve --state-dir DIR` signs with the same key. Verify, for example:
+                `imds serve --state-dir DIR` signs with the same key. With --store, prints the certificate \
+                every `imds serve --store` on that database signs with (kept in the database). Verify, for example:
                   openssl smime -verify -in pkcs7.pem -inform PEM -content document -certfile cert.pem -noverify
                 """)
 
         @Option(help: "Config file naming identity.private-key and identity.certificate.") var config: String?
         @Option(help: "State directory of `imds serve --state-dir`.") var stateDir: String?
+        @Option(help: ArgumentHelp("The shared store of `imds serve --store`.", valueName: "postgres://user@host:port/db")) var store: String?
 
         func validate() throws {
-            if config == nil && stateDir == nil {
-                throw ValidationError("give --state-dir DIR (the one `imds serve` uses) or --config FILE naming the identity files; without either, `imds serve` signs with a key that lives only in memory.")
+            if config == nil && stateDir == nil && store == nil {
+                throw ValidationError("give --state-dir DIR (the one `imds serve` uses), --store URL, or --config FILE naming the identity files; without either, `imds serve` signs with a key that lives only in memory.")
             }
         }
 
         func run() async throws {
+            if let store {
+                let pem: String?
+                do { pem = try await PostgresInstanceStore.sharedCertificate(at: try PostgresURL(store)) } catch {
+                    throw CLIError("--store: \(error)")
+                }
+                guard let pem else {
+                    throw CLIError("the database holds no shared identity key yet: start `imds serve --store` on it first")
+                }
+                print(pem, terminator: pem.hasSuffix("\n") ? "" : "\n")
+                return
+            }
             let key: IdentityKey
             do {
                 let named = config.flatMap { try? IMDSConfig.load(path: $0) }

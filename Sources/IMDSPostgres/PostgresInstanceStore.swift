@@ -34,6 +34,8 @@ public final class PostgresInstanceStore: InstanceStore {
         public var writeTimeout: Duration
         /// The longest wait between two reconnection attempts (the backoff doubles up to it).
         public var maxBackoff: Duration
+        /// After a failed connection attempt, writes fail at once for this long.
+        public var retryAfter: Duration = .seconds(1)
         /// Where the store tells what happens (connection lost, restored, migrations).
         public var logger: Logger
 
@@ -77,6 +79,9 @@ public final class PostgresInstanceStore: InstanceStore {
         var closed = false
         /// Batches applied since opening (own and others'): each revision exactly once.
         var applied: UInt64 = 0
+        /// When the writer last failed to connect: within ``Options/retryAfter`` of it, writes fail
+        /// at once instead of each waiting for a connection timeout (a queue of them would grow).
+        var writerFailedAt: ContinuousClock.Instant?
     }
 
     public let url: PostgresURL
@@ -405,13 +410,20 @@ public final class PostgresInstanceStore: InstanceStore {
     }
 
     private func writerConnection() async throws -> PostgresConnection {
-        if let c = state.withLock({ $0.writer }), !c.isClosed { return c }
+        let (open, recentFailure) = state.withLock { s -> (PostgresConnection?, String?) in
+            if let w = s.writer, !w.isClosed { return (w, nil) }
+            guard let failed = s.writerFailedAt, ContinuousClock.now - failed < options.retryAfter, !s.reachable else { return (nil, nil) }
+            return (nil, s.lastError ?? "unreachable")
+        }
+        if let open { return open }
+        if let recentFailure { throw StoreError.unavailable(recentFailure) }
         do {
             let c = try await Self.connect(url, options, role: "write", id: connectionIDs.add(1, ordering: .relaxed).newValue)
-            state.withLock { $0.writer = c }
+            state.withLock { $0.writer = c; $0.writerFailedAt = nil }
             return c
         } catch {
             let why = Self.describe(error)
+            state.withLock { $0.writerFailedAt = .now }
             markDown(why)
             throw StoreError.unavailable(why)
         }
@@ -471,6 +483,24 @@ public final class PostgresInstanceStore: InstanceStore {
         if let was {
             logger.notice("store: \(url) is reachable again after \(Int(Date().timeIntervalSince(was)))s; at revision \(publisher.current.snapshot.revision)")
         }
+    }
+
+    /// The identity certificate (PEM) the hosts on `url` sign with; nil when the database holds no
+    /// shared pair yet (no `imds serve --store` ran on it, or every host names its own files).
+    public static func sharedCertificate(at url: PostgresURL) async throws -> String? {
+        let c: PostgresConnection
+        do { c = try await connect(url, Options(), role: "cli", id: 0) } catch {
+            throw isUnreachable(error) ? PostgresStoreError.unreachable("cannot reach the database (\(describe(error)))")
+                : PostgresStoreError.refused(describe(error))
+        }
+        defer { Task { try? await c.close() } }
+        let logger = Options().logger
+        var exists = false
+        for try await found in try await c.query("SELECT to_regclass('imds_identity') IS NOT NULL", logger: logger).decode(Bool.self) {
+            exists = found
+        }
+        guard exists else { return nil }
+        return try await PostgresSchema.readIdentity(c, logger: logger)?.certificatePEM
     }
 
     // MARK: - Connections
