@@ -20,7 +20,7 @@ import Synchronization
 ///   with ``StoreError/unavailable(_:)`` (EC2 `ServiceUnavailable`, 503), the listener reconnects
 ///   with a bounded, jittered backoff, and the last snapshot is cached on local disk so that a start
 ///   without the database serves too.
-public final class PostgresInstanceStore: InstanceStore {
+public final class PostgresInstanceStore: BatchCommittingStore {
     /// How this host talks to the database.
     public struct Options: Sendable {
         /// This host's name (in `committed_by` and the connections' `application_name`; by default
@@ -91,7 +91,7 @@ public final class PostgresInstanceStore: InstanceStore {
     private let publisher: StorePublisher
     private let state: Mutex<State>
     private let gate = WriteGate()
-    private let clock: any IMDSClock
+    public let clock: any IMDSClock
     private let cache: SnapshotCache?
     private let connectionIDs = Atomic<Int>(0)
     private let openedAt: StoreRevision
@@ -207,33 +207,6 @@ public final class PostgresInstanceStore: InstanceStore {
     /// Why the store is unreachable now (nil while reachable).
     public var unreachableReason: String? { state.withLock { $0.reachable ? nil : $0.lastError } }
 
-    @discardableResult
-    public func apply(_ changes: [StoreChange]) async throws(StoreError) -> StoreRevision {
-        do {
-            return try await commit { head in
-                let (next, recorded) = try head.preparing(changes, now: clock.now())
-                return (next, recorded, false)
-            }
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw .invalid("\(error)")
-        }
-    }
-
-    public func transact<T: Sendable>(
-        _ body: (StoreSnapshot) throws -> (changes: [StoreChange], result: T)
-    ) async throws -> (revision: StoreRevision, result: T) {
-        var result: T?
-        let revision = try await commit { head in
-            let (changes, r) = try body(head)
-            result = r
-            let (next, recorded) = try head.preparing(changes, now: clock.now())
-            return (next, recorded, false)
-        }
-        return (revision, result!)
-    }
-
     public func submit(_ changes: [StoreChange]) throws(StoreError) {
         let now = clock.now()
         let id = try state.withLock { (s: inout State) throws(StoreError) -> UInt64 in
@@ -264,23 +237,15 @@ public final class PostgresInstanceStore: InstanceStore {
         }
     }
 
-    @discardableResult
-    public func reload(_ config: IMDSConfig, changes: [StoreChange], check: (StoreSnapshot) throws -> Void) async throws -> StoreRevision {
-        try await commit { head in
-            try check(head)
-            let (next, recorded) = try head.reloading(config, changes: changes, now: clock.now())
-            return (next, recorded, true)
-        }
-    }
-
     // MARK: - Writing
 
-    typealias Made = (next: StoreSnapshot, changes: [StoreChange], reconfigured: Bool)
+    typealias Made = PreparedBatch
 
     /// The batch's own refusal, as opposed to a database failure.
     struct Refused: Error { let error: any Error }
 
-    private func commit(_ make: (StoreSnapshot) throws -> Made) async throws -> StoreRevision {
+    /// One batch through the write gate (see ``BatchCommittingStore``).
+    public func commit(_ make: (StoreSnapshot) throws -> PreparedBatch) async throws -> StoreRevision {
         let ticket = gate.ticket()
         await gate.wait(ticket)
         defer { gate.release() }
