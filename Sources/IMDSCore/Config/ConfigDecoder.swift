@@ -43,6 +43,13 @@ enum ConfigDecoder {
             config.controlPlane = try decodeControlPlane(&c)
             try c.finish()
         }
+        if var t = try root.map("throttle") {
+            guard let rate = try t.int("requests-per-second", range: InstanceThrottle.range) else {
+                throw ConfigError(path: t.child("requests-per-second"), line: t.line, message: "required: the requests per second each instance may make")
+            }
+            config.throttle = InstanceThrottle(requestsPerSecond: rate, burst: try t.int("burst", range: InstanceThrottle.range))
+            try t.finish()
+        }
         if var id = try root.map("identity") {
             config.identityKeyFile = try id.string("private-key", expected: "a PEM file path")
             config.identityCertificateFile = try id.string("certificate", expected: "a PEM file path")

@@ -22,6 +22,8 @@ public struct IMDSConfig: Sendable, Equatable {
     public var identityCertificateFile: String?
     /// Faults active from the start (off unless listed).
     public var faults: [Fault] = []
+    /// `throttle:`: the per-instance request rate (nil: not throttled).
+    public var throttle: InstanceThrottle?
 
     public init(instance: Instance, apiVersions: [String] = APIVersions.default,
                 accountDefaults: AccountDefaults? = nil, controlPlane: ControlPlaneSettings = ControlPlaneSettings()) {
