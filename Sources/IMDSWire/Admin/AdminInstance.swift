@@ -64,3 +64,14 @@ public struct AdminHealth: Codable, Sendable, Equatable {
         self.instances = instances
     }
 }
+
+/// `GET /admin/v1/identity/certificate`: the certificate that verifies every instance's identity
+/// document signatures (`signature`, `rsa2048`, `pkcs7`).
+public struct AdminIdentityCertificate: Codable, Sendable, Equatable {
+    /// PEM (`-----BEGIN CERTIFICATE-----` …).
+    public var certificate: String
+
+    public init(certificate: String) {
+        self.certificate = certificate
+    }
+}
