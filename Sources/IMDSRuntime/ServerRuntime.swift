@@ -8,7 +8,6 @@ import IMDSObservability
 import IMDSServer
 import Logging
 import ServiceLifecycle
-import Synchronization
 import UnixSignals
 
 #if canImport(Glibc)
@@ -35,10 +34,11 @@ public final class ServerRuntime: Sendable {
     public let observability: Observability
     /// The data-plane and control-plane listeners.
     public let service: IMDSService
+    /// The link-local addresses and the IPv6 listeners (following `http-protocol-ipv6`).
+    public let network: NetworkReconciler
     let group: ServiceGroup
     let sts: AssumeRoleProvider
     let accessLog: AccessLogWriter?
-    let linkLocal = Mutex<LinkLocalAddresses?>(nil)
     let logger: Logger
     let report: @Sendable (String) -> Void
 
@@ -173,61 +173,61 @@ public final class ServerRuntime: Sendable {
         }
         let service = IMDSService(
             dataPlane: DataPlane(engine: engine, store: store), controlPlane: router,
-            configuration: .init(dataListen: dataListen, controlListen: [controlAddress], limits: c.limits, drainTimeout: c.drainTimeout),
+            configuration: .init(
+                dataListen: dataListen.filter { !$0.isIPv6 }, controlListen: [controlAddress], limits: c.limits,
+                drainTimeout: c.drainTimeout),
             logger: logger, hooks: hooks)
         self.service = service
+        let network = NetworkReconciler(
+            store: store, effects: HostNetwork(service: service), ipv6: dataListen.filter(\.isIPv6),
+            linkLocalInterface: c.linkLocalInterface, logger: logger, report: report)
+        self.network = network
+        metrics.setStoreSource { store.health }
         metrics.setConnectionSource { [weak service] in
             guard let open = service?.openConnections else { return [] }
             return [("data", open.data), ("control", open.control)]
         }
         // Shut down gracefully in reverse order: the announcement, SIGHUP reloads, the STS
-        // refresher, then the listeners drain and close.
-        var services: [any Service] = [service, CredentialRefresher(provider: sts, store: store)]
+        // refresher, the listeners (drained), then the network (IPv6 listeners, link-local addresses).
+        var services: [any Service] = [network, service, CredentialRefresher(provider: sts, store: store)]
         if c.ownsProcess {
             services.append(ReloadOnHangup(path: c.configPath, controlPlane: ec2, secrets: secrets, logger: logger))
             let id = config.instance.instanceID
-            services.append(Announce { Self.announce(service, instanceID: id, report: report) })
-            service.onIPv6Change = { address, on in
-                report(on ? "data plane listening on \(address.url) (http-protocol-ipv6 enabled)"
-                          : "data plane on \(address.url) stopped (http-protocol-ipv6 disabled)")
-            }
+            services.append(Announce { Self.announce(service, network, instanceID: id, report: report) })
         }
         group = ServiceGroup(services: services, gracefulShutdownSignals: c.ownsProcess ? [.sigterm, .sigint] : [], logger: logger)
     }
 
-    /// Obtains STS credentials (when configured), adds the link-local addresses and binds every
-    /// listener. Throws, with everything it did undone, when one cannot be bound.
+    /// Obtains STS credentials (when configured), adds the link-local addresses, binds every
+    /// listener and brings up the IPv6 ones when enabled. Throws, with everything it did undone,
+    /// when one cannot be bound.
     public func start() async throws(RuntimeError) {
         await sts.refreshDue(store: store)
-        if let interface = configuration.linkLocalInterface {
-            let added: LinkLocalAddresses
-            do { added = try LinkLocalAddresses.add(interface: interface, ipv6: true) } catch { throw RuntimeError("--link-local: \(error)") }
-            linkLocal.withLock { $0 = added }
-            if !added.added.isEmpty { report("added \(added.added.joined(separator: ", ")) to \(added.interface) (removed on exit)") }
-        }
+        do { try network.prepare() } catch { throw RuntimeError("--link-local: \(error)") }
         // Until the group traps them, these signals are ignored rather than killing the process
         // with link-local addresses still in place.
         if configuration.ownsProcess { for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_IGN) } }
         do {
             try await service.start()
         } catch {
-            removeLinkLocal()
+            await network.release()
             throw RuntimeError("cannot listen: \(error). Is another imds (or something else) using the port? Pick another with --listen / --control-listen, or port 0.")
         }
+        await network.activate()
     }
 
     /// Serves until the group shuts down gracefully (SIGTERM or SIGINT when the process is this
-    /// server's, or ``triggerGracefulShutdown()``), then drains the listeners, flushes the access log
-    /// and removes the link-local addresses. Call ``start()`` first.
+    /// server's, or ``triggerGracefulShutdown()``): the listeners drain, the network reconciler
+    /// removes what it added, and the access log is flushed. Call ``start()`` first.
     public func run() async {
         do {
             try await group.run()
         } catch {
             logger.error("service group: \(error)")
             await service.shutdown()
+            await network.release()
         }
         accessLog?.flush()
-        removeLinkLocal()
         report("stopped")
     }
 
@@ -239,16 +239,9 @@ public final class ServerRuntime: Sendable {
     /// The addresses the control plane is bound to (real ports).
     public var controlAddresses: [ListenAddress] { service.controlAddresses }
 
-    /// Removes the link-local addresses this server added, once.
-    func removeLinkLocal() {
-        guard let l = linkLocal.withLock({ l in defer { l = nil }; return l }), !l.added.isEmpty else { return }
-        l.remove()
-        report("removed \(l.added.joined(separator: ", ")) from \(l.interface)")
-    }
-
-    static func announce(_ service: IMDSService, instanceID id: String, report: (String) -> Void) {
+    static func announce(_ service: IMDSService, _ network: NetworkReconciler, instanceID id: String, report: (String) -> Void) {
         for a in service.dataAddresses where !a.isIPv6 { report("data plane listening on \(a.url)") }
-        for a in service.inactiveIPv6Addresses { report("data plane on \(a.url) is off while http-protocol-ipv6 is disabled") }
+        for a in network.inactiveIPv6Addresses { report("data plane on \(a.url) is off while http-protocol-ipv6 is disabled") }
         for a in service.controlAddresses { report("control plane listening on \(a.url)") }
         if let first = service.dataAddresses.first {
             report("""

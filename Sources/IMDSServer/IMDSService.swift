@@ -7,8 +7,9 @@ import Synchronization
 
 /// The running service: data-plane listeners answered by a ``DataPlane`` (the engine over the
 /// store's snapshot) and control-plane listeners answered by an ``AsyncResponder``. The two never
-/// share a listener. IPv6 data-plane listeners follow `http-protocol-ipv6` through the store's
-/// change stream (pushed, never polled).
+/// share a listener. Data-plane listeners that come and go while it runs (the IPv6 ones, which the
+/// ``NetworkReconciler`` opens only while `http-protocol-ipv6` is enabled) are opened and closed
+/// through ``openDataListener(_:)`` and ``closeDataListener(_:)``.
 public final class IMDSService: Sendable {
     public struct Configuration: Sendable {
         public var dataListen: [ListenAddress]
@@ -36,18 +37,18 @@ public final class IMDSService: Sendable {
     let logger: Logger
     let group: any EventLoopGroup
     private let ownsGroup: Bool
-    private let listeners = Mutex<(data: [HTTPListener], control: [HTTPListener])>(([], []))
-    /// IPv6 data-plane addresses: bound only while the instance's `http-protocol-ipv6` is enabled.
-    private let gated = Mutex<[GatedListener]>([])
-    private let watcher = Mutex<Task<Void, Never>?>(nil)
-    private let stopped = Mutex(false)
-
-    struct GatedListener {
-        var requested: ListenAddress
-        /// The port actually used the first time (kept so that re-enabling serves the same URL).
-        var port: Int?
-        var listener: HTTPListener?
+    /// A listener asked for while the service shuts down.
+    public struct Stopped: Error, CustomStringConvertible {
+        public var description: String { "the server is shutting down" }
     }
+
+    private struct Listeners {
+        var data: [HTTPListener] = []
+        var control: [HTTPListener] = []
+        /// Set by ``shutdown()``: no listener opens after it.
+        var stopped = false
+    }
+    private let listeners = Mutex(Listeners())
     /// Called after every data-plane request (access log, metrics).
     private let observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)?
     /// Accept-time and per-request hooks (caller attribution, access log, metrics).
@@ -74,7 +75,7 @@ public final class IMDSService: Sendable {
         var data: [HTTPListener] = []
         var control: [HTTPListener] = []
         do {
-            for address in configuration.dataListen where !address.isIPv6 {
+            for address in configuration.dataListen {
                 data.append(try await startDataListener(address))
             }
             if let controlPlane {
@@ -86,58 +87,43 @@ public final class IMDSService: Sendable {
             for l in data + control { await l.close() }
             throw error
         }
-        listeners.withLock { $0 = (data, control) }
-        gated.withLock { $0 = configuration.dataListen.filter(\.isIPv6).map { GatedListener(requested: $0) } }
-        let (current, updates) = dataPlane.store.subscribe()
-        await reconcileIPv6(current)
-        // Every option change and reload reaches the IPv6 listeners as it is committed.
-        let task = Task { [weak self] in
-            for await update in updates {
-                guard let self, !Task.isCancelled else { return }
-                let optionsChanged = update.reconfigured || update.changes.contains {
-                    if case .setOptions = $0 { true } else { false }
-                }
-                if optionsChanged { await self.reconcileIPv6(update.snapshot) }
-            }
+        let refused = listeners.withLock { l -> Bool in
+            guard !l.stopped else { return true }
+            l.data += data
+            l.control += control
+            return false
         }
-        watcher.withLock { $0 = task }
-    }
-
-    /// Binds or closes the IPv6 data-plane listeners to match `http-protocol-ipv6` in `snapshot`
-    /// (the store's current one when nil). Called for every committed option change.
-    public func reconcileIPv6(_ snapshot: StoreSnapshot? = nil) async {
-        guard !stopped.withLock({ $0 }) else { return }
-        let snapshot = snapshot ?? dataPlane.store.snapshot
-        let enabled = snapshot.allInstances.contains { $0.options.httpProtocolIPv6 == .enabled }
-        let current = gated.withLock { $0 }
-        for (index, g) in current.enumerated() {
-            if enabled, g.listener == nil {
-                let address = ListenAddress(host: g.requested.host, port: g.port ?? g.requested.port)
-                do {
-                    let l = try await startDataListener(address)
-                    gated.withLock { $0[index].listener = l; $0[index].port = l.boundAddress.port }
-                    onIPv6Change?(l.boundAddress, true)
-                } catch {
-                    logger.warning("cannot bind IPv6 data plane \(address): \(error)")
-                }
-            } else if !enabled, let l = g.listener {
-                await l.close()
-                gated.withLock { $0[index].listener = nil }
-                onIPv6Change?(l.boundAddress, false)
-            }
+        if refused {
+            for l in data + control { await l.close() }
+            throw Stopped()
         }
     }
 
-    /// Called when an IPv6 listener starts (`true`) or stops (`false`) serving.
-    public var onIPv6Change: (@Sendable (ListenAddress, Bool) -> Void)? {
-        get { ipv6Callback.withLock { $0 } }
-        set { ipv6Callback.withLock { $0 = newValue } }
+    /// Binds one more data-plane listener while running; returns the address bound. Throws once
+    /// the service is shutting down.
+    public func openDataListener(_ address: ListenAddress) async throws -> ListenAddress {
+        guard !listeners.withLock({ $0.stopped }) else { throw Stopped() }
+        let l = try await startDataListener(address)
+        let added = listeners.withLock { s -> Bool in
+            guard !s.stopped else { return false }
+            s.data.append(l)
+            return true
+        }
+        guard added else {
+            await l.close()
+            throw Stopped()
+        }
+        return l.boundAddress
     }
-    private let ipv6Callback = Mutex<(@Sendable (ListenAddress, Bool) -> Void)?>(nil)
 
-    /// IPv6 data-plane addresses that are configured but off (`http-protocol-ipv6` disabled).
-    public var inactiveIPv6Addresses: [ListenAddress] {
-        gated.withLock { $0.filter { $0.listener == nil }.map { ListenAddress(host: $0.requested.host, port: $0.port ?? $0.requested.port) } }
+    /// Stops the data-plane listener bound at `bound` (from ``openDataListener(_:)``): it accepts no
+    /// more connections, and drains the open ones. Nothing happens when none is bound there.
+    public func closeDataListener(_ bound: ListenAddress) async {
+        let l = listeners.withLock { s -> HTTPListener? in
+            guard let i = s.data.firstIndex(where: { $0.boundAddress == bound }) else { return nil }
+            return s.data.remove(at: i)
+        }
+        await l?.drain(timeout: configuration.drainTimeout)
     }
 
     func startDataListener(_ address: ListenAddress) async throws -> HTTPListener {
@@ -163,14 +149,11 @@ public final class IMDSService: Sendable {
     }
 
     /// The addresses the data plane is bound to (real ports).
-    public var dataAddresses: [ListenAddress] {
-        listeners.withLock { $0.data.map(\.boundAddress) } + gated.withLock { $0.compactMap { $0.listener?.boundAddress } }
-    }
+    public var dataAddresses: [ListenAddress] { listeners.withLock { $0.data.map(\.boundAddress) } }
     /// Connections open right now on the data-plane and control-plane listeners.
     public var openConnections: (data: Int, control: Int) {
         let (data, control) = listeners.withLock { ($0.data, $0.control) }
-        let gatedOpen = gated.withLock { $0.compactMap(\.listener) }.reduce(0) { $0 + $1.openConnections }
-        return (data.reduce(0) { $0 + $1.openConnections } + gatedOpen, control.reduce(0) { $0 + $1.openConnections })
+        return (data.reduce(0) { $0 + $1.openConnections }, control.reduce(0) { $0 + $1.openConnections })
     }
 
     /// The addresses the control plane is bound to (real ports).
@@ -180,19 +163,10 @@ public final class IMDSService: Sendable {
     /// is still open after ``Configuration/drainTimeout`` is closed), and releases the event loops
     /// if this service created them.
     public func shutdown() async {
-        stopped.withLock { $0 = true }
-        let task = watcher.withLock { t -> Task<Void, Never>? in
-            defer { t = nil }
-            return t
-        }
-        task?.cancel()
-        await task?.value  // no reconcile may bind on the event loops once they shut down
         let all = listeners.withLock { l -> [HTTPListener] in
-            defer { l = ([], []) }
+            l.stopped = true
+            defer { (l.data, l.control) = ([], []) }
             return l.data + l.control
-        } + gated.withLock { g -> [HTTPListener] in
-            defer { for i in g.indices { g[i].listener = nil } }
-            return g.compactMap(\.listener)
         }
         let timeout = configuration.drainTimeout
         await withTaskGroup(of: Void.self) { drains in

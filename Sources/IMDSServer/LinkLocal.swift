@@ -71,8 +71,11 @@ public final class LinkLocalAddresses: Sendable {
     private static let ipv6Address = ipv6
 
     /// Removes what ``add(interface:ipv6:)`` added.
-    public func remove() {
-        for a in added { _ = Self.run(["addr", "del", a, "dev", interface]) }
+    public func remove() { Self.remove(added, interface: interface) }
+
+    /// Removes `added` (addresses in CIDR form that ``add(interface:ipv6:)`` added) from `interface`.
+    public static func remove(_ added: [String], interface: String) {
+        for a in added { _ = run(["addr", "del", a, "dev", interface]) }
     }
 
     static let ipTool = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/ip"

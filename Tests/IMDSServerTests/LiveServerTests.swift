@@ -1,6 +1,7 @@
 import Foundation
 import IMDSControlPlane
 import IMDSCore
+import IMDSRuntime
 import IMDSServer
 import IMDSTesting
 import Testing
@@ -119,21 +120,42 @@ struct LiveServerTests {
         }
     }
 
+    /// The server `imds serve` runs (``ServerRuntime``) over `imds`'s store, on 127.0.0.1 and [::1]
+    /// port 0; `changes` yields true / false each time the IPv6 listener starts / stops.
+    static func runtimeWithIPv6(_ imds: TestIMDS) async throws -> (runtime: ServerRuntime, running: Task<Void, Never>, changes: AsyncStream<Bool>) {
+        let (changes, continuation) = AsyncStream<Bool>.makeStream()
+        let configuration = ServerConfiguration(
+            dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)],
+            controlListen: ListenAddress(host: "127.0.0.1", port: 0), store: .provided(imds.store), callerAttribution: false,
+            identity: TestIMDS.identity)
+        let runtime = try await ServerRuntime.open(configuration) { line in
+            if line.hasSuffix("(http-protocol-ipv6 enabled)") { continuation.yield(true) }
+            if line.hasSuffix("(http-protocol-ipv6 disabled)") { continuation.yield(false) }
+        }
+        try await runtime.start()
+        return (runtime, Task { await runtime.run() }, changes)
+    }
+
+    /// The next listener change, or nil after 10 s (bounded: a missing push fails the test).
+    static func next(_ changes: AsyncStream<Bool>) async -> Bool? {
+        await withTaskGroup(of: Bool?.self) { group in
+            group.addTask { var it = changes.makeAsyncIterator(); return await it.next() }
+            group.addTask { try? await Task.sleep(for: .seconds(10)); return nil }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
     /// `ModifyInstanceMetadataOptions HttpProtocolIpv6=enabled`, sent to the EC2 API over its socket,
     /// brings the IPv6 listener up through the store's change stream (nothing polls), and `disabled`
     /// takes it down again.
     @Test func anEC2ModifyReachesTheIPv6ListenerThroughTheChangeStream() async throws {
         let imds = TestIMDS()
         let id = imds.store.snapshot.primaryInstanceID
-        let service = IMDSService(
-            dataPlane: imds.dataPlane, controlPlane: EC2ControlPlane(store: imds.store),
-            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)],
-                                 controlListen: [ListenAddress(host: "127.0.0.1", port: 0)]))
-        let (changes, continuation) = AsyncStream<Bool>.makeStream()
-        service.onIPv6Change = { _, on in continuation.yield(on) }
-        try await service.start()
-        #expect(service.inactiveIPv6Addresses.count == 1)
-        let control = try #require(service.controlAddresses.first)
+        let (runtime, running, changes) = try await Self.runtimeWithIPv6(imds)
+        #expect(runtime.network.inactiveIPv6Addresses.count == 1)
+        let control = try #require(runtime.controlAddresses.first)
         /// Sends the modify from a dispatch thread: a blocking socket read on the cooperative pool
         /// could starve the control plane's own (async) handler on a 2-core machine.
         func modify(_ value: String) async throws -> Int {
@@ -144,40 +166,30 @@ struct LiveServerTests {
                 Thread.detachNewThread { c.resume(with: Result { try RawHTTP.exchange(port: port, request).status }) }
             }
         }
-        /// The next listener change, or nil after 10 s (bounded: a missing push fails the test).
-        func next() async -> Bool? {
-            await withTaskGroup(of: Bool?.self) { group in
-                group.addTask { var it = changes.makeAsyncIterator(); return await it.next() }
-                group.addTask { try? await Task.sleep(for: .seconds(10)); return nil }
-                let first = await group.next() ?? nil
-                group.cancelAll()
-                return first
-            }
-        }
         #expect(try await modify("enabled") == 200)
-        guard await next() == true, let v6 = service.dataAddresses.first(where: \.isIPv6) else {
-            await service.shutdown()
+        guard await Self.next(changes) == true, let v6 = runtime.dataAddresses.first(where: \.isIPv6) else {
+            await runtime.triggerGracefulShutdown()
+            await running.value
             Issue.record("the IPv6 listener did not come up (no IPv6 loopback on this machine?)")
             return
         }
         let get = "GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: [fd00:ec2::254]\r\n\r\n"
         #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
         #expect(try await modify("disabled") == 200)
-        #expect(await next() == false)
+        #expect(await Self.next(changes) == false)
         #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
-        await service.shutdown()
+        await runtime.triggerGracefulShutdown()
+        await running.value
     }
 
-    /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
-    /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, and follow runtime changes.
+    /// IPv6 listeners serve only while http-protocol-ipv6 is enabled, follow changes applied to the
+    /// store, and come back on the port they had.
     @Test func ipv6ListenerFollowsTheOption() async throws {
         let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
-        let service = IMDSService(
-            dataPlane: imds.dataPlane, controlPlane: nil,
-            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0), ListenAddress(host: "::1", port: 0)]))
-        try await service.start()
-        guard let v6 = service.dataAddresses.first(where: \.isIPv6) else {
-            await service.shutdown()
+        let (runtime, running, changes) = try await Self.runtimeWithIPv6(imds)
+        guard await Self.next(changes) == true, let v6 = runtime.dataAddresses.first(where: \.isIPv6) else {
+            await runtime.triggerGracefulShutdown()
+            await running.value
             Issue.record("no IPv6 loopback on this machine")
             return
         }
@@ -188,14 +200,15 @@ struct LiveServerTests {
         var o = imds.instance.options
         o.httpProtocolIPv6 = .disabled
         try await imds.store.apply([.setOptions(instanceID: id, o)])
-        await service.reconcileIPv6()
+        #expect(await Self.next(changes) == false)
         #expect(throws: (any Error).self) { try RawHTTP.exchange(host: "::1", port: v6.port, get) }
-        #expect(service.inactiveIPv6Addresses.map(\.port) == [v6.port])
+        #expect(runtime.network.inactiveIPv6Addresses.map(\.port) == [v6.port])
 
         o.httpProtocolIPv6 = .enabled
         try await imds.store.apply([.setOptions(instanceID: id, o)])
-        await service.reconcileIPv6()
+        #expect(await Self.next(changes) == true)
         #expect(try RawHTTP.exchange(host: "::1", port: v6.port, get).status == 200)
-        await service.shutdown()
+        await runtime.triggerGracefulShutdown()
+        await running.value
     }
 }

@@ -50,6 +50,10 @@ enum ConfigDecoder {
             config.throttle = InstanceThrottle(requestsPerSecond: rate, burst: try t.int("burst", range: InstanceThrottle.range))
             try t.finish()
         }
+        if let store = try root.string("store", pattern: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
+                                       expected: "a postgres://USER@HOST:PORT/DATABASE URL", secret: true) {
+            config.store = store
+        }
         if var id = try root.map("identity") {
             config.identityKeyFile = try id.string("private-key", expected: "a PEM file path")
             config.identityCertificateFile = try id.string("certificate", expected: "a PEM file path")
