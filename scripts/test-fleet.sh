@@ -101,6 +101,17 @@ check "  ... C does not" "200" "$(status 4 "$DP/latest/meta-data/instance-id")"
 cli faults clear >/dev/null 2>&1
 check "faults cleared" "200" "$(status 2 "$DP/latest/meta-data/instance-id")"
 
+echo "# imds audit per instance and caller"
+"$IMDS" audit --endpoint "$CP" >"$TMP/audit.txt" 2>&1
+case "$(cat "$TMP/audit.txt")" in *"per instance:"*"$A: not safe"*) ok "audit: a verdict per instance (A not safe: v1 callers)" ;; *) not_ok "audit per instance" "$(tail -8 "$TMP/audit.txt")" ;; esac
+as 3 -H "X-aws-ec2-metadata-token: $(token 3)" "$DP/latest/meta-data/instance-id" >/dev/null
+"$IMDS" audit --endpoint "$CP" --instance-id "$A" >"$TMP/audit-a.txt" 2>&1; rc=$?
+check "audit --instance-id A: exit 1 (v1 callers)" "1" "$rc"
+case "$(cat "$TMP/audit-a.txt")" in *"not safe to require IMDSv2 on $A"*) ok "  ... the verdict names A" ;; *) not_ok "audit A verdict" "$(tail -3 "$TMP/audit-a.txt")" ;; esac
+check "audit --instance-id A --json: only A's callers" "0" "$("$IMDS" audit --endpoint "$CP" --instance-id "$A" --json | python3 -c '
+import json, sys; d = json.load(sys.stdin); print(sum(1 for c in d["callers"] if c["summary"]["instance-ids"] != ["'"$A"'"]))')"
+check "dashboard: the fleet table has IMDSv1 callers and events per instance" "1" "$(curl -s "$CP/dashboard" | grep -c 'IMDSv1 callers</th><th class="num">Active events')"
+
 echo "# imds doctor names the instance it was answered as"
 form() { curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$CP/" --data "Version=2016-11-15&$1"; }
 check "CreateTags: C answers 127.0.0.1 too" "200" "$(form "Action=CreateTags&ResourceId.1=$C&Tag.1.Key=imds:caller-addresses&Tag.1.Value=127.0.0.1")"
