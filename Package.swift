@@ -39,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-asn1", from: "1.7.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.0"),
     ],
     targets: [
         /// What servers and clients share on the wire, with no server code: the status → reason table.
@@ -127,6 +128,19 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        /// The PostgreSQL-backed `InstanceStore`: N hosts share one database (docs/postgres.md). The
+        /// only target that imports PostgresNIO.
+        .target(
+            name: "IMDSPostgres",
+            dependencies: [
+                "IMDSCore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         /// The composition of one server (`imds serve` and `IMDSTesting` alike): configuration →
         /// store, engine, control plane, observability and listeners, run as a `ServiceGroup`.
         .target(
@@ -170,6 +184,7 @@ let package = Package(
                 "IMDSCredentials",
                 "IMDSScan",
                 "IMDSObservability",
+                "IMDSPostgres",
                 "IMDSWire",
                 "AWSQuery",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -180,7 +195,7 @@ let package = Package(
         .testTarget(
             name: "IMDSCoreTests",
             dependencies: [
-                "IMDSCore", "IMDSTesting", .product(name: "Crypto", package: "swift-crypto"),
+                "IMDSCore", "IMDSTesting", "IMDSPostgres", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict
@@ -234,7 +249,7 @@ if Context.environment["IMDS_BENCHMARKS"] == "1" {
     package.targets.append(
         .executableTarget(
             name: "IMDSBenchmarks",
-            dependencies: ["IMDSCore", .product(name: "Benchmark", package: "benchmark")],
+            dependencies: ["IMDSCore", "IMDSObservability", .product(name: "Benchmark", package: "benchmark")],
             path: "Benchmarks/IMDSBenchmarks",
             swiftSettings: strict,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]))

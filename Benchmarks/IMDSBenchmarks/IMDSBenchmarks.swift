@@ -2,6 +2,7 @@ import Benchmark
 import Crypto
 import Foundation
 import IMDSCore
+import IMDSObservability
 
 // Micro-benchmarks of the transport-free core (docs/benchmarks.md). Instructions and malloc counts
 // are the metrics with thresholds: wall-clock time on 2 shared cores is noise. A manual clock keeps
@@ -91,6 +92,23 @@ let benchmarks: @Sendable () -> Void = {
         let request = Fixture.request("GET", "/latest/meta-data/instance-id")
         for _ in benchmark.scaledIterations {
             blackHole(Fixture.engine.respond(to: request).serialized())
+        }
+    }
+
+    // What the data plane reports after each response (metrics, caller table, traffic window; no
+    // access-log file, no attribution), and the access log's path redaction on its own.
+    Benchmark("Observe_v2_GET") { benchmark in
+        let observability = Observability(now: { Date(timeIntervalSince1970: 1_800_000_000) })
+        let request = Fixture.request("GET", "/latest/meta-data/instance-id", [("X-aws-ec2-metadata-token", Fixture.engineToken)])
+        let response = Fixture.engine.respond(to: request)
+        for _ in benchmark.scaledIterations {
+            observability.requestCompleted(request, response, seconds: 0.0001, connection: nil)
+        }
+    }
+
+    Benchmark("Redact_request_path") { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole(Redaction.redact("/latest/meta-data/iam/security-credentials/app-role", known: [Fixture.engineToken]))
         }
     }
 }

@@ -44,6 +44,7 @@ public struct AdminAPI: AsyncResponder {
             routes: [
                 route("GET", "", { api, _ in api.health() }),
                 route("GET", "/health", { api, _ in api.health() }),
+                route("GET", "/store", { api, _ in api.storeStatus() }),
                 route("GET", "/instances", { api, _ in api.instances() }),
                 route("GET", "/events", { api, r in try api.listEvents(r) }),
                 route("POST", "/events", { api, r in try await api.addEvent(r) }),
@@ -81,6 +82,8 @@ public struct AdminAPI: AsyncResponder {
                 return IMDSResponse.json(404, AdminError(code: "FaultNotFound", message: "no fault '\(id)'"))
             case .invalid(let why):
                 return IMDSResponse.json(400, AdminError(code: "InvalidParameterValue", message: why))
+            case .unavailable:
+                return IMDSResponse.json(503, AdminError(code: "ServiceUnavailable", message: e.description))
             case .notDurable, .closed:
                 return IMDSResponse.json(500, AdminError(code: "InternalError", message: e.description))
             }
@@ -105,6 +108,13 @@ public struct AdminAPI: AsyncResponder {
 
     func health() -> Answer {
         (200, AdminHealth(instances: store.snapshot.instanceIDs))
+    }
+
+    func storeStatus() -> Answer {
+        let h = store.health
+        return (200, AdminStoreStatus(kind: h.kind, reachable: h.reachable, unreachableSince: h.unreachableSince.map(TimeFormat.iso8601),
+                                      appliedRevision: h.appliedRevision, location: h.location,
+                                      openedAt: h.openedAt, batchesApplied: h.batchesApplied))
     }
 
     func instances() -> Answer {

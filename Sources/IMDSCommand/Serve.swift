@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import IMDSCore
+import IMDSPostgres
 import IMDSRuntime
 import IMDSServer
 import Logging
@@ -23,6 +25,9 @@ struct Serve: AsyncParsableCommand {
 
     @Option(name: .long, help: "Directory for state that survives a restart (the token key, changes made through the control plane).")
     var stateDir: String?
+
+    @Option(name: .long, help: ArgumentHelp("Keep instance state in PostgreSQL, shared by every imds on the database (docs/postgres.md); the password may come from PGPASSWORD. Overrides the config file's store:. Default: the embedded store (--state-dir then holds only the local cache of the last snapshot).", valueName: "postgres://user@host:port/db"))
+    var store: String?
 
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
@@ -65,16 +70,24 @@ struct Serve: AsyncParsableCommand {
             h.logLevel = level
             return h
         }
+        // The store is chosen at start (a SIGHUP does not move it): --store, else the file's store:.
+        let storeURL = store ?? config.flatMap { try? IMDSConfig.load(path: $0) }?.store
+        let location: StoreLocation = try storeURL.map { try SharedStore.location($0, stateDirectory: stateDir) }
+            ?? stateDir.map { .stateDirectory($0) } ?? .memory
+        if let password = store.flatMap({ URLComponents(string: $0)?.password }), !password.isEmpty {
+            print("imds: warning: the --store password is visible to every local user (ps); set PGPASSWORD or store: in the config file instead")
+        }
         let configuration = ServerConfiguration(
             configPath: config, dataListen: listen.compactMap(ListenAddress.init(parsing:)),
             controlListen: controlListen.flatMap(ListenAddress.init(parsing:)) ?? ListenAddress(host: "127.0.0.1", port: 1339),
-            store: stateDir.map { .stateDirectory($0) } ?? .memory, linkLocalInterface: linkLocal ? linkLocalInterface : nil,
+            store: location, linkLocalInterface: linkLocal ? linkLocalInterface : nil,
             accessLog: accessLog, callerAttribution: !noCallerAttribution, attributionHold: .milliseconds(attributionHoldMs),
             environment: ProcessInfo.processInfo.environment, ownsProcess: true)
         do {
             let runtime = try await ServerRuntime.open(configuration, logger: Logger(label: "imds")) { print("imds: \($0)") }
             try await runtime.start()
             await runtime.run()
+            if let shared = runtime.store as? PostgresInstanceStore { await shared.shutdown() }
         } catch {
             throw CLIError(error.description)
         }

@@ -255,6 +255,8 @@ public final class EC2ControlPlane: AsyncResponder {
         case let e as EC2Error: return e
         case StoreError.unknownInstance(let id): return .instanceNotFound([id])
         case StoreError.invalid(let why): return EC2Error("InvalidParameterValue", why)
+        case StoreError.unavailable:
+            return EC2Error("ServiceUnavailable", "The service is unavailable (\(error)). Please try again shortly.", status: 503)
         default: return .internalError("The change could not be saved (\(error)); nothing was changed.")
         }
     }

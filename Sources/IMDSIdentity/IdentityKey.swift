@@ -96,6 +96,23 @@ public final class IdentityKey: IdentityDocumentSigner {
         return generated
     }
 
+    /// Reads a pair from PEM text (a PKCS#1 or PKCS#8 RSA key, a certificate): the pair a shared
+    /// store keeps.
+    public static func fromPEM(privateKey keyPEM: String, certificate certificatePEM: String) throws -> IdentityKey {
+        let key: _RSA.Signing.PrivateKey
+        do { key = try _RSA.Signing.PrivateKey(pemRepresentation: keyPEM) } catch {
+            throw IdentityKeyError("the stored identity key is not a PEM RSA private key (\(error))")
+        }
+        let cert: Certificate
+        do { cert = try Certificate(pemEncoded: certificatePEM) } catch {
+            throw IdentityKeyError("the stored identity certificate is not a PEM certificate (\(error))")
+        }
+        return try IdentityKey(privateKey: key, certificate: cert)
+    }
+
+    /// The private key in PEM form (PKCS#8), for a shared store; never printed.
+    public var privateKeyPEM: String { privateKey.pemRepresentation }
+
     /// The certificate in PEM form (what `imds identity certificate` prints).
     public var certificatePEM: String {
         (try? certificate.serializeAsPEM().pemString) ?? ""

@@ -40,11 +40,11 @@ public enum Dashboard {
           .rate.v1 b { color:var(--v1); } .rate.v2 b { color:var(--v2); } .rate.rej b { color:var(--rej); }
           .muted { color:var(--muted); }
           .verdict { font-weight:600; padding:6px 10px; border-radius:6px; margin-bottom:8px; }
-          #error { color:#c92a2a; }
+          #error, #store.down { color:#ff8787; font-weight:600; }
         </style>
         </head>
         <body data-loaded="0">
-        <header><h1>imds dashboard</h1><span class="status" id="status">loading…</span><span id="error"></span></header>
+        <header><h1>imds dashboard</h1><span class="status" id="status">loading…</span><span class="status" id="store"></span><span id="error"></span></header>
         <main>
           <section class="wide">
             <h2>Instances and metadata options</h2>
@@ -157,7 +157,15 @@ public enum Dashboard {
           base.setAttribute("x1", 0); base.setAttribute("x2", 480); base.setAttribute("y1", 89.5); base.setAttribute("y2", 89.5); base.setAttribute("stroke", "#adb5bd");
           svg.appendChild(base);
         }
+        function renderStore(s) {
+          const e = document.getElementById("store");
+          e.className = "status" + (s.reachable ? "" : " down");
+          e.dataset.reachable = s.reachable ? "1" : "0";
+          e.textContent = s.reachable ? "store: " + (s.location || s.kind) + " at revision " + s["applied-revision"]
+            : "store " + (s.location || s.kind) + " unreachable since " + s["unreachable-since"] + ": serving revision " + s["applied-revision"] + ", changes fail until it is back";
+        }
         async function refresh() {
+          getJSON(api + "/store").then(renderStore, () => {});
           try {
             const [inst, faults, callers, traffic] = await Promise.all([getJSON(api + "/instances"), getJSON(api + "/faults"), getJSON(api + "/callers"), getJSON(api + "/traffic")]);
             renderInstances(inst.instances); renderEvents(inst.instances, faults.faults); renderCallers(callers); renderTraffic(traffic);

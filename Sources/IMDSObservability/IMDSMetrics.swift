@@ -24,6 +24,7 @@ public final class IMDSMetrics: Sendable {
     private let counters = HandleCache<CoreMetrics.Counter>()
     private let timers = HandleCache<CoreMetrics.Timer>()
     private let connectionSource = Mutex<(@Sendable () -> [(plane: String, open: Int)])?>(nil)
+    private let storeSource = Mutex<(@Sendable () -> StoreHealth)?>(nil)
 
     struct ServedCredentials {
         var lastUpdated: String
@@ -41,6 +42,9 @@ public final class IMDSMetrics: Sendable {
     /// One line of help per metric family (the swift-metrics API has no help text; it is added to
     /// the exposition).
     public static let help: [String: String] = [
+        "imds_store_up": "1 while the instance store takes writes; 0 while it is unreachable (the data plane serves the last snapshot, writes fail with 503).",
+        "imds_store_unreachable_since_seconds": "Unix time since which the instance store is unreachable; 0 while it is reachable.",
+        "imds_store_applied_revision": "The store revision of the snapshot served (every batch up to it applied once, in order).",
         "imds_metadata_no_token_total": "IMDSv1 requests answered successfully (CloudWatch MetadataNoToken).",
         "imds_metadata_no_token_rejected_total": "IMDSv1 requests refused with 401 because HttpTokens is required (CloudWatch MetadataNoTokenRejected).",
         "imds_requests_total": "Data-plane requests by instance, version (v1, v2, none), status and category.",
@@ -66,6 +70,12 @@ public final class IMDSMetrics: Sendable {
     }
 
     /// Supplies the open-connection counts, read each time the metrics are rendered.
+    /// Where `imds_store_up`, `imds_store_unreachable_since_seconds` and
+    /// `imds_store_applied_revision` are read at each scrape (the store's ``InstanceStore/health``).
+    public func setStoreSource(_ source: @escaping @Sendable () -> StoreHealth) {
+        storeSource.withLock { $0 = source }
+    }
+
     public func setConnectionSource(_ source: @escaping @Sendable () -> [(plane: String, open: Int)]) {
         connectionSource.withLock { $0 = source }
     }
@@ -177,6 +187,14 @@ public final class IMDSMetrics: Sendable {
             for (plane, open) in source() {
                 CoreMetrics.Gauge(label: "imds_active_connections", dimensions: [("plane", plane)], factory: factory).record(open)
             }
+        }
+        if let source = storeSource.withLock({ $0 }) {
+            let h = source()
+            let kind = [("kind", h.kind)]
+            CoreMetrics.Gauge(label: "imds_store_up", dimensions: kind, factory: factory).record(h.reachable ? 1 : 0)
+            CoreMetrics.Gauge(label: "imds_store_unreachable_since_seconds", dimensions: kind, factory: factory)
+                .record(h.unreachableSince?.timeIntervalSince1970.rounded(.down) ?? 0)
+            CoreMetrics.Gauge(label: "imds_store_applied_revision", dimensions: kind, factory: factory).record(Double(h.appliedRevision))
         }
         let raw = registry.emitToString()
         var out = ""

@@ -187,6 +187,7 @@ public final class ServerRuntime: Sendable {
             store: store, effects: HostNetwork(service: service), ipv6: dataListen.filter(\.isIPv6),
             linkLocalInterface: c.linkLocalInterface, logger: logger, report: report)
         self.network = network
+        metrics.setStoreSource { store.health }
         metrics.setConnectionSource { [weak service] in
             guard let open = service?.openConnections else { return [] }
             return [("data", open.data), ("control", open.control)]

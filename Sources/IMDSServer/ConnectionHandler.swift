@@ -162,11 +162,22 @@ final class OneShotHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         let bytes = response.serialized()
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
+        if bytes.count <= Self.writtenAtOnce {
+            // The first write on a fresh socket up to this size always fits its send buffer, so the
+            // flush has handed every byte to the kernel before close runs: no promise needed.
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            context.close(promise: nil)
+            return
+        }
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
+
+    /// Responses up to this many bytes are written and closed without waiting for the write's
+    /// promise (the smallest send buffer Linux gives a TCP socket, `tcp_wmem`'s minimum, is 4096).
+    static let writtenAtOnce = 2048
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard !done else {

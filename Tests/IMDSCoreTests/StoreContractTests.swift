@@ -1,5 +1,6 @@
 import Foundation
 import IMDSCore
+import IMDSPostgres
 import Synchronization
 import Testing
 
@@ -7,10 +8,35 @@ import Testing
 import Glibc
 #endif
 
-/// The ``InstanceStore`` contract, run against every implementation.
+/// The ``InstanceStore`` contract, run against every implementation: the PostgreSQL store too when
+/// `IMDS_TEST_POSTGRES_URL` names a server (scripts/test-postgres.sh sets it; without it those cases
+/// are not generated and `PostgresStoreTests` reports itself skipped).
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
-    case memory, durable
+    case memory, durable, postgres
     var testDescription: String { rawValue }
+
+    static var allCases: [StoreKind] { PostgresTestServer.url == nil ? [.memory, .durable] : [.memory, .durable, .postgres] }
+    /// The kinds whose state survives a restart.
+    static var persistent: [StoreKind] { allCases.filter { $0 != .memory } }
+}
+
+/// The PostgreSQL server the tests may use: `IMDS_TEST_POSTGRES_URL` (a database the tests may
+/// create further databases from).
+enum PostgresTestServer {
+    static let url: PostgresURL? = ProcessInfo.processInfo.environment["IMDS_TEST_POSTGRES_URL"].flatMap { try? PostgresURL($0) }
+
+    /// A new, empty database on the test server.
+    static func freshDatabase() async throws -> PostgresURL {
+        guard var url else { throw PostgresStoreError.badURL("IMDS_TEST_POSTGRES_URL is not set") }
+        let name = "imds_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        try await PostgresInstanceStore.createDatabase(name, on: url)
+        url.database = name
+        return url
+    }
+
+    static func open(_ url: PostgresURL, config: IMDSConfig, host: String = "test") async throws -> PostgresInstanceStore {
+        try await PostgresInstanceStore.open(url: url, config: config, options: .init(hostName: host))
+    }
 }
 
 /// A store under test and, for durable ones, a way to open it again on the same files (a restart).
@@ -18,24 +44,40 @@ struct StoreFixture {
     let kind: StoreKind
     let directory: String
     let config: IMDSConfig
-    let store: EmbeddedInstanceStore
+    let store: any InstanceStore
+    let database: PostgresURL?
 
-    init(_ kind: StoreKind, config: IMDSConfig = .embeddedDefault, compactionBytes: Int = 4 << 20) throws {
+    init(_ kind: StoreKind, config: IMDSConfig = .embeddedDefault, compactionBytes: Int = 4 << 20) async throws {
         self.kind = kind
         self.config = config
         directory = NSTemporaryDirectory() + "imds-store-\(UUID().uuidString)"
         switch kind {
-        case .memory: store = EmbeddedInstanceStore(config: config)
-        case .durable: store = try StateDirectory.open(directory, config: config, compactionBytes: compactionBytes)
+        case .memory:
+            store = EmbeddedInstanceStore(config: config)
+            database = nil
+        case .durable:
+            store = try StateDirectory.open(directory, config: config, compactionBytes: compactionBytes)
+            database = nil
+        case .postgres:
+            let url = try await PostgresTestServer.freshDatabase()
+            database = url
+            store = try await PostgresTestServer.open(url, config: config)
         }
     }
 
     /// The store as a new process would find it (nil for the in-memory store: nothing survives).
-    func reopen(compactionBytes: Int = 4 << 20) throws -> EmbeddedInstanceStore? {
-        kind == .durable ? try StateDirectory.open(directory, config: config, compactionBytes: compactionBytes) : nil
+    func reopen(compactionBytes: Int = 4 << 20) async throws -> (any InstanceStore)? {
+        switch kind {
+        case .memory: nil
+        case .durable: try StateDirectory.open(directory, config: config, compactionBytes: compactionBytes)
+        case .postgres: try await PostgresTestServer.open(database!, config: config, host: "reopened")
+        }
     }
 
-    func cleanUp() { try? FileManager.default.removeItem(atPath: directory) }
+    func cleanUp() {
+        try? FileManager.default.removeItem(atPath: directory)
+        if let pg = store as? PostgresInstanceStore { Task { await pg.shutdown() } }
+    }
 
     var id: String { store.snapshot.primaryInstanceID }
 }
@@ -44,7 +86,7 @@ struct StoreFixture {
 struct StoreContractTests {
     @Test(arguments: StoreKind.allCases)
     func appliedBatchesAreVisibleWithIncreasingRevisions(kind: StoreKind) async throws {
-        let f = try StoreFixture(kind)
+        let f = try await StoreFixture(kind)
         defer { f.cleanUp() }
         let start = f.store.snapshot.revision
         let r1 = try await f.store.apply([.setTags(instanceID: f.id, [InstanceTag(key: "Team", value: "a")])])
@@ -58,7 +100,7 @@ struct StoreContractTests {
 
     @Test(arguments: StoreKind.allCases)
     func aBatchIsAllOrNothing(kind: StoreKind) async throws {
-        let f = try StoreFixture(kind)
+        let f = try await StoreFixture(kind)
         defer { f.cleanUp() }
         let before = f.store.snapshot
         await #expect(throws: StoreError.unknownInstance("i-00000000000000000")) {
@@ -77,7 +119,7 @@ struct StoreContractTests {
 
     @Test(arguments: StoreKind.allCases)
     func snapshotsStayConsistentUnderConcurrentBatches(kind: StoreKind) async throws {
-        let f = try StoreFixture(kind)
+        let f = try await StoreFixture(kind)
         defer { f.cleanUp() }
         let id = f.id
         let store = f.store
@@ -125,7 +167,7 @@ struct StoreContractTests {
 
     @Test(arguments: StoreKind.allCases)
     func subscribersGetEveryRevisionInOrder(kind: StoreKind) async throws {
-        let f = try StoreFixture(kind)
+        let f = try await StoreFixture(kind)
         defer { f.cleanUp() }
         let (initial, updates) = f.store.subscribe()
         let store = f.store, id = f.id
@@ -146,7 +188,7 @@ struct StoreContractTests {
 
     @Test(arguments: StoreKind.allCases)
     func countedFaultsAreUsedExactlyOnceEach(kind: StoreKind) async throws {
-        let f = try StoreFixture(kind)
+        let f = try await StoreFixture(kind)
         defer { f.cleanUp() }
         let fault = Fault(kind: .throttle, remaining: 5)
         try await f.store.apply([.addFault(fault)])
@@ -161,12 +203,12 @@ struct StoreContractTests {
         // Durable soon: one more batch waits behind the consumptions.
         try await store.apply([.invalidateTokens(instanceID: f.id)])
         #expect(store.snapshot.faults.isEmpty)
-        if let again = try f.reopen() { #expect(again.snapshot.faults.isEmpty) }
+        if let again = try await f.reopen() { #expect(again.snapshot.faults.isEmpty) }
     }
 
     @Test(arguments: StoreKind.allCases)
     func reloadReplacesTheConfigPartAndKeepsChanges(kind: StoreKind) async throws {
-        let f = try StoreFixture(kind)
+        let f = try await StoreFixture(kind)
         defer { f.cleanUp() }
         try await f.store.apply([.invalidateTokens(instanceID: f.id), .setTags(instanceID: f.id, [InstanceTag(key: "k", value: "v")])])
         var next = f.config
@@ -185,8 +227,9 @@ struct StoreContractTests {
 
     // MARK: - Durability (the durable implementation)
 
-    @Test func everyAcknowledgedBatchSurvivesARestart() async throws {
-        let f = try StoreFixture(.durable)
+    @Test(arguments: StoreKind.persistent)
+    func everyAcknowledgedBatchSurvivesARestart(kind: StoreKind) async throws {
+        let f = try await StoreFixture(kind)
         defer { f.cleanUp() }
         let id = f.id
         var o = f.store.snapshot.primary.options
@@ -199,7 +242,7 @@ struct StoreContractTests {
         try await f.store.apply([.addFault(Fault(id: "fault-x", kind: .reset, remaining: 2))])
         let before = f.store.snapshot
         // No shutdown: the first store is simply abandoned, as a killed process would be.
-        let again = try #require(try f.reopen())
+        let again = try #require(try await f.reopen())
         let after = again.snapshot
         #expect(after.revision == before.revision)
         #expect(after.durable == before.durable)
@@ -216,7 +259,7 @@ struct StoreContractTests {
     }
 
     @Test func aTornTailIsTruncatedAndEverythingBeforeItKept() async throws {
-        let f = try StoreFixture(.durable)
+        let f = try await StoreFixture(.durable)
         defer { f.cleanUp() }
         try await f.store.apply([.invalidateTokens(instanceID: f.id)])
         try await f.store.apply([.invalidateTokens(instanceID: f.id)])
@@ -227,19 +270,19 @@ struct StoreContractTests {
         handle.seekToEndOfFile()
         handle.write(Data([0x40, 0, 0, 0, 1, 2, 3, 4]) + Data("{\"revision\":9".utf8))
         handle.closeFile()
-        let again = try #require(try f.reopen())
+        let again = try #require(try await f.reopen())
         #expect(again.snapshot.primary.tokenGeneration == 2)
         #expect(FileManager.default.contents(atPath: journal) == whole)
         // A flipped byte inside the last record: its checksum fails, so it is the torn tail.
         var damaged = whole
         damaged[damaged.count - 3] ^= 0xff
         try damaged.write(to: URL(fileURLWithPath: journal))
-        let third = try #require(try f.reopen())
+        let third = try #require(try await f.reopen())
         #expect(third.snapshot.primary.tokenGeneration == 1)
     }
 
     @Test func compactionKeepsTheStateAndBoundsTheJournal() async throws {
-        let f = try StoreFixture(.durable, compactionBytes: 2048)
+        let f = try await StoreFixture(.durable, compactionBytes: 2048)
         defer { f.cleanUp() }
         for n in 0..<60 {
             try await f.store.apply([.setTags(instanceID: f.id, [InstanceTag(key: "n", value: String(n))])])
@@ -248,7 +291,7 @@ struct StoreContractTests {
         let size = try #require(try FileManager.default.attributesOfItem(atPath: journal)[.size] as? Int)
         #expect(size <= 2048 + 512)
         #expect(FileManager.default.fileExists(atPath: (f.directory as NSString).appendingPathComponent(JournalPersistence.snapshotName)))
-        let again = try #require(try f.reopen(compactionBytes: 2048))
+        let again = try #require(try await f.reopen(compactionBytes: 2048))
         #expect(again.snapshot.durable == f.store.snapshot.durable)
         #expect(again.snapshot.revision == f.store.snapshot.revision)
         #expect(again.snapshot.primary.tags.first?.value == "59")
@@ -257,7 +300,7 @@ struct StoreContractTests {
     }
 
     @Test func aFailedWriteAppliesNothing() async throws {
-        let f = try StoreFixture(.durable)
+        let f = try await StoreFixture(.durable)
         defer { f.cleanUp() }
         let before = f.store.snapshot
         // The journal becomes unwritable (a read-only file system, a full disk).

@@ -14,7 +14,7 @@ struct StoreCostReport {
     }
 
     @Test func journalLatencyAndGroupCommit() async throws {
-        let f = try StoreFixture(.durable)
+        let f = try await StoreFixture(.durable)
         defer { f.cleanUp() }
         let store = f.store, id = f.id
         let clock = ContinuousClock()

@@ -43,6 +43,10 @@ enum ConfigDecoder {
             config.controlPlane = try decodeControlPlane(&c)
             try c.finish()
         }
+        if let store = try root.string("store", pattern: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
+                                       expected: "a postgres://USER@HOST:PORT/DATABASE URL", secret: true) {
+            config.store = store
+        }
         if var id = try root.map("identity") {
             config.identityKeyFile = try id.string("private-key", expected: "a PEM file path")
             config.identityCertificateFile = try id.string("certificate", expected: "a PEM file path")

@@ -22,6 +22,9 @@ public struct IMDSConfig: Sendable, Equatable {
     public var identityCertificateFile: String?
     /// Faults active from the start (off unless listed).
     public var faults: [Fault] = []
+    /// `store:`: where instance state lives when it is not embedded: a `postgres://` URL shared by
+    /// every imds on that database (docs/postgres.md); nil: the embedded store. `--store` overrides it.
+    public var store: String?
 
     public init(instance: Instance, apiVersions: [String] = APIVersions.default,
                 accountDefaults: AccountDefaults? = nil, controlPlane: ControlPlaneSettings = ControlPlaneSettings()) {
@@ -35,6 +38,7 @@ public struct IMDSConfig: Sendable, Equatable {
     /// and token, assume-role source secret and session token), for redaction from every output.
     public var secrets: [String] {
         var out = controlPlane.accessKeys.map(\.secretAccessKey)
+        if let password = store.flatMap({ URLComponents(string: $0)?.password }), !password.isEmpty { out.append(password) }
         for instance in instances {
             switch instance.iam?.credentials.source {
             case .fixed(let f)?: out += [f.secretAccessKey, f.token]

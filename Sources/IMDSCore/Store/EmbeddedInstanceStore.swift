@@ -52,13 +52,11 @@ public final class EmbeddedInstanceStore: InstanceStore {
         var head: StoreSnapshot
         var pending: [Pending] = []
         var writing = false
-        var subscribers: [UInt64: AsyncStream<StoreUpdate>.Continuation] = [:]
-        var nextSubscriber: UInt64 = 0
     }
 
     private let state: Mutex<State>
-    /// The latest durable snapshot (its own lock: readers never wait for a writer's bookkeeping).
-    private let published: Mutex<SnapshotBox>
+    /// The latest durable snapshot and the subscribers (published under `state`, so in order).
+    private let published: StorePublisher
     private let persistence: any StorePersistence
     private let queue = DispatchQueue(label: "imds.store.writer", qos: .userInitiated)
     let clock: any IMDSClock
@@ -83,9 +81,9 @@ public final class EmbeddedInstanceStore: InstanceStore {
             revision += 1
             try persistence.write([JournalRecord(revision: revision, changes: first)], latest: durable)
         }
-        let snap = StoreSnapshot.launch(config: config, durable: durable, revision: revision, now: clock.now(), signer: signer, previous: nil)
+        let snap = StoreSnapshot.opening(config: config, durable: durable, revision: revision, now: clock.now(), signer: signer)
         state = Mutex(State(head: snap))
-        published = Mutex(SnapshotBox(snap))
+        published = StorePublisher(snap)
     }
 
     /// A store in memory for `config` (tests, `imds serve` without a state directory).
@@ -98,14 +96,14 @@ public final class EmbeddedInstanceStore: InstanceStore {
         try! self.init(config: config, persistence: MemoryPersistence(), clock: clock, signer: signer, initialSecret: secret)
     }
 
-    public var current: SnapshotBox { published.withLock { $0 } }
+    public var current: SnapshotBox { published.current }
 
     @discardableResult
     public func apply(_ changes: [StoreChange]) async throws(StoreError) -> StoreRevision {
         do {
             return try await commit { head in
-                let normalized = head.normalized(changes)
-                return (try head.applying(normalized, revision: head.revision + 1, now: clock.now()), normalized, false)
+                let (next, recorded) = try head.preparing(changes, now: clock.now())
+                return (next, recorded, false)
             }
         } catch let e as StoreError {
             throw e
@@ -121,8 +119,8 @@ public final class EmbeddedInstanceStore: InstanceStore {
         let revision = try await commit { head in
             let (changes, r) = try body(head)
             result = r
-            let normalized = head.normalized(changes)
-            return (try head.applying(normalized, revision: head.revision + 1, now: clock.now()), normalized, false)
+            let (next, recorded) = try head.preparing(changes, now: clock.now())
+            return (next, recorded, false)
         }
         return (revision, result!)
     }
@@ -130,10 +128,9 @@ public final class EmbeddedInstanceStore: InstanceStore {
     public func submit(_ changes: [StoreChange]) throws(StoreError) {
         let now = clock.now()
         let toPublish = try state.withLock { (s: inout State) throws(StoreError) -> Wakeups in
-            let normalized = s.head.normalized(changes)
-            let next = try s.head.applying(normalized, revision: s.head.revision + 1, now: now)
+            let (next, recorded) = try s.head.preparing(changes, now: now)
             s.head = next
-            s.pending.append(Pending(record: JournalRecord(revision: next.revision, changes: normalized), snapshot: next,
+            s.pending.append(Pending(record: JournalRecord(revision: next.revision, changes: recorded), snapshot: next,
                                      reconfigured: false, waiter: nil))
             return startWriting(&s)
         }
@@ -144,39 +141,15 @@ public final class EmbeddedInstanceStore: InstanceStore {
     public func reload(_ config: IMDSConfig, changes: [StoreChange], check: (StoreSnapshot) throws -> Void) async throws -> StoreRevision {
         try await commit { head in
             try check(head)
-            let normalized = head.normalized(changes)
-            let now = clock.now()
-            var durable = head.durable
-            for c in normalized { try durable.apply(c) }
-            let next = StoreSnapshot.launch(config: config, durable: durable, revision: head.revision + 1, now: now,
-                                            signer: head.signer, previous: head)
-            return (next, normalized, true)
+            let (next, recorded) = try head.reloading(config, changes: changes, now: clock.now())
+            return (next, recorded, true)
         }
     }
 
-    public func subscribe() -> (snapshot: StoreSnapshot, updates: AsyncStream<StoreUpdate>) {
-        let (stream, continuation) = AsyncStream<StoreUpdate>.makeStream(bufferingPolicy: .unbounded)
-        // Under the publishing lock, so that no update falls between the snapshot and the stream.
-        let (snap, key) = state.withLock { s in
-            let key = s.nextSubscriber
-            s.nextSubscriber += 1
-            s.subscribers[key] = continuation
-            return (published.withLock { $0 }.snapshot, key)
-        }
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.state.withLock { $0.subscribers.removeValue(forKey: key) }
-        }
-        return (snap, stream)
-    }
+    public func subscribe() -> (snapshot: StoreSnapshot, updates: AsyncStream<StoreUpdate>) { published.subscribe() }
 
     /// Ends every subscription (their streams finish).
-    public func close() {
-        let subs = state.withLock { s in
-            defer { s.subscribers = [:] }
-            return Array(s.subscribers.values)
-        }
-        for c in subs { c.finish() }
-    }
+    public func close() { published.close() }
 
     // MARK: - Committing
 
@@ -238,7 +211,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
                 // Nothing of the group is durable: the head goes back to the published state, and
                 // batches accepted meanwhile (validated against the failed ones) fail too.
                 let failed = state.withLock { s -> [Pending] in
-                    s.head = published.withLock { $0 }.snapshot
+                    s.head = published.current.snapshot
                     defer { s.pending = [] }
                     return s.pending
                 }
@@ -251,13 +224,9 @@ public final class EmbeddedInstanceStore: InstanceStore {
     /// (under the lock, so that concurrent publishers cannot reorder them). Returns the waiters to
     /// resume once the lock is released.
     private func publish(_ batches: [Pending], _ s: inout State) -> Wakeups {
-        guard let last = batches.last else { return [] }
-        let box = SnapshotBox(last.snapshot)
-        published.withLock { $0 = box }
-        for b in batches {
-            let u = StoreUpdate(revision: b.record.revision, changes: b.record.changes, reconfigured: b.reconfigured, snapshot: b.snapshot)
-            for c in s.subscribers.values { c.yield(u) }
-        }
+        published.publish(batches.map {
+            StoreUpdate(revision: $0.record.revision, changes: $0.record.changes, reconfigured: $0.reconfigured, snapshot: $0.snapshot)
+        })
         return batches.compactMap { b in b.waiter.map { ($0, b.record.revision) } }
     }
 

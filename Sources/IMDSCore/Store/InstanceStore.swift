@@ -30,6 +30,36 @@ public struct StoreUpdate: Sendable {
     }
 }
 
+/// Whether a store can take writes, for metrics, the dashboard and `/admin/v1/store`.
+public struct StoreHealth: Sendable, Equatable, Codable {
+    /// `embedded` or `postgres`.
+    public var kind: String
+    /// Writes can be made durable now (the embedded store: always).
+    public var reachable: Bool
+    /// Since when the store is unreachable; nil while reachable.
+    public var unreachableSince: Date?
+    /// The revision of the snapshot served (every batch up to it applied once, in order).
+    public var appliedRevision: StoreRevision
+    /// Where the store is, without credentials (`postgres://imds@db:5432/imds`); nil when embedded.
+    public var location: String?
+    /// A replicated store: the revision it opened at, and how many batches it applied since (its
+    /// own and other hosts'). Each revision is applied once, so `appliedRevision - openedAt ==
+    /// batchesApplied`; nil for the embedded store.
+    public var openedAt: StoreRevision?
+    public var batchesApplied: UInt64?
+
+    public init(kind: String, reachable: Bool, unreachableSince: Date? = nil, appliedRevision: StoreRevision, location: String? = nil,
+                openedAt: StoreRevision? = nil, batchesApplied: UInt64? = nil) {
+        self.kind = kind
+        self.reachable = reachable
+        self.unreachableSince = unreachableSince
+        self.appliedRevision = appliedRevision
+        self.location = location
+        self.openedAt = openedAt
+        self.batchesApplied = batchesApplied
+    }
+}
+
 /// The one owner of live instance state: instances (by instance id) with their options, tags,
 /// events, credential scenarios and token generations, the account defaults, faults and the secret.
 ///
@@ -69,4 +99,12 @@ public protocol InstanceStore: Sendable {
 
     /// The current snapshot and every update after it, in revision order.
     func subscribe() -> (snapshot: StoreSnapshot, updates: AsyncStream<StoreUpdate>)
+
+    /// Whether writes can be made durable now, and the revision served.
+    var health: StoreHealth { get }
+}
+
+extension InstanceStore {
+    /// A store in this process is always reachable.
+    public var health: StoreHealth { StoreHealth(kind: "embedded", reachable: true, appliedRevision: snapshot.revision) }
 }

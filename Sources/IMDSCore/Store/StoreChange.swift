@@ -70,6 +70,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalid(String)
     /// The batch could not be written durably; the state is as before the batch.
     case notDurable(String)
+    /// The store (a database) cannot be reached now; nothing was changed. EC2 answers
+    /// `ServiceUnavailable` (503).
+    case unavailable(String)
     /// The store was shut down.
     case closed
 
@@ -79,6 +82,7 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible {
         case .unknownFault(let id): "no fault '\(id)'"
         case .invalid(let why): why
         case .notDurable(let why): "the change could not be saved (\(why)); nothing was changed"
+        case .unavailable(let why): "the instance store is unreachable (\(why)); nothing was changed, try again later"
         case .closed: "the store is closed"
         }
     }

@@ -64,3 +64,41 @@ public struct AdminHealth: Codable, Sendable, Equatable {
         self.instances = instances
     }
 }
+
+/// `GET /admin/v1/store`: where the instance state is kept and whether writes can be made now.
+public struct AdminStoreStatus: Codable, Sendable, Equatable {
+    /// `embedded` or `postgres`.
+    public var kind: String
+    /// Writes can be made durable now; while false the data plane serves the last snapshot and
+    /// every write fails with 503.
+    public var reachable: Bool
+    /// Since when the store is unreachable (ISO 8601); absent while reachable.
+    public var unreachableSince: String?
+    /// The revision of the snapshot served: every batch up to it applied exactly once, in order.
+    public var appliedRevision: UInt64
+    /// The database, without credentials; absent for the embedded store.
+    public var location: String?
+    /// A shared store: the revision this server opened at, and how many batches it applied since
+    /// (`applied-revision - opened-at == batches-applied`: none skipped, none applied twice).
+    public var openedAt: UInt64?
+    public var batchesApplied: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case kind, reachable, location
+        case unreachableSince = "unreachable-since"
+        case appliedRevision = "applied-revision"
+        case openedAt = "opened-at"
+        case batchesApplied = "batches-applied"
+    }
+
+    public init(kind: String, reachable: Bool, unreachableSince: String?, appliedRevision: UInt64, location: String?,
+                openedAt: UInt64? = nil, batchesApplied: UInt64? = nil) {
+        self.kind = kind
+        self.reachable = reachable
+        self.unreachableSince = unreachableSince
+        self.appliedRevision = appliedRevision
+        self.location = location
+        self.openedAt = openedAt
+        self.batchesApplied = batchesApplied
+    }
+}
