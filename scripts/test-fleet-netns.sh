@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Fleet mode across network namespaces (issue 14): three namespaces on a bridge, each its own
 # instance launched with the real AWS CLI's run-instances, answered by one imds on the bridge.
-# botocore fetches credentials and region in two namespaces at once.
+# botocore fetches credentials and region in two namespaces at once. Two more namespaces sit one
+# routed hop away (behind a router namespace): the one launched with HttpPutResponseHopLimit=1
+# times out on the token PUT, the one launched with 2 gets its token.
 # Usage: scripts/test-fleet-netns.sh [path/to/imds]. Needs root, `ip netns`, curl and aws; prints
 # `skipped:` otherwise. Prints "fleet-netns: N passed, M failed" last.
 set -uo pipefail
@@ -20,13 +22,14 @@ for tool in curl aws; do
 done
 
 BR=imdsbr$$
-NS=(imds-f1-$$ imds-f2-$$ imds-f3-$$)
+NS=(imds-f1-$$ imds-f2-$$ imds-f3-$$ imds-far1-$$ imds-far2-$$)
+ROUTER=imds-fr-$$
 ADDR=(10.0.1.41 10.0.1.42 10.0.1.43)
 TMP=$(mktemp -d)
 SERVER_PID=""
 cleanup() {
     [ -n "$SERVER_PID" ] && kill -TERM "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-    for ns in "${NS[@]}"; do ip netns delete "$ns" 2>/dev/null; done
+    for ns in "${NS[@]}" "$ROUTER"; do ip netns delete "$ns" 2>/dev/null; done
     ip link delete "$BR" 2>/dev/null
     rm -rf "$TMP"
 }
@@ -43,7 +46,28 @@ for i in 0 1 2; do
     ip netns exec "$ns" ip link set "vfp$i-$$" up
 done
 
-"$IMDS" serve --listen 10.0.1.1:0 --control-listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
+# One routed hop: namespaces 3 and 4 (10.0.200.2, 10.0.201.2) reach the bridge through a router
+# namespace (10.0.1.50 on the bridge, forwarding).
+ip netns add "$ROUTER"; ip netns exec "$ROUTER" ip link set lo up
+ip link add "vfr-$$" type veth peer name "vfrp-$$"
+ip link set "vfrp-$$" netns "$ROUTER"; ip link set "vfr-$$" master "$BR"; ip link set "vfr-$$" up
+ip netns exec "$ROUTER" ip addr add 10.0.1.50/24 dev "vfrp-$$"; ip netns exec "$ROUTER" ip link set "vfrp-$$" up
+ip netns exec "$ROUTER" sysctl -qw net.ipv4.ip_forward=1
+FAR=(10.0.200.2 10.0.201.2)
+for j in 0 1; do
+    ns=${NS[$((3 + j))]}
+    ip netns add "$ns"; ip netns exec "$ns" ip link set lo up
+    ip link add "vh$j-$$" type veth peer name "vhp$j-$$"
+    ip link set "vh$j-$$" netns "$ROUTER"; ip link set "vhp$j-$$" netns "$ns"
+    ip netns exec "$ROUTER" ip addr add "10.0.$((200 + j)).1/24" dev "vh$j-$$"; ip netns exec "$ROUTER" ip link set "vh$j-$$" up
+    ip netns exec "$ns" ip addr add "${FAR[$j]}/24" dev "vhp$j-$$"; ip netns exec "$ns" ip link set "vhp$j-$$" up
+    ip netns exec "$ns" ip route add default via "10.0.$((200 + j)).1"
+    ip route add "10.0.$((200 + j)).0/24" via 10.0.1.50 dev "$BR"
+done
+
+# The template's subnet is a /16, so that the far namespaces' addresses can be launched too.
+printf 'instance:\n  subnet-ipv4-cidr-block: 10.0.0.0/16\n' >"$TMP/imds.yaml"
+"$IMDS" serve --config "$TMP/imds.yaml" --listen 10.0.1.1:0 --control-listen 127.0.0.1:0 >"$TMP/out" 2>"$TMP/err" &
 SERVER_PID=$!
 DP=""; CP=""
 for _ in $(seq 1 300); do
@@ -102,6 +126,22 @@ fi
 ec2 modify-instance-metadata-options --instance-id "${IDS[2]}" --http-tokens required >/dev/null
 check "modify on 2: 2 requires tokens" "401" "$(code 2 "$DP/latest/meta-data/instance-id")"
 check "modify on 2: 0 untouched" "200" "$(code 0 "$DP/latest/meta-data/instance-id")"
+echo "  hop limit per instance, one routed hop away"
+for j in 0 1; do
+    IDS[$((3 + j))]=$(ec2 run-instances --image-id ami-0123456789abcdef0 --private-ip-address "${FAR[$j]}" \
+        --metadata-options "HttpTokens=optional,HttpPutResponseHopLimit=$((1 + j))" \
+        --query 'Instances[0].InstanceId' --output text 2>"$TMP/far$j")
+    [ -n "${IDS[$((3 + j))]}" ] || bad "run-instances ${FAR[$j]}: $(cat "$TMP/far$j")"
+done
+in_ns 3 curl -s --max-time 3 -o /dev/null -X PUT "$DP/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 60"; rc=$?
+check "hop limit 1, one routed hop away (${FAR[0]}): the token PUT times out (curl exit 28)" "28" "$rc"
+check "  ... its v1 GET still answers as its instance" "${IDS[3]}" "$(in_ns 3 curl -s --max-time 5 "$DP/latest/meta-data/instance-id")"
+T4=$(tok 4)
+check "hop limit 2, one routed hop away (${FAR[1]}): gets its token" "56" "${#T4}"
+check "  ... and with it its own instance id" "${IDS[4]}" "$(in_ns 4 curl -s --max-time 5 -H "X-aws-ec2-metadata-token: $T4" "$DP/latest/meta-data/instance-id")"
+ec2 modify-instance-metadata-options --instance-id "${IDS[3]}" --http-put-response-hop-limit 2 >/dev/null
+check "modify the first to hop limit 2: now it gets its token" "56" "$(tok 3 | wc -c | tr -d ' ')"
+
 ec2 terminate-instances --instance-ids "${IDS[0]}" >/dev/null
 check "terminated 0: its namespace gets 404" "404" "$(code 0 "$DP/latest/meta-data/instance-id")"
 check "terminated 0: 1 still served" "${IDS[1]}" "$(get 1 /latest/meta-data/instance-id)"

@@ -13,8 +13,10 @@ IMDS=$(cd "$(dirname "$IMDS")" && pwd)/$(basename "$IMDS")
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/imds-fleet-test.XXXXXX")
 SERVER_PID=""
+SERVER2_PID=""
 cleanup() {
     [ -n "$SERVER_PID" ] && kill -9 "$SERVER_PID" 2>/dev/null
+    [ -n "$SERVER2_PID" ] && kill -9 "$SERVER2_PID" 2>/dev/null
     rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -70,6 +72,86 @@ check "unknown caller 127.0.0.9: 404" "404" "$(status 9 "$DP/latest/meta-data/in
 check "unknown caller token PUT: 404" "404" "$(status 9 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$DP/latest/api/token")"
 check "X-Forwarded-For does not make C into A" "$C" "$(get 4 /latest/meta-data/instance-id -H 'X-Forwarded-For: 127.0.0.2' -H 'X-Real-IP: 127.0.0.2')"
 check "X-Forwarded-For does not make an unknown caller A" "404" "$(status 9 -H 'X-Forwarded-For: 127.0.0.2' "$DP/latest/meta-data/instance-id")"
+
+echo "# per instance from the CLI: options, events, faults with --instance-id"
+cli() { "$IMDS" "$@" --endpoint "$CP"; }
+out=$(cli options show 2>&1); rc=$?
+check "options show on a fleet without --instance-id: exit 1" "1" "$rc"
+case "$out" in *"pass --instance-id"*) ok "  ... and the error says to pass --instance-id" ;; *) not_ok "options show names the fix" "$out" ;; esac
+check "options show --instance-id $A" "optional" "$(cli options show --instance-id "$A" --json | grep -o '"HttpTokens": *"[a-z]*"' | grep -o '[a-z]*"$' | tr -d '"')"
+cli options set --instance-id "$C" --http-tokens required >/dev/null 2>"$TMP/stderr" || not_ok "options set C" "$(cat "$TMP/stderr")"
+check "options set --instance-id C: C refuses v1" "401" "$(status 4 "$DP/latest/meta-data/instance-id")"
+check "  ... A still answers v1" "200" "$(status 2 "$DP/latest/meta-data/instance-id")"
+cli options set --instance-id "$C" --http-tokens optional >/dev/null
+out=$(cli options show --instance-id i-0000000000000dead 2>&1); rc=$?
+check "options show with an unknown instance id: exit 1" "1" "$rc"
+case "$out" in *InvalidInstanceID.NotFound*) ok "  ... InvalidInstanceID.NotFound" ;; *) not_ok "unknown id error" "$out" ;; esac
+cli events spot --instance-id "$B" >/dev/null 2>"$TMP/stderr" || not_ok "events spot B" "$(cat "$TMP/stderr")"
+check "events spot --instance-id B: B has spot/instance-action" "200" "$(status 3 -H "X-aws-ec2-metadata-token: $(token 3)" "$DP/latest/meta-data/spot/instance-action")"
+check "  ... A has none" "404" "$(status 2 "$DP/latest/meta-data/spot/instance-action")"
+check "events list --instance-id A: no events" "0" "$(cli events list --instance-id "$A" --json | grep -c '"spot-interruption"')"
+out=$(cli events list --instance-id i-0000000000000dead 2>&1); rc=$?
+if [ "$rc" -ne 0 ]; then ok "events list with an unknown instance id: exit $rc"; else not_ok "events unknown id refused" "$out"; fi
+case "$out" in *i-0000000000000dead*) ok "  ... the error names the id" ;; *) not_ok "events unknown id names it" "$out" ;; esac
+cli events clear --instance-id "$B" >/dev/null 2>&1
+cli faults add error --status 503 --path /latest/meta-data/instance-id --instance-id "$A" >/dev/null 2>"$TMP/stderr" \
+    || not_ok "faults add A" "$(cat "$TMP/stderr")"
+check "faults add --instance-id A: A gets 503" "503" "$(status 2 "$DP/latest/meta-data/instance-id")"
+check "  ... C does not" "200" "$(status 4 "$DP/latest/meta-data/instance-id")"
+cli faults clear >/dev/null 2>&1
+check "faults cleared" "200" "$(status 2 "$DP/latest/meta-data/instance-id")"
+
+echo "# imds audit per instance and caller"
+"$IMDS" audit --endpoint "$CP" >"$TMP/audit.txt" 2>&1
+case "$(cat "$TMP/audit.txt")" in *"per instance:"*"$A: not safe"*) ok "audit: a verdict per instance (A not safe: v1 callers)" ;; *) not_ok "audit per instance" "$(tail -8 "$TMP/audit.txt")" ;; esac
+as 3 -H "X-aws-ec2-metadata-token: $(token 3)" "$DP/latest/meta-data/instance-id" >/dev/null
+"$IMDS" audit --endpoint "$CP" --instance-id "$A" >"$TMP/audit-a.txt" 2>&1; rc=$?
+check "audit --instance-id A: exit 1 (v1 callers)" "1" "$rc"
+case "$(cat "$TMP/audit-a.txt")" in *"not safe to require IMDSv2 on $A"*) ok "  ... the verdict names A" ;; *) not_ok "audit A verdict" "$(tail -3 "$TMP/audit-a.txt")" ;; esac
+check "audit --instance-id A --json: only A's callers" "0" "$("$IMDS" audit --endpoint "$CP" --instance-id "$A" --json | python3 -c '
+import json, sys; d = json.load(sys.stdin); print(sum(1 for c in d["callers"] if c["summary"]["instance-ids"] != ["'"$A"'"]))')"
+check "dashboard: the fleet table has IMDSv1 callers and events per instance" "1" "$(curl -s "$CP/dashboard" | grep -c 'IMDSv1 callers</th><th class="num">Active events')"
+
+echo "# imds doctor names the instance it was answered as"
+form() { curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$CP/" --data "Version=2016-11-15&$1"; }
+check "CreateTags: C answers 127.0.0.1 too" "200" "$(form "Action=CreateTags&ResourceId.1=$C&Tag.1.Key=imds:caller-addresses&Tag.1.Value=127.0.0.1")"
+doc=$("$IMDS" doctor --endpoint "$DP" 2>&1)
+case "$doc" in *"answered as instance $C"*) ok "doctor from 127.0.0.1: answered as instance $C" ;; *) not_ok "doctor names the instance" "$doc" ;; esac
+check "doctor --json: instanceId" "$C" "$("$IMDS" doctor --endpoint "$DP" --json | grep -o '"instanceId" *: *"[^"]*"' | grep -o 'i-[0-9a-f]*')"
+check "DeleteTags: 127.0.0.1 is no instance's again" "200" "$(form "Action=DeleteTags&ResourceId.1=$C&Tag.1.Key=imds:caller-addresses")"
+
+echo "# the identity certificate from the control plane of a server without a state dir"
+if command -v openssl >/dev/null 2>&1; then
+    "$IMDS" serve --config "$TMP/fleet.yaml" --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 >"$TMP/out2" 2>"$TMP/err2" &
+    SERVER2_PID=$!
+    disown "$SERVER2_PID" 2>/dev/null
+    DP2=""; CP2=""
+    for _ in $(seq 1 300); do
+        DP2=$(grep -o 'data plane listening on http://[^ ]*' "$TMP/out2" 2>/dev/null | head -1 | sed 's/.* on //')
+        CP2=$(grep -o 'control plane listening on http://[^ ]*' "$TMP/out2" 2>/dev/null | head -1 | sed 's/.* on //')
+        [ -n "$DP2" ] && [ -n "$CP2" ] && break
+        sleep 0.1
+    done
+    "$IMDS" identity certificate --endpoint "$CP2" >"$TMP/cert.pem" 2>"$TMP/stderr"
+    check "identity certificate --endpoint: a PEM certificate" "0" "$(openssl x509 -in "$TMP/cert.pem" -noout >/dev/null 2>&1; echo $?)"
+    openssl x509 -in "$TMP/cert.pem" -pubkey -noout >"$TMP/pub.pem" 2>/dev/null
+    for n in 2 3; do
+        t=$(as "$n" -X PUT "$DP2/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 60")
+        as "$n" -H "X-aws-ec2-metadata-token: $t" "$DP2/latest/dynamic/instance-identity/document" >"$TMP/doc$n"
+        { as "$n" -H "X-aws-ec2-metadata-token: $t" "$DP2/latest/dynamic/instance-identity/signature"; echo; } | openssl base64 -d >"$TMP/sig$n" 2>/dev/null
+        { echo "-----BEGIN PKCS7-----"; as "$n" -H "X-aws-ec2-metadata-token: $t" "$DP2/latest/dynamic/instance-identity/pkcs7"; echo; echo "-----END PKCS7-----"; } >"$TMP/p7$n.pem"
+        id=$(grep -o '"instanceId" : "[^"]*"' "$TMP/doc$n" | grep -o 'i-[0-9a-f]*')
+        check "127.0.0.$n's document ($id): signature verifies against the served certificate" "Verified OK" \
+            "$(openssl dgst -sha256 -verify "$TMP/pub.pem" -signature "$TMP/sig$n" "$TMP/doc$n" 2>&1)"
+        check "  ... and its pkcs7" "0" "$(openssl smime -verify -in "$TMP/p7$n.pem" -inform PEM -content "$TMP/doc$n" -certfile "$TMP/cert.pem" -noverify >/dev/null 2>&1; echo $?)"
+    done
+    check "the two documents are two instances'" "$A $B" "$(cat "$TMP/doc2" "$TMP/doc3" | grep -o '"instanceId" : "[^"]*"' | grep -o 'i-[0-9a-f]*' | xargs)"
+    kill -TERM "$SERVER2_PID" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$SERVER2_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER2_PID" 2>/dev/null
+else
+    echo "# skipped the certificate checks: openssl not installed"
+fi
 
 if command -v aws >/dev/null 2>&1; then
     export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=ap-northeast-1

@@ -16,11 +16,18 @@ public struct AdminAPI: AsyncResponder {
     let store: any InstanceStore
     let clock: any IMDSClock
     let log: @Sendable (String) -> Void
+    /// The PEM certificate of the key that signs identity documents (nil: none is served).
+    let identityCertificate: String?
 
-    /// - Parameter log: receives one line per change (fault added, event triggered, …).
-    public init(store: any InstanceStore, clock: any IMDSClock = SystemClock(), log: @escaping @Sendable (String) -> Void = { _ in }) {
+    /// - Parameters:
+    ///   - identityCertificate: the PEM certificate that verifies identity documents, served at
+    ///     `GET /admin/v1/identity/certificate` (nil: that path answers 404).
+    ///   - log: receives one line per change (fault added, event triggered, …).
+    public init(store: any InstanceStore, clock: any IMDSClock = SystemClock(), identityCertificate: String? = nil,
+                log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.store = store
         self.clock = clock
+        self.identityCertificate = identityCertificate
         self.log = log
     }
 
@@ -46,6 +53,7 @@ public struct AdminAPI: AsyncResponder {
                 route("GET", "/health", { api, _ in api.health() }),
                 route("GET", "/store", { api, _ in api.storeStatus() }),
                 route("GET", "/instances", { api, _ in api.instances() }),
+                route("GET", "/identity/certificate", { api, _ in try api.certificate() }),
                 route("GET", "/events", { api, r in try api.listEvents(r) }),
                 route("POST", "/events", { api, r in try await api.addEvent(r) }),
                 route("DELETE", "/events", { api, r in try await api.clearEvents(r) }),
@@ -105,6 +113,13 @@ public struct AdminAPI: AsyncResponder {
     }
 
     // MARK: - Handlers
+
+    func certificate() throws -> Answer {
+        guard let pem = identityCertificate else {
+            throw Failure(status: 404, code: "NoIdentityCertificate", message: "this server signs no identity documents")
+        }
+        return (200, AdminIdentityCertificate(certificate: pem))
+    }
 
     func health() -> Answer {
         (200, AdminHealth(instances: store.snapshot.instanceIDs))

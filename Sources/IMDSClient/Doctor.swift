@@ -63,13 +63,18 @@ public struct IMDSDiagnosis: Sendable, Codable, Equatable {
     public var findings: [Finding]
     /// Server time minus local time, in seconds, when a `Date` header was seen.
     public var clockSkewSeconds: Int?
+    /// The instance the service answered as (its `instance-id`), when a probe could read it: in a
+    /// fleet, the instance this caller's address is.
+    public var instanceID: String?
 
-    public init(endpoint: String, endpointSource: String, probes: [Probe], findings: [Finding], clockSkewSeconds: Int?) {
+    public init(endpoint: String, endpointSource: String, probes: [Probe], findings: [Finding], clockSkewSeconds: Int?,
+                instanceID: String? = nil) {
         self.endpoint = endpoint
         self.endpointSource = endpointSource
         self.probes = probes
         self.findings = findings
         self.clockSkewSeconds = clockSkewSeconds
+        self.instanceID = instanceID
     }
 
     /// The worst severity found.
@@ -177,11 +182,12 @@ public struct IMDSDoctor: Sendable {
         record("v1", "GET \(metadataPath) (no token)", v1)
         if let v2 { record("v2", "GET \(metadataPath) (with token)", v2) }
 
-        var instanceID = "<instance-id>"
+        var answeredAs: String?
         for o in [v2, v1] {
-            if case .status(200, let body, _) = o, body.hasPrefix("i-") { instanceID = body; break }
+            if case .status(200, let body, _) = o, body.hasPrefix("i-"), body.count <= 19,
+                body.utf8.dropFirst(2).allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 97 && $0 <= 102) }) { answeredAs = body; break }
         }
-        let modify = "aws ec2 modify-instance-metadata-options --instance-id \(instanceID)"
+        let modify = "aws ec2 modify-instance-metadata-options --instance-id \(answeredAs ?? "<instance-id>")"
         let curlV2 = [
             "TOKEN=$(curl -sS -X PUT \"\(base)/latest/api/token\" -H \"X-aws-ec2-metadata-token-ttl-seconds: 21600\")",
             "curl -sS -H \"X-aws-ec2-metadata-token: $TOKEN\" \"\(base)/latest/meta-data/instance-id\"",
@@ -215,7 +221,8 @@ public struct IMDSDoctor: Sendable {
                                   detail: "Token requests and token-authenticated requests work.", fix: []), at: 0)
         }
         return IMDSDiagnosis(endpoint: base, endpointSource: endpointSource, probes: probes,
-                             findings: findings.sorted { $0.severity > $1.severity }, clockSkewSeconds: skew)
+                             findings: findings.sorted { $0.severity > $1.severity }, clockSkewSeconds: skew,
+                             instanceID: answeredAs)
     }
 
     // MARK: - Connectivity verdicts

@@ -9,7 +9,7 @@ struct Audit: AsyncParsableCommand {
         commandName: "audit",
         abstract: "Report which callers still use IMDSv1 and whether it is safe to require IMDSv2.",
         discussion: """
-            Reads the per-caller table of a running `imds serve` (GET /admin/v1/callers on its control plane) or an access log written by `imds serve --access-log FILE`. For each caller (process, container or source address): IMDSv1 and IMDSv2 call counts, paths, first and last seen, and for IMDSv1 callers how to find and fix the calls with `imds scan`.
+            Reads the per-caller table of a running `imds serve` (GET /admin/v1/callers on its control plane) or an access log written by `imds serve --access-log FILE`. For each caller (process, container or source address; in a fleet, per instance it was answered as, with a verdict per instance, and --instance-id to judge one): IMDSv1 and IMDSv2 call counts, paths, first and last seen, and for IMDSv1 callers how to find and fix the calls with `imds scan`.
 
             Exit status: 0 safe to require IMDSv2, 1 IMDSv1 callers exist, 2 error.
             """)
@@ -19,6 +19,9 @@ struct Audit: AsyncParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Read an access log instead of a running imds.", valueName: "file"))
     var accessLog: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only the callers answered as this instance (a fleet); the verdict is that instance's.", valueName: "id"))
+    var instanceId: String?
 
     @Flag(name: .long, help: "Print the report as JSON (for CI gates).")
     var json = false
@@ -33,7 +36,7 @@ struct Audit: AsyncParsableCommand {
                 guard let data = FileManager.default.contents(atPath: accessLog) else {
                     throw AuditFailure("cannot read access log \(accessLog)")
                 }
-                report = try AuditReport.fromAccessLog(String(decoding: data, as: UTF8.self), source: accessLog)
+                report = try AuditReport.fromAccessLog(String(decoding: data, as: UTF8.self), source: accessLog, instanceID: instanceId)
             } else {
                 report = try await fetch(endpoint ?? "http://127.0.0.1:1339")
             }
@@ -74,7 +77,8 @@ struct Audit: AsyncParsableCommand {
         } catch {
             throw AuditFailure("\(endpoint.url(for: path)) did not return a caller table: \(error)")
         }
-        return AuditReport(callers: doc.callers, totals: doc.totals, source: endpoint.url(for: path), evicted: doc.evicted)
+        return AuditReport(callers: doc.callers, totals: doc.totals, source: endpoint.url(for: path), evicted: doc.evicted,
+                           instanceID: instanceId)
     }
 }
 

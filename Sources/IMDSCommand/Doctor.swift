@@ -73,11 +73,12 @@ struct Doctor: AsyncParsableCommand {
                 var diagnosis: IMDSDiagnosis
                 var healthy: Bool
                 var exitCode: Int32
-                enum CodingKeys: String, CodingKey { case endpoint, endpointSource, probes, findings, clockSkewSeconds, healthy, exitCode }
+                enum CodingKeys: String, CodingKey { case endpoint, endpointSource, instanceID = "instanceId", probes, findings, clockSkewSeconds, healthy, exitCode }
                 func encode(to encoder: any Encoder) throws {
                     var c = encoder.container(keyedBy: CodingKeys.self)
                     try c.encode(diagnosis.endpoint, forKey: .endpoint)
                     try c.encode(diagnosis.endpointSource, forKey: .endpointSource)
+                    try c.encodeIfPresent(diagnosis.instanceID, forKey: .instanceID)
                     try c.encode(diagnosis.probes, forKey: .probes)
                     try c.encode(diagnosis.findings, forKey: .findings)
                     try c.encodeIfPresent(diagnosis.clockSkewSeconds, forKey: .clockSkewSeconds)
@@ -94,7 +95,9 @@ struct Doctor: AsyncParsableCommand {
     }
 
     static func render(_ d: IMDSDiagnosis) -> String {
-        var out = "imds doctor: \(d.endpoint) (endpoint from: \(d.endpointSource))\n\n"
+        var out = "imds doctor: \(d.endpoint) (endpoint from: \(d.endpointSource))\n"
+        if let id = d.instanceID { out += "answered as instance \(id)\n" }
+        out += "\n"
         if !d.probes.isEmpty {
             let width = d.probes.map(\.request.count).max() ?? 0
             for p in d.probes {

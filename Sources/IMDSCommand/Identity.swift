@@ -1,6 +1,9 @@
 import ArgumentParser
+import Foundation
+import IMDSClient
 import IMDSCore
 import IMDSIdentity
+import IMDSWire
 
 struct Identity: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -11,22 +14,38 @@ struct Identity: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Print the PEM certificate that verifies signature, rsa2048 and pkcs7.",
             discussion: """
-                Reads the pair named by --config (identity.private-key / identity.certificate) or kept in \
-                --state-dir, creating it in the state directory if it is not there yet, so that a later \
-                `imds serve --state-dir DIR` signs with the same key. Verify, for example:
+                With --endpoint, asks a running `imds serve` for the certificate it signs with (its control \
+                plane, GET /admin/v1/identity/certificate): this works however the server was started, \
+                even without a state directory. Otherwise reads the pair named by --config \
+                (identity.private-key / identity.certificate) or kept in --state-dir, creating it in the \
+                state directory if it is not there yet, so that a later `imds serve --state-dir DIR` signs \
+                with the same key. Verify, for example:
                   openssl smime -verify -in pkcs7.pem -inform PEM -content document -certfile cert.pem -noverify
+
+                Exit status: 0 on success, 1 when the server or the files give no certificate, 3 when the \
+                control plane cannot be reached.
                 """)
 
+        @Option(help: ArgumentHelp("Control-plane URL of a running server (e.g. http://127.0.0.1:1339).", valueName: "url"))
+        var endpoint: String?
         @Option(help: "Config file naming identity.private-key and identity.certificate.") var config: String?
         @Option(help: "State directory of `imds serve --state-dir`.") var stateDir: String?
 
         func validate() throws {
-            if config == nil && stateDir == nil {
-                throw ValidationError("give --state-dir DIR (the one `imds serve` uses) or --config FILE naming the identity files; without either, `imds serve` signs with a key that lives only in memory.")
+            if endpoint != nil && (config != nil || stateDir != nil) {
+                throw ValidationError("give --endpoint URL (a running server) or --state-dir / --config (the files), not both.")
+            }
+            if endpoint == nil && config == nil && stateDir == nil {
+                throw ValidationError("give --endpoint URL (a running server's control plane), --state-dir DIR (the one `imds serve` uses) or --config FILE naming the identity files.")
             }
         }
 
         func run() async throws {
+            if let endpoint {
+                let pem = try await Self.fromServer(endpoint)
+                print(pem, terminator: pem.hasSuffix("\n") ? "" : "\n")
+                return
+            }
             let key: IdentityKey
             do {
                 let named = config.flatMap { try? IMDSConfig.load(path: $0) }
@@ -42,6 +61,25 @@ struct Identity: AsyncParsableCommand {
                 throw CLIError("identity key: \(error)")
             }
             print(key.certificatePEM, terminator: key.certificatePEM.hasSuffix("\n") ? "" : "\n")
+        }
+
+        /// The certificate a running server's control plane serves.
+        static func fromServer(_ endpoint: String) async throws -> String {
+            let response: IMDSHTTPResponse
+            do {
+                response = try await ControlPlaneClient(endpoint).send("GET", AdminPaths.identityCertificate, contentType: nil, body: [])
+            } catch {
+                FileHandle.standardError.write(Data("imds: \(error.description)\n".utf8))
+                throw ExitCode(3)
+            }
+            guard response.status == 200, let answer = try? AdminJSON.decode(AdminIdentityCertificate.self, from: response.body),
+                answer.certificate.hasPrefix("-----BEGIN CERTIFICATE-----")
+            else {
+                let why = (try? AdminJSON.decode(AdminError.self, from: response.body)).map { "\($0.error.code): \($0.error.message)" }
+                    ?? "HTTP \(response.status): \(response.bodyText.prefix(200))"
+                throw CLIError("\(endpoint) serves no identity certificate (\(why))")
+            }
+            return answer.certificate
         }
     }
 }

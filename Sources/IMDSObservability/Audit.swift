@@ -12,6 +12,23 @@ public struct AuditReport: Codable, Sendable {
     public var totals: CallerTable.Totals
     /// Notes on the data (no traffic seen, callers evicted, unreadable log lines).
     public var notes: [String]
+    /// The verdict per instance the callers were answered as (one entry per instance seen).
+    public var instances: [InstanceVerdict]
+    /// The instance the report is limited to (`imds audit --instance-id`), if any.
+    public var instanceID: String?
+
+    /// One instance's verdict: safe to require IMDSv2 on it, or how many of its callers break.
+    public struct InstanceVerdict: Codable, Sendable, Equatable {
+        public var instanceID: String
+        public var safe: Bool
+        /// Callers of this instance that use IMDSv1.
+        public var breakingCallers: Int
+        public var callers: Int
+
+        enum CodingKeys: String, CodingKey {
+            case instanceID = "instance-id", safe, breakingCallers = "breaking-callers", callers
+        }
+    }
 
     public struct Entry: Codable, Sendable {
         public var name: String
@@ -26,25 +43,42 @@ public struct AuditReport: Codable, Sendable {
         enum CodingKeys: String, CodingKey { case name, breaks, scanTarget = "scan-target", hint, summary }
     }
 
-    enum CodingKeys: String, CodingKey { case safe, verdict, source, callers, totals, notes }
+    enum CodingKeys: String, CodingKey { case safe, verdict, source, callers, totals, notes, instances, instanceID = "instance-id" }
 
-    /// Judges the callers.
-    public init(callers: [CallerSummary], totals: CallerTable.Totals, source: String, evicted: Int = 0, notes: [String] = []) {
+    /// Judges the callers (only those answered as `instanceID`, when given).
+    public init(callers all: [CallerSummary], totals: CallerTable.Totals, source: String, evicted: Int = 0, notes: [String] = [],
+                instanceID: String? = nil) {
+        let callers = instanceID.map { id in all.filter { $0.instanceIDs.contains(id) } } ?? all
         let entries = callers.map { c -> Entry in
             let target = c.process.flatMap(Self.scanTarget)
             return Entry(name: c.displayName, breaks: c.breaksUnderRequired, scanTarget: target,
                          hint: c.breaksUnderRequired ? Self.hint(for: c, scanTarget: target) : nil, summary: c)
         }
         let breaking = entries.filter(\.breaks).count
+        let on = instanceID.map { " on \($0)" } ?? ""
         self.safe = breaking == 0
         self.verdict = breaking == 0
-            ? "safe to require IMDSv2"
-            : "not safe to require IMDSv2: \(breaking) caller\(breaking == 1 ? "" : "s") still use\(breaking == 1 ? "s" : "") IMDSv1"
+            ? "safe to require IMDSv2\(on)"
+            : "not safe to require IMDSv2\(on): \(breaking) caller\(breaking == 1 ? "" : "s") still use\(breaking == 1 ? "s" : "") IMDSv1"
+        var perInstance: [String: InstanceVerdict] = [:]
+        for e in entries {
+            for id in e.summary.instanceIDs {
+                var v = perInstance[id] ?? InstanceVerdict(instanceID: id, safe: true, breakingCallers: 0, callers: 0)
+                v.callers += 1
+                if e.breaks { v.breakingCallers += 1; v.safe = false }
+                perInstance[id] = v
+            }
+        }
+        self.instances = perInstance.values.sorted { $0.instanceID < $1.instanceID }
+        self.instanceID = instanceID
         self.source = source
         self.callers = entries
         self.totals = totals
         var notes = notes
-        if callers.isEmpty { notes.append("no data-plane requests recorded yet: run the workload before trusting this verdict") }
+        if callers.isEmpty {
+            notes.append(instanceID.map { "no data-plane requests recorded as \($0) yet: run the workload before trusting this verdict" }
+                ?? "no data-plane requests recorded yet: run the workload before trusting this verdict")
+        }
         if evicted > 0 { notes.append("\(evicted) least recently seen caller(s) were evicted from the bounded caller table") }
         self.notes = notes
     }
@@ -62,7 +96,7 @@ public struct AuditReport: Codable, Sendable {
     /// Aggregates an access log (JSON lines as `imds serve --access-log` writes them). Lines that are
     /// not JSON objects (other output mixed into stdout) are ignored; JSON lines that are not access
     /// entries are counted in a note.
-    public static func fromAccessLog(_ text: String, source: String) throws -> AuditReport {
+    public static func fromAccessLog(_ text: String, source: String, instanceID: String? = nil) throws -> AuditReport {
         let table = CallerTable(capacity: 100_000)
         let decoder = JSONDecoder()
         var bad = 0, good = 0
@@ -79,7 +113,7 @@ public struct AuditReport: Codable, Sendable {
         }
         return AuditReport(
             callers: table.snapshot(), totals: table.totals, source: source, evicted: table.evicted,
-            notes: bad > 0 ? ["\(bad) line(s) could not be read as access-log entries and were skipped"] : [])
+            notes: bad > 0 ? ["\(bad) line(s) could not be read as access-log entries and were skipped"] : [], instanceID: instanceID)
     }
 
     // MARK: - Hints
@@ -172,7 +206,8 @@ public struct AuditReport: Codable, Sendable {
                 if s.pids.count > 1 { who.append("pids \(s.pids.map(String.init).joined(separator: ", "))") }
                 if !who.isEmpty { out += "    \(who.joined(separator: ", "))\n" }
             }
-            out += "    v1: \(s.v1) answered, \(s.v1Rejected) refused; v2: \(s.v2); from \(s.addresses.joined(separator: ", "))\n"
+            out += "    v1: \(s.v1) answered, \(s.v1Rejected) refused; v2: \(s.v2); from \(s.addresses.joined(separator: ", "))"
+                + (s.instanceIDs.isEmpty ? "" : " as \(s.instanceIDs.joined(separator: ", "))") + "\n"
             out += "    first seen \(s.firstSeen), last seen \(s.lastSeen)\n"
             let paths = s.paths.sorted { ($0.v1, $0.v2) > ($1.v1, $1.v2) }.prefix(8)
             for p in paths { out += "    \(p.path)  (v1 \(p.v1), v2 \(p.v2))\n" }
@@ -181,6 +216,12 @@ public struct AuditReport: Codable, Sendable {
         }
         for n in notes { out += "\nnote: \(n)" }
         if !notes.isEmpty { out += "\n" }
+        if instances.count > 1 {
+            out += "\nper instance:\n"
+            for v in instances {
+                out += "  \(v.instanceID): " + (v.safe ? "safe to require IMDSv2" : "not safe (\(v.breakingCallers) of \(v.callers) caller\(v.callers == 1 ? "" : "s") use IMDSv1)") + "\n"
+            }
+        }
         out += "\nverdict: \(verdict)\n"
         return out
     }

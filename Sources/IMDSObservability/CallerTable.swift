@@ -1,8 +1,9 @@
 import Foundation
 import Synchronization
 
-/// What one caller did: a process (grouped by executable, command line, user and container, so a
-/// script that runs `curl` every minute is one caller), or a source address when no process is known.
+/// What one caller did as one instance: a process (grouped by executable, command line, user and
+/// container, so a script that runs `curl` every minute is one caller), or a source address when no
+/// process is known; in a fleet, per instance it was answered as (``instanceIDs`` holds that one).
 public struct CallerSummary: Codable, Sendable, Equatable {
     /// The process, when attribution found one (the most recent pid's details).
     public var process: CallerProcess?
@@ -90,9 +91,10 @@ public final class CallerTable: Sendable {
         let kind = Self.classify(e)
         let key: Key =
             if let p = e.caller {
-                .process(container: p.containerID, user: p.user, executable: p.executable, commandLine: p.commandLine)
+                .process(container: p.containerID, user: p.user, executable: p.executable, commandLine: p.commandLine,
+                         instance: e.instanceID)
             } else {
-                .address(attribution: e.attribution, ip: e.clientIP)
+                .address(attribution: e.attribution, ip: e.clientIP, instance: e.instanceID)
             }
         state.withLock { s in
             switch kind {
@@ -141,9 +143,11 @@ public final class CallerTable: Sendable {
     enum Kind { case v1, v1Rejected, v2, other }
 
     /// What makes two requests one caller's (hashed as it is, never joined into a string per request).
+    /// One caller **as one instance**: in a fleet, a process (or address) that is answered as two
+    /// instances is two entries, so each instance's callers and verdict are its own.
     enum Key: Hashable {
-        case process(container: String?, user: String?, executable: String?, commandLine: [String])
-        case address(attribution: String?, ip: String?)
+        case process(container: String?, user: String?, executable: String?, commandLine: [String], instance: String?)
+        case address(attribution: String?, ip: String?, instance: String?)
     }
 
     static func classify(_ e: AccessLogEntry) -> Kind {

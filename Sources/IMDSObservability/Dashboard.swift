@@ -48,7 +48,8 @@ public enum Dashboard {
         <main>
           <section class="wide">
             <h2>Instances and metadata options</h2>
-            <table id="instances"><thead><tr><th>Instance</th><th>HttpTokens</th><th>HttpEndpoint</th><th>Hop limit</th><th>IPv6</th><th>Tags in IMDS</th><th>Switch</th></tr></thead><tbody></tbody></table>
+            <table id="instances"><thead><tr><th>Instance</th><th>HttpTokens</th><th>HttpEndpoint</th><th>Hop limit</th><th>IPv6</th><th>Tags in IMDS</th><th class="num">IMDSv1 callers</th><th class="num">Active events</th><th>Switch</th></tr></thead><tbody></tbody></table>
+            <div class="muted" id="instances-more"></div>
           </section>
           <section>
             <h2>Request rates (last 60 s)</h2>
@@ -67,7 +68,7 @@ public enum Dashboard {
           <section class="wide">
             <h2>IMDSv1 callers (these break when HttpTokens is required)</h2>
             <div id="verdict" class="verdict"></div>
-            <table id="v1-callers"><thead><tr><th>Caller</th><th>PID</th><th>User</th><th>Container</th><th>Address</th><th class="num">v1</th><th class="num">v1 refused</th><th class="num">v2</th><th>Last seen</th><th>Paths</th></tr></thead><tbody></tbody></table>
+            <table id="v1-callers"><thead><tr><th>Caller</th><th>PID</th><th>User</th><th>Container</th><th>Address</th><th>Instance</th><th class="num">v1</th><th class="num">v1 refused</th><th class="num">v2</th><th>Last seen</th><th>Paths</th></tr></thead><tbody></tbody></table>
           </section>
           <section class="wide">
             <h2>All callers</h2>
@@ -101,16 +102,27 @@ public enum Dashboard {
         }
         function badge(v) { return el("span", v, "badge " + v); }
         function button(id, label, instance, field, value) { const b = el("button", label); b.id = id; b.addEventListener("click", () => setOption(instance, field, value)); return b; }
-        function renderInstances(instances) {
+        // The fleet table: every instance's options, its IMDSv1 callers and active events; in a large
+        // fleet the instances with IMDSv1 callers or events come first and the table stops at 200 rows.
+        const maxInstanceRows = 200;
+        function renderInstances(all, callers) {
+          const v1 = {};
+          for (const c of callers) if (c.v1 + c["v1-rejected"] > 0) for (const id of c["instance-ids"] || []) v1[id] = (v1[id] || 0) + 1;
+          const active = i => (i.events || []).filter(e => e.active).length;
+          const busy = i => (v1[i["instance-id"]] || 0) + active(i) > 0 ? 0 : 1;
+          const instances = all.length <= maxInstanceRows ? all : all.slice().sort((a, b) => busy(a) - busy(b)).slice(0, maxInstanceRows);
+          document.getElementById("instances-more").textContent = all.length > instances.length
+            ? "… and " + (all.length - instances.length) + " more instances without IMDSv1 callers or events (imds options show --instance-id ID)" : "";
           fill("instances", instances.map(i => {
             const o = i["metadata-options"], id = i["instance-id"];
             const sw = el("span");
             sw.appendChild(o["http-tokens"] === "required" ? button("tokens-optional-" + id, "Allow IMDSv1 (optional)", id, "http-tokens", "optional") : button("tokens-required-" + id, "Require IMDSv2", id, "http-tokens", "required"));
             sw.appendChild(o["http-endpoint"] === "enabled" ? button("endpoint-disabled-" + id, "Disable endpoint", id, "http-endpoint", "disabled") : button("endpoint-enabled-" + id, "Enable endpoint", id, "http-endpoint", "enabled"));
-            const tr = row([el("code", id), badge(o["http-tokens"]), badge(o["http-endpoint"]), o["http-put-response-hop-limit"], badge(o["http-protocol-ipv6"]), badge(o["instance-metadata-tags"]), sw]);
+            const tr = row([el("code", id), badge(o["http-tokens"]), badge(o["http-endpoint"]), o["http-put-response-hop-limit"], badge(o["http-protocol-ipv6"]), badge(o["instance-metadata-tags"]), num(v1[id] || 0), num(active(i)), sw]);
             tr.id = "instance-" + id; tr.dataset.httpTokens = o["http-tokens"]; tr.dataset.httpEndpoint = o["http-endpoint"];
+            tr.dataset.v1Callers = String(v1[id] || 0); tr.dataset.activeEvents = String(active(i));
             return tr;
-          }), "no instances", 7);
+          }), "no instances", 9);
         }
         function renderEvents(instances, faults) {
           const rows = [];
@@ -129,10 +141,10 @@ public enum Dashboard {
           fill("v1-callers", breaking.map(c => {
             const p = c.process || {};
             const paths = el("code", c.paths.filter(x => x.v1 > 0).map(x => x.path).slice(0, 5).join("  "));
-            const tr = row([el("code", callerName(c)), p.pid || "", p.user || (p.uid !== undefined ? p.uid : ""), p["container-id"] ? p["container-id"].slice(0, 12) : "", c.addresses.join(", "), num(c.v1), num(c["v1-rejected"]), num(c.v2), c["last-seen"], paths]);
+            const tr = row([el("code", callerName(c)), p.pid || "", p.user || (p.uid !== undefined ? p.uid : ""), p["container-id"] ? p["container-id"].slice(0, 12) : "", c.addresses.join(", "), el("code", (c["instance-ids"] || []).join(", ")), num(c.v1), num(c["v1-rejected"]), num(c.v2), c["last-seen"], paths]);
             tr.className = "v1-caller"; if (p.pid) tr.dataset.pid = p.pid;
             return tr;
-          }), "none", 10);
+          }), "none", 11);
           fill("callers", doc.callers.map(c => row([el("code", callerName(c)), (c.process || {}).pid || "", num(c.v1 + c["v1-rejected"]), num(c.v2), c["first-seen"], c["last-seen"]])), "none yet", 6);
         }
         function renderTraffic(t) {
@@ -168,7 +180,7 @@ public enum Dashboard {
           getJSON(api + "/store").then(renderStore, () => {});
           try {
             const [inst, faults, callers, traffic] = await Promise.all([getJSON(api + "/instances"), getJSON(api + "/faults"), getJSON(api + "/callers"), getJSON(api + "/traffic")]);
-            renderInstances(inst.instances); renderEvents(inst.instances, faults.faults); renderCallers(callers); renderTraffic(traffic);
+            renderInstances(inst.instances, callers.callers); renderEvents(inst.instances, faults.faults); renderCallers(callers); renderTraffic(traffic);
             document.getElementById("status").textContent = "updated " + new Date().toLocaleTimeString();
             document.body.dataset.loaded = "1";
           } catch (e) {

@@ -94,7 +94,7 @@ public final class ServerRuntime: Sendable {
         do { accessLog = try c.accessLog.map { try AccessLogWriter(destination: $0) } } catch { throw RuntimeError("\(error)") }
         return ServerRuntime(
             configuration: c, config: config, store: store, accessKeys: accessKeys, controlAddress: controlAddress,
-            secrets: secrets, accessLog: accessLog, logger: logger, report: report)
+            secrets: secrets, accessLog: accessLog, identityCertificate: identity.certificatePEM, logger: logger, report: report)
     }
 
     static func openStore(
@@ -129,7 +129,7 @@ public final class ServerRuntime: Sendable {
     private init(
         configuration c: ServerConfiguration, config: IMDSConfig, store: any InstanceStore,
         accessKeys: [ControlPlaneAccessKey], controlAddress: ListenAddress, secrets: [String],
-        accessLog: AccessLogWriter?, logger: Logger, report: @escaping @Sendable (String) -> Void
+        accessLog: AccessLogWriter?, identityCertificate: String, logger: Logger, report: @escaping @Sendable (String) -> Void
     ) {
         self.configuration = c
         self.config = config
@@ -150,7 +150,9 @@ public final class ServerRuntime: Sendable {
         if !accessKeys.isEmpty {
             report("control plane requires AWS Signature Version 4 (service ec2) by one of \(accessKeys.count) access key(s)")
         }
-        let admin = AdminAPI(store: store, clock: c.clock) { line in logger.notice("admin: \(line)") }
+        let admin = AdminAPI(store: store, clock: c.clock, identityCertificate: identityCertificate) { line in
+            logger.notice("admin: \(line)")
+        }
         // A scan may take as long as a response may wait for it (at least 100 ms).
         let attributor = c.callerAttribution ? CallerAttributor(budget: max(.milliseconds(100), c.attributionHold)) : nil
         if let attributor, !attributor.isAvailable {

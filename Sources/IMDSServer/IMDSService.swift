@@ -130,7 +130,8 @@ public final class IMDSService: Sendable {
         let dataPlane = self.dataPlane
         let observer = self.observer
         let hooks = self.hooks
-        let limits = configuration.limits
+        // In a fleet, connection caps count per instance (one instance's flood sheds its own).
+        let limits = configuration.limits.keyingConnectionsByInstance(of: dataPlane.store)
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(
                 responder: .sync { dataPlane.respond(to: $0) }, keepBody: false, maxBody: limits.maxBodyBytes,

@@ -26,8 +26,9 @@ public final class TestIMDS: Sendable {
     public let store: EmbeddedInstanceStore
     public let engine: IMDSEngine
     public let clock: ManualClock?
-    /// The engine over the store, as listeners run it.
-    public var dataPlane: DataPlane { DataPlane(engine: engine, store: store) }
+    /// The engine over the store, as listeners run it (one, so a `throttle:` allowance is shared
+    /// by every request).
+    public let dataPlane: DataPlane
 
     /// An IMDS for `config` (the embedded default instance when nil), its state in memory.
     /// - Parameters:
@@ -41,6 +42,7 @@ public final class TestIMDS: Sendable {
         if let accountDefaults { config.accountDefaults = accountDefaults }
         self.store = EmbeddedInstanceStore(config: config, clock: clock, signer: TestIMDS.identity)
         self.engine = IMDSEngine(clock: clock, random: random)
+        self.dataPlane = DataPlane(engine: engine, store: store)
     }
 
     /// An IMDS over a store you opened (a durable one, say) and an engine you built.
@@ -48,6 +50,7 @@ public final class TestIMDS: Sendable {
         self.store = store
         self.engine = engine
         self.clock = engine.clock as? ManualClock
+        self.dataPlane = DataPlane(engine: engine, store: store)
     }
 
     /// One identity key for every test server of the process (RSA key generation is slow).

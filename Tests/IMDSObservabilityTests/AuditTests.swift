@@ -83,6 +83,38 @@ struct AuditTests {
         #expect(AuditReport.scanTarget(p) == expected)
     }
 
+    @Test("in a fleet a caller is judged per instance: one entry and one verdict per instance it was answered as")
+    func perInstance() throws {
+        func e(_ version: String, _ instance: String, _ caller: CallerProcess?, client: String) -> AccessLogEntry {
+            var x = Self.entry(version, caller: caller, client: client)
+            x.instanceID = instance
+            return x
+        }
+        let table = CallerTable()
+        // The script uses v1 as instance A only; the SDK uses v2 as A and B; a remote VM is C.
+        table.record(e("v1", "i-0aaaaaaaaaaaaaaa1", Self.script, client: "127.0.0.2:40000"))
+        table.record(e("v2", "i-0bbbbbbbbbbbbbbb2", Self.script, client: "127.0.0.3:40000"))
+        table.record(e("v2", "i-0aaaaaaaaaaaaaaa1", Self.sdk, client: "127.0.0.2:40001"))
+        table.record(e("v2", "i-0bbbbbbbbbbbbbbb2", Self.sdk, client: "127.0.0.3:40001"))
+        table.record(e("v1", "i-0ccccccccccccccc3", nil, client: "10.0.1.33:40002"))
+        let all = AuditReport(callers: table.snapshot(), totals: table.totals, source: "test")
+        #expect(all.callers.count == 5, "each (caller, instance) is its own entry")
+        #expect(all.instances.map(\.instanceID) == ["i-0aaaaaaaaaaaaaaa1", "i-0bbbbbbbbbbbbbbb2", "i-0ccccccccccccccc3"])
+        #expect(all.instances.map(\.safe) == [false, true, false])
+        #expect(all.instances.map(\.breakingCallers) == [1, 0, 1])
+        #expect(all.text().contains("i-0bbbbbbbbbbbbbbb2: safe to require IMDSv2"))
+        #expect(all.text().contains("i-0aaaaaaaaaaaaaaa1: not safe (1 of 2 callers use IMDSv1)"))
+        let b = AuditReport(callers: table.snapshot(), totals: table.totals, source: "test", instanceID: "i-0bbbbbbbbbbbbbbb2")
+        #expect(b.safe && b.exitCode == 0)
+        #expect(b.verdict == "safe to require IMDSv2 on i-0bbbbbbbbbbbbbbb2")
+        #expect(b.callers.count == 2 && b.callers.allSatisfy { $0.summary.instanceIDs == ["i-0bbbbbbbbbbbbbbb2"] })
+        let a = AuditReport(callers: table.snapshot(), totals: table.totals, source: "test", instanceID: "i-0aaaaaaaaaaaaaaa1")
+        #expect(!a.safe && a.exitCode == 1)
+        #expect(a.verdict == "not safe to require IMDSv2 on i-0aaaaaaaaaaaaaaa1: 1 caller still uses IMDSv1")
+        #expect(a.callers.filter(\.breaks).map(\.summary.process?.pid) == [100])
+        #expect(a.json().contains("\"instance-id\" : \"i-0aaaaaaaaaaaaaaa1\""))
+    }
+
     @Test("the report is built the same from an access log, skipping non-JSON lines")
     func fromLog() throws {
         let lines = [

@@ -55,7 +55,7 @@ struct ControlPlaneRouterTests {
                 reached += 1
             }
         }
-        #expect(reached == 17 + 7 + 2)
+        #expect(reached == 18 + 7 + 2)
     }
 
     @Test func unknownPathsAre404AndWrongMethods405() async throws {

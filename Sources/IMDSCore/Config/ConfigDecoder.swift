@@ -43,6 +43,13 @@ enum ConfigDecoder {
             config.controlPlane = try decodeControlPlane(&c)
             try c.finish()
         }
+        if var t = try root.map("throttle") {
+            guard let rate = try t.int("requests-per-second", range: InstanceThrottle.range) else {
+                throw ConfigError(path: t.child("requests-per-second"), line: t.line, message: "required: the requests per second each instance may make")
+            }
+            config.throttle = InstanceThrottle(requestsPerSecond: rate, burst: try t.int("burst", range: InstanceThrottle.range))
+            try t.finish()
+        }
         if let store = try root.string("store", pattern: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
                                        expected: "a postgres://USER@HOST:PORT/DATABASE URL", secret: true) {
             config.store = store

@@ -22,6 +22,8 @@ public struct IMDSConfig: Sendable, Equatable {
     public var identityCertificateFile: String?
     /// Faults active from the start (off unless listed).
     public var faults: [Fault] = []
+    /// `throttle:`: the per-instance request rate (nil: not throttled).
+    public var throttle: InstanceThrottle?
     /// `store:`: where instance state lives when it is not embedded: a `postgres://` URL shared by
     /// every imds on that database (docs/postgres.md); nil: the embedded store. `--store` overrides it.
     public var store: String?

@@ -18,6 +18,8 @@ public struct RequestOutcome: Sendable, Equatable {
     public var fault: String?
     /// The caller matched no instance (answered with EC2's 404 page; `instanceID` is nil).
     public var unknownCaller: Bool = false
+    /// The instance was over its ``InstanceThrottle`` (answered with EC2's 429 page).
+    public var throttled: Bool = false
 
     public init(instanceID: String? = nil, version: Version? = nil, category: String = "other",
                 tokenRejection: String? = nil, tokenIssued: Bool = false) {
@@ -59,10 +61,14 @@ public struct IMDSEngine: Sendable {
 
     /// Answers one data-plane request at `now` as the instance the ``resolver`` names (a caller
     /// that is no instance's gets EC2's 404 page on every path).
-    /// - Parameter consume: takes one use of a counted fault; false when it is used up (by a
-    ///   concurrent request). Only asked for faults with a count.
+    /// - Parameters:
+    ///   - consume: takes one use of a counted fault; false when it is used up (by a concurrent
+    ///     request). Only asked for faults with a count.
+    ///   - admit: takes one request from the instance's allowance under the snapshot's
+    ///     ``StoreSnapshot/throttle``; false: answer EC2's 429 page. Only asked when one is set.
     public func respond(
-        to request: IMDSRequest, snapshot: StoreSnapshot, now: Date, consume: (String) -> Bool = { _ in true }
+        to request: IMDSRequest, snapshot: StoreSnapshot, now: Date, consume: (String) -> Bool = { _ in true },
+        admit: (String, InstanceThrottle) -> Bool = { _, _ in true }
     ) -> IMDSResponse {
         guard case .instance(let id) = resolver.resolve(request, in: snapshot), let runtime = snapshot.instance(id),
             runtime.state.isServed
@@ -71,6 +77,14 @@ public struct IMDSEngine: Sendable {
         }
         let faults = snapshot.faults
         var ctx = Context(request: request, now: now, runtime: runtime, keys: snapshot.keys)
+        if let throttle = snapshot.throttle, !admit(id, throttle) {
+            ctx.outcome.category = "throttled"
+            ctx.outcome.throttled = true
+            var r = errorResponse(.throttled, ctx)
+            r.outcome = ctx.outcome
+            if request.method == "HEAD" { r.omitBody = true }
+            return r
+        }
         var response: IMDSResponse
         // Faults match the normalized path (collapsed slashes, no query), computed once per request.
         let faultPath = faults.isEmpty ? "" : Self.faultPath(request.target)

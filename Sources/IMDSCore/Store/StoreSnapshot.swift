@@ -53,6 +53,9 @@ public struct StoreSnapshot: Sendable {
         return callers[canonical]
     }
 
+    /// The per-instance request rate in effect (the config file's `throttle:`); nil: none.
+    public var throttle: InstanceThrottle? { config.throttle }
+
     /// How many instances are served.
     public var instanceCount: Int { instances.count }
 

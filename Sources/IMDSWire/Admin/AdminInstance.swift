@@ -65,6 +65,17 @@ public struct AdminHealth: Codable, Sendable, Equatable {
     }
 }
 
+/// `GET /admin/v1/identity/certificate`: the certificate that verifies every instance's identity
+/// document signatures (`signature`, `rsa2048`, `pkcs7`).
+public struct AdminIdentityCertificate: Codable, Sendable, Equatable {
+    /// PEM (`-----BEGIN CERTIFICATE-----` …).
+    public var certificate: String
+
+    public init(certificate: String) {
+        self.certificate = certificate
+    }
+}
+
 /// `GET /admin/v1/store`: where the instance state is kept and whether writes can be made now.
 public struct AdminStoreStatus: Codable, Sendable, Equatable {
     /// `embedded` or `postgres`.

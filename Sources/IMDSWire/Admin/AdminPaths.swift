@@ -8,6 +8,7 @@ public enum AdminPaths {
     public static let faults = prefix + "/faults"
     public static let invalidateTokens = prefix + "/tokens/invalidate"
     public static let credentialScenario = prefix + "/credentials/scenario"
+    public static let identityCertificate = prefix + "/identity/certificate"
 
     /// `/admin/v1/events/{id}`.
     public static func event(_ id: String) -> String { events + "/" + escape(id) }
