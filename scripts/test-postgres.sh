@@ -40,7 +40,7 @@ if [ -x .build/debug/imdsPackageTests.xctest ] || [ -d .build/debug/imdsPackageT
     if echo "$out" | grep -qE "Test run with [0-9]+ tests? .*passed" && ! echo "$out" | grep -q "✘" && echo "$out" | grep -q "(kind: .postgres)\|PostgresStoreTests passed"; then
         ok "store contract and multi-host suites pass against PostgreSQL ($(echo "$out" | grep -oE 'Test run with [0-9]+ tests' | tail -1))"
     else
-        not_ok "store contract and multi-host suites pass against PostgreSQL" "$(echo "$out" | grep -E '✘|error|recorded an issue' | head -20)"
+        not_ok "store contract and multi-host suites pass against PostgreSQL" "$( (echo "$out" | grep -E '✘|error|recorded an issue'; echo "$out" | tail -5) | head -20)"
     fi
 else
     not_ok "store contract suite" "no test build (.build/debug/imdsPackageTests.xctest): run swift build --build-tests first"
@@ -123,7 +123,8 @@ TA=$(token a)
 check "a token from A works on B" "$X" "$(as 2 -H "X-aws-ec2-metadata-token: $TA" "${DP[b]}/latest/meta-data/instance-id")"
 
 echo "# identity documents from both hosts verify against the one certificate"
-pg_psql "SELECT certificate_pem FROM imds_identity" >"$TMP/cert.pem"
+"$IMDS" identity certificate --store "$URL" >"$TMP/cert.pem" 2>"$TMP/stderr" || not_ok "imds identity certificate --store" "$(cat "$TMP/stderr")"
+check "imds identity certificate --store prints the stored certificate" "$(pg_psql "SELECT certificate_pem FROM imds_identity")" "$(cat "$TMP/cert.pem")"
 for n in a b; do
     as 2 "${DP[$n]}/latest/dynamic/instance-identity/document" >"$TMP/doc-$n"
     { echo "-----BEGIN PKCS7-----"; as 2 "${DP[$n]}/latest/dynamic/instance-identity/pkcs7"; echo; echo "-----END PKCS7-----"; } >"$TMP/p7-$n"
@@ -185,11 +186,14 @@ if settle a b c; then ok "B catches up on every change made while it was not lis
 check "B shows A's state" "$(fleet state "${CP[a]}" "$X")" "$(fleet state "${CP[b]}" "$X")"
 check "B applied every revision exactly once" "yes" "$(exactly_once b)"
 
+# acked_some: waits (bounded, 30 s) until the writer has 5 acknowledged changes.
+acked_some() { for _ in $(seq 1 300); do [ "$(grep -c '^[0-9]' "$TMP/acked")" -ge 5 ] && return 0; sleep 0.1; done; }
+
 echo "# PostgreSQL stops mid-stream"
 rm -f "$TMP/stop"; : >"$TMP/acked"
 fleet stream "$X" "$TMP/acked" "$TMP/stop" "${CP[a]}" &
 WRITER=$!
-sleep 1
+acked_some
 pg_stop && ok "PostgreSQL stopped during writes" || not_ok "pg_ctl stop"
 sleep 0.5
 check "B's data plane keeps answering (token)" "200" "$(status 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "${DP[b]}/latest/api/token")"
@@ -242,7 +246,7 @@ echo "# kill -9 of a server during writes"
 rm -f "$TMP/stop"; : >"$TMP/acked"
 fleet stream "$X" "$TMP/acked" "$TMP/stop" "${CP[b]}" &
 WRITER=$!
-sleep 1.5
+acked_some
 kill -9 "${PID[b]}"
 sleep 0.5; touch "$TMP/stop"; wait "$WRITER"
 out=$(lost)

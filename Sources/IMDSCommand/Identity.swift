@@ -3,6 +3,7 @@ import Foundation
 import IMDSClient
 import IMDSCore
 import IMDSIdentity
+import IMDSPostgres
 import IMDSWire
 
 struct Identity: AsyncParsableCommand {
@@ -19,7 +20,8 @@ struct Identity: AsyncParsableCommand {
                 even without a state directory. Otherwise reads the pair named by --config \
                 (identity.private-key / identity.certificate) or kept in --state-dir, creating it in the \
                 state directory if it is not there yet, so that a later `imds serve --state-dir DIR` signs \
-                with the same key. Verify, for example:
+                with the same key. With --store, prints the certificate every `imds serve --store` on that \
+                database signs with (kept in the database). Verify, for example:
                   openssl smime -verify -in pkcs7.pem -inform PEM -content document -certfile cert.pem -noverify
 
                 Exit status: 0 on success, 1 when the server or the files give no certificate, 3 when the \
@@ -30,19 +32,31 @@ struct Identity: AsyncParsableCommand {
         var endpoint: String?
         @Option(help: "Config file naming identity.private-key and identity.certificate.") var config: String?
         @Option(help: "State directory of `imds serve --state-dir`.") var stateDir: String?
+        @Option(help: ArgumentHelp("The shared store of `imds serve --store`.", valueName: "postgres://user@host:port/db")) var store: String?
 
         func validate() throws {
-            if endpoint != nil && (config != nil || stateDir != nil) {
-                throw ValidationError("give --endpoint URL (a running server) or --state-dir / --config (the files), not both.")
+            if [endpoint != nil, store != nil, config != nil || stateDir != nil].filter({ $0 }).count > 1 {
+                throw ValidationError("give one of --endpoint URL (a running server), --store URL (the shared database) or --state-dir / --config (the files).")
             }
-            if endpoint == nil && config == nil && stateDir == nil {
-                throw ValidationError("give --endpoint URL (a running server's control plane), --state-dir DIR (the one `imds serve` uses) or --config FILE naming the identity files.")
+            if endpoint == nil && store == nil && config == nil && stateDir == nil {
+                throw ValidationError("give --endpoint URL (a running server's control plane), --store URL (the database of `imds serve --store`), --state-dir DIR (the one `imds serve` uses) or --config FILE naming the identity files.")
             }
         }
 
         func run() async throws {
             if let endpoint {
                 let pem = try await Self.fromServer(endpoint)
+                print(pem, terminator: pem.hasSuffix("\n") ? "" : "\n")
+                return
+            }
+            if let store {
+                let pem: String?
+                do { pem = try await PostgresInstanceStore.sharedCertificate(at: try PostgresURL(store)) } catch {
+                    throw CLIError("--store: \(error)")
+                }
+                guard let pem else {
+                    throw CLIError("the database holds no shared identity key yet: start `imds serve --store` on it first")
+                }
                 print(pem, terminator: pem.hasSuffix("\n") ? "" : "\n")
                 return
             }

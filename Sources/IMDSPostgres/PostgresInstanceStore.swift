@@ -20,7 +20,7 @@ import Synchronization
 ///   with ``StoreError/unavailable(_:)`` (EC2 `ServiceUnavailable`, 503), the listener reconnects
 ///   with a bounded, jittered backoff, and the last snapshot is cached on local disk so that a start
 ///   without the database serves too.
-public final class PostgresInstanceStore: InstanceStore {
+public final class PostgresInstanceStore: BatchCommittingStore {
     /// How this host talks to the database.
     public struct Options: Sendable {
         /// This host's name (in `committed_by` and the connections' `application_name`; by default
@@ -34,6 +34,8 @@ public final class PostgresInstanceStore: InstanceStore {
         public var writeTimeout: Duration
         /// The longest wait between two reconnection attempts (the backoff doubles up to it).
         public var maxBackoff: Duration
+        /// After a failed connection attempt, writes fail at once for this long.
+        public var retryAfter: Duration = .seconds(1)
         /// Where the store tells what happens (connection lost, restored, migrations).
         public var logger: Logger
 
@@ -77,6 +79,9 @@ public final class PostgresInstanceStore: InstanceStore {
         var closed = false
         /// Batches applied since opening (own and others'): each revision exactly once.
         var applied: UInt64 = 0
+        /// When the writer last failed to connect: within ``Options/retryAfter`` of it, writes fail
+        /// at once instead of each waiting for a connection timeout (a queue of them would grow).
+        var writerFailedAt: ContinuousClock.Instant?
     }
 
     public let url: PostgresURL
@@ -86,7 +91,7 @@ public final class PostgresInstanceStore: InstanceStore {
     private let publisher: StorePublisher
     private let state: Mutex<State>
     private let gate = WriteGate()
-    private let clock: any IMDSClock
+    public let clock: any IMDSClock
     private let cache: SnapshotCache?
     private let connectionIDs = Atomic<Int>(0)
     private let openedAt: StoreRevision
@@ -202,33 +207,6 @@ public final class PostgresInstanceStore: InstanceStore {
     /// Why the store is unreachable now (nil while reachable).
     public var unreachableReason: String? { state.withLock { $0.reachable ? nil : $0.lastError } }
 
-    @discardableResult
-    public func apply(_ changes: [StoreChange]) async throws(StoreError) -> StoreRevision {
-        do {
-            return try await commit { head in
-                let (next, recorded) = try head.preparing(changes, now: clock.now())
-                return (next, recorded, false)
-            }
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw .invalid("\(error)")
-        }
-    }
-
-    public func transact<T: Sendable>(
-        _ body: (StoreSnapshot) throws -> (changes: [StoreChange], result: T)
-    ) async throws -> (revision: StoreRevision, result: T) {
-        var result: T?
-        let revision = try await commit { head in
-            let (changes, r) = try body(head)
-            result = r
-            let (next, recorded) = try head.preparing(changes, now: clock.now())
-            return (next, recorded, false)
-        }
-        return (revision, result!)
-    }
-
     public func submit(_ changes: [StoreChange]) throws(StoreError) {
         let now = clock.now()
         let id = try state.withLock { (s: inout State) throws(StoreError) -> UInt64 in
@@ -259,23 +237,15 @@ public final class PostgresInstanceStore: InstanceStore {
         }
     }
 
-    @discardableResult
-    public func reload(_ config: IMDSConfig, changes: [StoreChange], check: (StoreSnapshot) throws -> Void) async throws -> StoreRevision {
-        try await commit { head in
-            try check(head)
-            let (next, recorded) = try head.reloading(config, changes: changes, now: clock.now())
-            return (next, recorded, true)
-        }
-    }
-
     // MARK: - Writing
 
-    typealias Made = (next: StoreSnapshot, changes: [StoreChange], reconfigured: Bool)
+    typealias Made = PreparedBatch
 
     /// The batch's own refusal, as opposed to a database failure.
     struct Refused: Error { let error: any Error }
 
-    private func commit(_ make: (StoreSnapshot) throws -> Made) async throws -> StoreRevision {
+    /// One batch through the write gate (see ``BatchCommittingStore``).
+    public func commit(_ make: (StoreSnapshot) throws -> PreparedBatch) async throws -> StoreRevision {
         let ticket = gate.ticket()
         await gate.wait(ticket)
         defer { gate.release() }
@@ -405,13 +375,20 @@ public final class PostgresInstanceStore: InstanceStore {
     }
 
     private func writerConnection() async throws -> PostgresConnection {
-        if let c = state.withLock({ $0.writer }), !c.isClosed { return c }
+        let (open, recentFailure) = state.withLock { s -> (PostgresConnection?, String?) in
+            if let w = s.writer, !w.isClosed { return (w, nil) }
+            guard let failed = s.writerFailedAt, ContinuousClock.now - failed < options.retryAfter, !s.reachable else { return (nil, nil) }
+            return (nil, s.lastError ?? "unreachable")
+        }
+        if let open { return open }
+        if let recentFailure { throw StoreError.unavailable(recentFailure) }
         do {
             let c = try await Self.connect(url, options, role: "write", id: connectionIDs.add(1, ordering: .relaxed).newValue)
-            state.withLock { $0.writer = c }
+            state.withLock { $0.writer = c; $0.writerFailedAt = nil }
             return c
         } catch {
             let why = Self.describe(error)
+            state.withLock { $0.writerFailedAt = .now }
             markDown(why)
             throw StoreError.unavailable(why)
         }
@@ -471,6 +448,24 @@ public final class PostgresInstanceStore: InstanceStore {
         if let was {
             logger.notice("store: \(url) is reachable again after \(Int(Date().timeIntervalSince(was)))s; at revision \(publisher.current.snapshot.revision)")
         }
+    }
+
+    /// The identity certificate (PEM) the hosts on `url` sign with; nil when the database holds no
+    /// shared pair yet (no `imds serve --store` ran on it, or every host names its own files).
+    public static func sharedCertificate(at url: PostgresURL) async throws -> String? {
+        let c: PostgresConnection
+        do { c = try await connect(url, Options(), role: "cli", id: 0) } catch {
+            throw isUnreachable(error) ? PostgresStoreError.unreachable("cannot reach the database (\(describe(error)))")
+                : PostgresStoreError.refused(describe(error))
+        }
+        defer { Task { try? await c.close() } }
+        let logger = Options().logger
+        var exists = false
+        for try await found in try await c.query("SELECT to_regclass('imds_identity') IS NOT NULL", logger: logger).decode(Bool.self) {
+            exists = found
+        }
+        guard exists else { return nil }
+        return try await PostgresSchema.readIdentity(c, logger: logger)?.certificatePEM
     }
 
     // MARK: - Connections

@@ -144,7 +144,9 @@ public final class ServerRuntime: Sendable {
             metrics.recordSTSCall(instanceID: servedInstance, success: ok, message: message)
         })
         self.sts = sts
-        engine = IMDSEngine(clock: c.clock, random: c.random, externalCredentials: sts, resolver: c.resolver)
+        // forwarding-proxy: a trusted proxy's signed X-Instance-ID, then the configured resolver.
+        let resolver: any CallerResolver = config.forwardingProxy.map { SignedProxyResolver($0, fallback: c.resolver) } ?? c.resolver
+        engine = IMDSEngine(clock: c.clock, random: c.random, externalCredentials: sts, resolver: resolver)
         let ec2 = EC2ControlPlane(store: store, accessKeys: accessKeys, clock: c.clock)
         controlPlane = ec2
         if !accessKeys.isEmpty {

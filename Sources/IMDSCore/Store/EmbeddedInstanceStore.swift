@@ -39,7 +39,7 @@ public struct MemoryPersistence: StorePersistence {
 /// Concurrent batches are group-committed: while one group is being written, new batches queue up
 /// and are written together with one flush. A batch is visible in ``snapshot`` only once durable;
 /// ``transact(_:)`` validates against the head (every accepted batch), so batches never interleave.
-public final class EmbeddedInstanceStore: InstanceStore {
+public final class EmbeddedInstanceStore: BatchCommittingStore {
     struct Pending {
         var record: JournalRecord
         var snapshot: StoreSnapshot
@@ -59,7 +59,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
     private let published: StorePublisher
     private let persistence: any StorePersistence
     private let queue = DispatchQueue(label: "imds.store.writer", qos: .userInitiated)
-    let clock: any IMDSClock
+    public let clock: any IMDSClock
 
     /// Opens the store: recovers what `persistence` holds, launches `config` over it, and creates
     /// the secret when there is none (`initialSecret` when given: a migrated `secret.key`).
@@ -98,33 +98,6 @@ public final class EmbeddedInstanceStore: InstanceStore {
 
     public var current: SnapshotBox { published.current }
 
-    @discardableResult
-    public func apply(_ changes: [StoreChange]) async throws(StoreError) -> StoreRevision {
-        do {
-            return try await commit { head in
-                let (next, recorded) = try head.preparing(changes, now: clock.now())
-                return (next, recorded, false)
-            }
-        } catch let e as StoreError {
-            throw e
-        } catch {
-            throw .invalid("\(error)")
-        }
-    }
-
-    public func transact<T: Sendable>(
-        _ body: (StoreSnapshot) throws -> (changes: [StoreChange], result: T)
-    ) async throws -> (revision: StoreRevision, result: T) {
-        var result: T?
-        let revision = try await commit { head in
-            let (changes, r) = try body(head)
-            result = r
-            let (next, recorded) = try head.preparing(changes, now: clock.now())
-            return (next, recorded, false)
-        }
-        return (revision, result!)
-    }
-
     public func submit(_ changes: [StoreChange]) throws(StoreError) {
         let now = clock.now()
         let toPublish = try state.withLock { (s: inout State) throws(StoreError) -> Wakeups in
@@ -137,15 +110,6 @@ public final class EmbeddedInstanceStore: InstanceStore {
         deliver(toPublish)
     }
 
-    @discardableResult
-    public func reload(_ config: IMDSConfig, changes: [StoreChange], check: (StoreSnapshot) throws -> Void) async throws -> StoreRevision {
-        try await commit { head in
-            try check(head)
-            let (next, recorded) = try head.reloading(config, changes: changes, now: clock.now())
-            return (next, recorded, true)
-        }
-    }
-
     public func subscribe() -> (snapshot: StoreSnapshot, updates: AsyncStream<StoreUpdate>) { published.subscribe() }
 
     /// Ends every subscription (their streams finish).
@@ -155,9 +119,7 @@ public final class EmbeddedInstanceStore: InstanceStore {
 
     /// Validates and applies one batch against the head under the lock, queues it for writing and
     /// waits until it is durable.
-    private func commit(
-        _ make: (StoreSnapshot) throws -> (next: StoreSnapshot, changes: [StoreChange], reconfigured: Bool)
-    ) async throws -> StoreRevision {
+    public func commit(_ make: (StoreSnapshot) throws -> PreparedBatch) async throws -> StoreRevision {
         // The closure runs inside withCheckedThrowingContinuation's synchronous part, under the lock.
         try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<StoreRevision, any Error>) in
             let outcome: Result<Wakeups, any Error> = state.withLock { s in

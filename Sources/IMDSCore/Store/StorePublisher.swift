@@ -98,3 +98,55 @@ extension StoreSnapshot {
         return StoreSnapshot.launch(config: config, durable: durable, revision: record.revision, now: now, signer: signer, previous: self)
     }
 }
+
+/// One batch a store is about to commit: the state after it, the changes it records, and whether
+/// it reloaded the config file.
+public typealias PreparedBatch = (next: StoreSnapshot, changes: [StoreChange], reconfigured: Bool)
+
+/// A store that commits batches one at a time through ``commit(_:)`` (both implementations):
+/// `apply`, `transact` and `reload` are built on it, so they mean the same with every store.
+public protocol BatchCommittingStore: InstanceStore {
+    /// The time batches are applied at.
+    var clock: any IMDSClock { get }
+    /// Runs `make` against the latest state every earlier batch leaves, and commits what it
+    /// returns; returns the batch's revision once durable. `make` throwing commits nothing.
+    func commit(_ make: (StoreSnapshot) throws -> PreparedBatch) async throws -> StoreRevision
+}
+
+extension BatchCommittingStore {
+    @discardableResult
+    public func apply(_ changes: [StoreChange]) async throws(StoreError) -> StoreRevision {
+        do {
+            return try await commit { head in
+                let (next, recorded) = try head.preparing(changes, now: clock.now())
+                return (next, recorded, false)
+            }
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw .invalid("\(error)")
+        }
+    }
+
+    public func transact<T: Sendable>(
+        _ body: (StoreSnapshot) throws -> (changes: [StoreChange], result: T)
+    ) async throws -> (revision: StoreRevision, result: T) {
+        var result: T?
+        let revision = try await commit { head in
+            let (changes, r) = try body(head)
+            result = r
+            let (next, recorded) = try head.preparing(changes, now: clock.now())
+            return (next, recorded, false)
+        }
+        return (revision, result!)
+    }
+
+    @discardableResult
+    public func reload(_ config: IMDSConfig, changes: [StoreChange], check: (StoreSnapshot) throws -> Void) async throws -> StoreRevision {
+        try await commit { head in
+            try check(head)
+            let (next, recorded) = try head.reloading(config, changes: changes, now: clock.now())
+            return (next, recorded, true)
+        }
+    }
+}
