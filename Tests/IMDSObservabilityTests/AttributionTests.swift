@@ -90,7 +90,10 @@ struct AttributionTests {
     @Test("an in-process client's connection is attributed to this process (IPv4 and IPv6)", arguments: ["127.0.0.1", "::1"])
     func selfAttributed(host: String) async throws {
         let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
-        let attributor = CallerAttributor()
+        // The caller is this test process, whose fd table the scan reads whole: with suites running
+        // in parallel (the fairness flood holds thousands of sockets) that takes longer than the
+        // server's 100 ms bound on a loaded machine. What is checked here is who is found.
+        let attributor = CallerAttributor(budget: .seconds(5))
         let seen = PendingBox()
         let hooks = DataPlaneHooks(
             accepted: { local, remote in
@@ -123,7 +126,7 @@ struct ForkAttributionTests {
     /// A process connects, then forks a child that keeps the socket: the connection is the parent's.
     @Test func inheritedSocketIsAttributedToTheParent() async throws {
         let imds = TestIMDS()
-        let attributor = CallerAttributor()
+        let attributor = CallerAttributor(budget: .seconds(5))  // see selfAttributed
         let seen = PendingBox()
         let hooks = DataPlaneHooks(
             accepted: { local, remote in
