@@ -109,7 +109,10 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         publisher = StorePublisher(snapshot)
         state = Mutex(State(writer: writer, reachable: unreachable == nil, unreachableSince: unreachable == nil ? nil : Date(),
                             lastError: unreachable))
-        cache = options.cacheFile.map { SnapshotCache(path: $0, location: url.description, identity: identity) }
+        let logger = options.logger
+        cache = options.cacheFile.map {
+            SnapshotCache(path: $0, location: url.description, identity: identity) { logger.warning("store: \($0)") }
+        }
     }
 
     /// Connects, migrates the schema, creates the shared secrets when this is the first host, loads
