@@ -30,6 +30,7 @@ instances:
   - {instance-id: $A, local-ipv4: 10.0.1.31, caller-addresses: [127.0.0.2], iam: {role: role-a}, user-data: "a"}
   - {instance-id: $B, local-ipv4: 10.0.1.32, caller-addresses: [127.0.0.3], iam: {role: role-b}, user-data: "b"}
   - {instance-id: $C, local-ipv4: 10.0.1.33, caller-addresses: [127.0.0.4], iam: null, user-data: "c"}
+forwarding-proxy: {addresses: [127.0.0.8], shared-secret: fleet-test-proxy-secret}
 YAML
 
 # start_server: imds serve on port 0 with the fleet and a state dir; waits (bounded) for both
@@ -72,6 +73,14 @@ check "unknown caller 127.0.0.9: 404" "404" "$(status 9 "$DP/latest/meta-data/in
 check "unknown caller token PUT: 404" "404" "$(status 9 -X PUT -H "X-aws-ec2-metadata-token-ttl-seconds: 60" "$DP/latest/api/token")"
 check "X-Forwarded-For does not make C into A" "$C" "$(get 4 /latest/meta-data/instance-id -H 'X-Forwarded-For: 127.0.0.2' -H 'X-Real-IP: 127.0.0.2')"
 check "X-Forwarded-For does not make an unknown caller A" "404" "$(status 9 -H 'X-Forwarded-For: 127.0.0.2' "$DP/latest/meta-data/instance-id")"
+
+if command -v openssl >/dev/null 2>&1; then
+    echo "# a trusted forwarding proxy (127.0.0.8) names the instance in a signed X-Instance-ID"
+    sig() { printf %s "$1" | openssl dgst -sha256 -hmac fleet-test-proxy-secret | sed 's/^.* //'; }
+    check "the proxy with B's signed id gets B's user-data" "b" "$(as 8 -H "X-Instance-ID: $B" -H "X-Instance-ID-Signature: $(sig "$B")" "$DP/latest/user-data")"
+    check "the proxy with a wrong signature: 404" "404" "$(status 8 -H "X-Instance-ID: $B" -H "X-Instance-ID-Signature: $(sig "$A")" "$DP/latest/user-data")"
+    check "A's caller with B's signed id is still A" "a" "$(as 2 -H "X-Instance-ID: $B" -H "X-Instance-ID-Signature: $(sig "$B")" "$DP/latest/user-data")"
+fi
 
 echo "# per instance from the CLI: options, events, faults with --instance-id"
 cli() { "$IMDS" "$@" --endpoint "$CP"; }

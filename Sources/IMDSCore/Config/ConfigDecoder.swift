@@ -50,6 +50,20 @@ enum ConfigDecoder {
             config.throttle = InstanceThrottle(requestsPerSecond: rate, burst: try t.int("burst", range: InstanceThrottle.range))
             try t.finish()
         }
+        if var p = try root.map("forwarding-proxy") {
+            guard let addresses = try p.stringList("addresses", element: { CallerAddress.canonical($0) != nil }, expected: "an IPv4 or IPv6 address"),
+                !addresses.isEmpty
+            else {
+                throw ConfigError(path: p.child("addresses"), line: p.line, message: "required: the proxies' source addresses (only they may name an instance)")
+            }
+            guard let secret = try p.string("shared-secret", expected: "the secret the proxy signs X-Instance-ID with", secret: true),
+                secret.utf8.count >= 16
+            else {
+                throw ConfigError(path: p.child("shared-secret"), line: p.line, message: "required: a shared secret of at least 16 bytes")
+            }
+            config.forwardingProxy = ForwardingProxySettings(addresses: addresses, sharedSecret: secret)
+            try p.finish()
+        }
         if let store = try root.string("store", pattern: { $0.hasPrefix("postgres://") || $0.hasPrefix("postgresql://") },
                                        expected: "a postgres://USER@HOST:PORT/DATABASE URL", secret: true) {
             config.store = store

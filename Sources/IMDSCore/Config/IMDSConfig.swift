@@ -24,6 +24,8 @@ public struct IMDSConfig: Sendable, Equatable {
     public var faults: [Fault] = []
     /// `throttle:`: the per-instance request rate (nil: not throttled).
     public var throttle: InstanceThrottle?
+    /// `forwarding-proxy:`: a trusted proxy that names the instance in a signed header (nil: none).
+    public var forwardingProxy: ForwardingProxySettings?
     /// `store:`: where instance state lives when it is not embedded: a `postgres://` URL shared by
     /// every imds on that database (docs/postgres.md); nil: the embedded store. `--store` overrides it.
     public var store: String?
@@ -40,6 +42,7 @@ public struct IMDSConfig: Sendable, Equatable {
     /// and token, assume-role source secret and session token), for redaction from every output.
     public var secrets: [String] {
         var out = controlPlane.accessKeys.map(\.secretAccessKey)
+        if let p = forwardingProxy { out.append(p.sharedSecret) }
         if let password = store.flatMap({ URLComponents(string: $0)?.password }), !password.isEmpty { out.append(password) }
         for instance in instances {
             switch instance.iam?.credentials.source {
