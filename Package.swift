@@ -149,6 +149,8 @@ let package = Package(
                 "IMDSCore", "IMDSServer", "IMDSControlPlane", "IMDSAdmin", "IMDSIdentity", "IMDSCredentials",
                 "IMDSObservability",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],

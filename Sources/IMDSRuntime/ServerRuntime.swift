@@ -7,6 +7,8 @@ import IMDSIdentity
 import IMDSObservability
 import IMDSServer
 import Logging
+import NIOCore
+import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
@@ -37,6 +39,9 @@ public final class ServerRuntime: Sendable {
     /// The link-local addresses and the IPv6 listeners (following `http-protocol-ipv6`).
     public let network: NetworkReconciler
     let group: ServiceGroup
+    /// The listeners' event loops: released only after the whole group (and so the network
+    /// reconciler, which may still open or close a listener while the others drain) has stopped.
+    let eventLoops: MultiThreadedEventLoopGroup
     let sts: AssumeRoleProvider
     let accessLog: AccessLogWriter?
     let logger: Logger
@@ -173,12 +178,14 @@ public final class ServerRuntime: Sendable {
         if c.linkLocalInterface != nil {
             dataListen += [ListenAddress(host: LinkLocalAddresses.ipv4, port: 80), ListenAddress(host: LinkLocalAddresses.ipv6, port: 80)]
         }
+        let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        self.eventLoops = eventLoops
         let service = IMDSService(
             dataPlane: DataPlane(engine: engine, store: store), controlPlane: router,
             configuration: .init(
                 dataListen: dataListen.filter { !$0.isIPv6 }, controlListen: [controlAddress], limits: c.limits,
                 drainTimeout: c.drainTimeout),
-            logger: logger, hooks: hooks)
+            logger: logger, group: eventLoops, hooks: hooks)
         self.service = service
         let network = NetworkReconciler(
             store: store, effects: HostNetwork(service: service), ipv6: dataListen.filter(\.isIPv6),
@@ -213,6 +220,7 @@ public final class ServerRuntime: Sendable {
             try await service.start()
         } catch {
             await network.release()
+            try? await eventLoops.shutdownGracefully()
             throw RuntimeError("cannot listen: \(error). Is another imds (or something else) using the port? Pick another with --listen / --control-listen, or port 0.")
         }
         await network.activate()
@@ -229,6 +237,7 @@ public final class ServerRuntime: Sendable {
             await service.shutdown()
             await network.release()
         }
+        try? await eventLoops.shutdownGracefully()
         accessLog?.flush()
         report("stopped")
     }

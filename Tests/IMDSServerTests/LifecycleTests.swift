@@ -76,4 +76,20 @@ struct LifecycleTests {
         #expect(result.closedByServer && result.bytes.isEmpty)
         #expect(service.openConnections.data == 0)
     }
+
+    /// Once shutting down, the service opens no more listeners (a late IPv6 reconcile cannot leave
+    /// one bound), and a data listener opened while running is drained with the rest.
+    @Test func noListenerOpensOnceShuttingDown() async throws {
+        let imds = TestIMDS()
+        let service = IMDSService(
+            dataPlane: imds.dataPlane, controlPlane: nil,
+            configuration: .init(dataListen: [ListenAddress(host: "127.0.0.1", port: 0)], controlListen: []))
+        try await service.start()
+        let extra = try await service.openDataListener(ListenAddress(host: "127.0.0.1", port: 0))
+        #expect(service.dataAddresses.contains(extra))
+        await service.shutdown()
+        #expect(service.dataAddresses.isEmpty)
+        #expect(throws: (any Error).self) { try RawHTTP.exchange(port: extra.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n") }
+        await #expect(throws: IMDSService.Stopped.self) { try await service.openDataListener(ListenAddress(host: "127.0.0.1", port: 0)) }
+    }
 }
