@@ -14,6 +14,9 @@ Environment (all optional):
   STARTUP_RUNS        start-up timing runs (default 10; 0 skips start-up and CLI timing)
   BENCH_PROFILE       1: perf-record imds during a v1 GET and a token PUT run at 64 connections
   RESULTS_DIR         where latest.md / latest.json / latest.png go (default benchmarks/results)
+  IMDS_BASELINE_BIN   another imds binary (an older revision, built by benchmarks/baseline.sh) run
+                      right after imds at every point: the before/after pair of one run
+  IMDS_BASELINE_LABEL its name in the report (default "baseline")
 """
 import json
 import os
@@ -41,6 +44,8 @@ PEERS = [p for p in os.environ.get("BENCH_PEERS", "nginx,moto").split(",") if p]
 MEMORY_REQUESTS = int(os.environ.get("MEMORY_REQUESTS", "1000000"))
 STARTUP_RUNS = int(os.environ.get("STARTUP_RUNS", "10"))
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+BASELINE_BIN = os.environ.get("IMDS_BASELINE_BIN", "")
+BASELINE_LABEL = os.environ.get("IMDS_BASELINE_LABEL", "baseline")
 RESULTS_DIR = os.environ.get("RESULTS_DIR", os.path.join(ROOT, "benchmarks", "results"))
 INSTANCE_ID = "i-0123456789abcdef0"
 LEAF = "/latest/meta-data/instance-id"
@@ -84,9 +89,9 @@ def rss_kb(pid):
 class IMDS:
     """`imds serve` on port 0; the URLs come from the lines it prints."""
 
-    def __init__(self, extra=()):
+    def __init__(self, extra=(), binary=None):
         self.proc = subprocess.Popen(
-            [IMDS_BIN, "serve", "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
+            [binary or IMDS_BIN, "serve", "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
              "--log-level", "warning", *shlex.split(os.environ.get("IMDS_SERVE_ARGS", "")), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         children.append(self.proc)
@@ -269,6 +274,8 @@ def role_for(url, token):
 
 def load_phase(imds):
     servers = {"imds": imds}
+    if BASELINE_BIN:
+        servers["baseline"] = IMDS(binary=BASELINE_BIN)
     if "nginx" in PEERS:
         servers["nginx"] = Nginx()
     if "moto" in PEERS:
@@ -286,7 +293,7 @@ def load_phase(imds):
             for c in CONNECTIONS:
                 row = {"workload": workload, "connections": c}
                 # nginx first, then imds, then moto: the ceiling is measured right next to imds.
-                for name in ["nginx", "imds", "moto"]:
+                for name in ["nginx", "imds", "baseline", "moto"]:
                     if name not in servers:
                         continue
                     r = wrk(servers[name].data, workload, c, env=env[name])
@@ -297,7 +304,7 @@ def load_phase(imds):
     finally:
         for name, s in servers.items():
             if name != "imds":
-                s.stop()
+                s.stop()  # the baseline too
     return results
 
 
@@ -445,18 +452,23 @@ def markdown(info, results, memory, startup, cli, profile):
          "The 2 cores are shared by wrk, the server under test and (on this machine) other engineers' "
          "builds: read ratios measured seconds apart, not absolute numbers.", "",
          "## Throughput and latency (imds vs nginx `return 200`, `keepalive_timeout 0`)", "",
-         "| workload | conns | imds req/s | nginx req/s | ratio | imds p50 | nginx p50 | imds p99 | nginx p99 | p99 ratio | moto req/s | imds errors | target |",
-         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+         "| workload | conns | imds req/s | nginx req/s | ratio | imds p50 | nginx p50 | imds p99 | nginx p99 | p99 ratio | moto req/s | imds errors | target |"
+         + (f" {BASELINE_LABEL} req/s (ratio) | {BASELINE_LABEL} p99 |" if BASELINE_BIN else ""),
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|" + ("---:|---:|" if BASELINE_BIN else "")]
     for row in results:
-        i, n, m = row["imds"], row.get("nginx"), row.get("moto")
+        i, n, m, b = row["imds"], row.get("nginx"), row.get("moto"), row.get("baseline")
         dash = "—"
+        extra = ""
+        if BASELINE_BIN:
+            extra = (f" {b['rps']:,.0f} ({b['rps'] / n['rps']:.2f}) | {fmt_us(b['p99_us'])} |" if b and n
+                     else f" {b['rps']:,.0f} | {fmt_us(b['p99_us'])} |" if b else " — | — |")
         L.append("| " + " | ".join([
             row["workload"], str(row["connections"]), f"{i['rps']:,.0f}",
             f"{n['rps']:,.0f}" if n else dash, f"{i['rps'] / n['rps']:.2f}" if n else dash,
             fmt_us(i["p50_us"]), fmt_us(n["p50_us"]) if n else dash,
             fmt_us(i["p99_us"]), fmt_us(n["p99_us"]) if n else dash,
             f"{i['p99_us'] / max(1, n['p99_us']):.2f}" if n else dash,
-            f"{m['rps']:,.0f}" if m else dash, str(i["errors"]), verdict(row["workload"], row)]) + " |")
+            f"{m['rps']:,.0f}" if m else dash, str(i["errors"]), verdict(row["workload"], row)]) + " |" + extra)
     L += ["", "Targets (issue 9): v1 and v2 GET ≥ 0.9× nginx, token PUT ≥ 0.8× nginx, p99 ≤ 1.5× nginx's; "
           "sdk-mix (PUT, list role, get credentials, cycled) has no target and is reported for scale. "
           "moto's errors are not counted (it is a toy IMDS: its replies differ)."]
@@ -499,15 +511,15 @@ def chart(results, path):
         return False
     workloads = list(dict.fromkeys(r["workload"] for r in results))
     fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8), squeeze=False)
-    colors = {"nginx": "#999999", "imds": "#e07b00", "moto": "#3b75af"}
+    colors = {"nginx": "#999999", "imds": "#e07b00", "baseline": "#f2c48d", "moto": "#3b75af"}
     for ax, w in zip(axes[0], workloads):
         rows = [r for r in results if r["workload"] == w]
         xs = list(range(len(rows)))
-        servers = [s for s in ["nginx", "imds", "moto"] if s in rows[0]]
+        servers = [s for s in ["nginx", "imds", "baseline", "moto"] if s in rows[0]]
         width = 0.8 / len(servers)
         for k, s in enumerate(servers):
             ax.bar([x + (k - (len(servers) - 1) / 2) * width for x in xs], [r[s]["rps"] / 1000 for r in rows],
-                   width, label=s, color=colors[s])
+                   width, label=BASELINE_LABEL if s == "baseline" else s, color=colors[s])
         ax.set_xticks(xs, [str(r["connections"]) for r in rows])
         ax.set_xlabel("connections")
         ax.set_title(w)

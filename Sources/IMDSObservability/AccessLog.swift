@@ -73,7 +73,7 @@ public struct AccessLogEntry: Codable, Sendable, Equatable {
     public init(request: IMDSRequest, response: IMDSResponse, seconds: Double, at time: Date) {
         let o = response.outcome
         let tokens = request.headerValues(IMDSHeader.token)
-        var path = String(request.target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
+        var path = request.target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(request.target[..<$0]) } ?? request.target
         path = Redaction.redact(String(path.prefix(1024)), known: tokens)
         let action: String? =
             switch response.action {
@@ -191,6 +191,27 @@ public enum Timestamp {
         let ms = Int(((t - t.rounded(.down)) * 1000).rounded(.down))
         var tm = tm()
         gmtime_r(&secs, &tm)
+        let year = Int(tm.tm_year) + 1900
+        if (0...9999).contains(year) {
+            // Every request's access-log entry has one: written digit by digit, no string pieces.
+            let fields: [(Int, Int, UInt8)] = [
+                (year, 4, 0x2D), (Int(tm.tm_mon) + 1, 2, 0x2D), (Int(tm.tm_mday), 2, 0x54), (Int(tm.tm_hour), 2, 0x3A),
+                (Int(tm.tm_min), 2, 0x3A), (Int(tm.tm_sec), 2, 0x2E), (ms, 3, 0x5A),
+            ]
+            return String(unsafeUninitializedCapacity: 24) { out in
+                var i = 0
+                for (value, width, separator) in fields {
+                    var v = value
+                    for k in stride(from: width - 1, through: 0, by: -1) {
+                        out[i + k] = UInt8(48 + v % 10)
+                        v /= 10
+                    }
+                    out[i + width] = separator
+                    i += width + 1
+                }
+                return i
+            }
+        }
         func pad(_ v: Int32, _ n: Int) -> String {
             let s = String(v)
             return String(repeating: "0", count: max(0, n - s.count)) + s

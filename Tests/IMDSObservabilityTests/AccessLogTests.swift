@@ -144,6 +144,14 @@ struct AccessLogTests {
         #expect(Redaction.redact("/x/opaque-abcdefgh/y", known: ["opaque-abcdefgh"]) == "/x/[redacted]/y")
     }
 
+    @Test("access-log times are ISO 8601 in UTC with milliseconds")
+    func accessLogTimes() {
+        #expect(Timestamp.iso8601Milliseconds(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.iso8601Milliseconds(Date(timeIntervalSince1970: 1_800_000_000.1234)) == "2027-01-15T08:00:00.123Z")
+        #expect(Timestamp.iso8601Milliseconds(Date(timeIntervalSince1970: 951_825_599.9996)) == "2000-02-29T11:59:59.999Z")
+        #expect(Timestamp.iso8601Milliseconds(Date(timeIntervalSince1970: 253_402_300_800)) == "10000-01-01T00:00:00.000Z")
+    }
+
     @Test("configured secrets are redacted wherever they appear")
     func configuredSecrets() {
         let secret = "correct horse battery staple 7f3e"
