@@ -22,7 +22,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import http.client
 import urllib.error
+import urllib.parse
 import urllib.request
 import zlib
 
@@ -170,7 +172,16 @@ def png_pixels(data):
     return width, height, rows
 
 
-def http_status(url):
+def http_status(url, source=None):
+    """The status of a GET of `url`, from the source address `source` when given (a fleet's caller)."""
+    if source:
+        u = urllib.parse.urlsplit(url)
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=5, source_address=(source, 0))
+        try:
+            c.request("GET", u.path)
+            return c.getresponse().status
+        finally:
+            c.close()
     try:
         with urllib.request.urlopen(url, timeout=5) as r:
             return r.status
@@ -183,6 +194,8 @@ def main():
     ap.add_argument("--control", required=True, help="control-plane URL")
     ap.add_argument("--data", required=True, help="data-plane URL (IPv4)")
     ap.add_argument("--instance", required=True)
+    ap.add_argument("--source", help="source address of the data-plane checks (a fleet instance's caller address)")
+    ap.add_argument("--other-instance", help="a second instance of a fleet: it has no IMDSv1 caller and keeps its options")
     ap.add_argument("--v1-pid", required=True, type=int)
     ap.add_argument("--screenshot", required=True)
     ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser") or "chromium")
@@ -219,6 +232,17 @@ def main():
             bad(f"v1 callers table does not show pid {a.v1_pid}: {rows}")
         verdict = evaluate(cdp, session, "document.getElementById('verdict').textContent")
         (ok if "not safe" in (verdict or "") else bad)(f"page verdict: {verdict!r}")
+        if a.other_instance:
+            # What the caller table says each instance has, against what its row shows.
+            with urllib.request.urlopen(a.control + "/admin/v1/callers", timeout=5) as r:
+                callers = json.load(r)["callers"]
+            want = [str(sum(1 for c in callers if c["v1"] + c["v1-rejected"] > 0 and i in c.get("instance-ids", [])))
+                    for i in (a.instance, a.other_instance)]
+            counts = wait_for(cdp, session, f"""(() => {{
+                const r = document.getElementById('instance-{a.instance}'), o = document.getElementById('instance-{a.other_instance}');
+                return r && o && r.dataset.v1Callers === '{want[0]}' && o.dataset.v1Callers === '{want[1]}' ? [r.dataset.v1Callers, o.dataset.v1Callers] : null; }})()""", tries=50)
+            (ok if counts and want[0] != "0" else bad)(
+                f"fleet table: IMDSv1 callers per instance {a.instance} / {a.other_instance}: {counts} (caller table: {want})")
         tokens = evaluate(cdp, session, f"document.getElementById('instance-{a.instance}')?.dataset.httpTokens")
         (ok if tokens == "optional" else bad)(f"instance row shows HttpTokens {tokens!r} before the switch")
 
@@ -248,11 +272,14 @@ def main():
         (ok if switched else bad)("the page shows HttpTokens required after the click")
         status = None
         for _ in range(50):
-            status = http_status(a.data + "/latest/meta-data/instance-id")
+            status = http_status(a.data + "/latest/meta-data/instance-id", a.source)
             if status == 401:
                 break
             time.sleep(0.1)
         (ok if status == 401 else bad)(f"IMDSv1 on the data plane is refused after the click (HTTP {status})")
+        if a.other_instance:
+            other = evaluate(cdp, session, f"document.getElementById('instance-{a.other_instance}')?.dataset.httpTokens")
+            (ok if other == "optional" else bad)(f"the other instance's row still shows HttpTokens {other!r}")
         error = evaluate(cdp, session, "document.getElementById('error').textContent")
         (ok if not error else bad)(f"no error shown on the page ({error!r})")
         return 1 if failures else 0

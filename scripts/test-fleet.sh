@@ -121,6 +121,20 @@ check "audit --instance-id A --json: only A's callers" "0" "$("$IMDS" audit --en
 import json, sys; d = json.load(sys.stdin); print(sum(1 for c in d["callers"] if c["summary"]["instance-ids"] != ["'"$A"'"]))')"
 check "dashboard: the fleet table has IMDSv1 callers and events per instance" "1" "$(curl -s "$CP/dashboard" | grep -c 'IMDSv1 callers</th><th class="num">Active events')"
 
+if command -v chromium >/dev/null 2>&1 && command -v python3 >/dev/null 2>&1; then
+    echo "# the dashboard's fleet table in headless Chromium: A's IMDSv1 caller, switching A only"
+    curl -s --max-time 5 --interface 127.0.0.2 "$DP/latest/meta-data/ami-id" >/dev/null &
+    V1_PID=$!; wait $V1_PID
+    sleep 0.5
+    out=$(timeout 180 python3 "$(dirname "$0")/dashboard-check.py" --control "$CP" --data "$DP" --instance "$A" \
+        --other-instance "$B" --source 127.0.0.2 --v1-pid "$V1_PID" --screenshot "$TMP/dashboard.png" 2>&1); rc=$?
+    while IFS= read -r line; do
+        case "$line" in "  ok "*) ok "dashboard:${line#  ok  }" ;; "  FAIL "*) not_ok "dashboard:${line#  FAIL}" "" ;; esac
+    done <<<"$out"
+    [ "$rc" -eq 0 ] || echo "$out" | grep -q FAIL || not_ok "dashboard check exited $rc" "$out"
+    "$IMDS" options set --endpoint "$CP" --instance-id "$A" --http-tokens optional >/dev/null
+fi
+
 echo "# imds doctor names the instance it was answered as"
 form() { curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$CP/" --data "Version=2016-11-15&$1"; }
 check "CreateTags: C answers 127.0.0.1 too" "200" "$(form "Action=CreateTags&ResourceId.1=$C&Tag.1.Key=imds:caller-addresses&Tag.1.Value=127.0.0.1")"

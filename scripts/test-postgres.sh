@@ -219,6 +219,8 @@ sleep 2
 touch "$TMP/stop"; wait "$WRITER"
 if settle a b c; then ok "every host catches up after the restart"; else not_ok "hosts catch up after the restart" "$(for n in a b c; do store_field $n applied-revision; done | xargs) vs $(head_revision)"; fi
 for n in a b c; do check "host $n reachable again" "True" "$(store_field $n reachable)"; done
+out=$(fleet spread "$X" 20 "${CP[c]}" 2>&1) || not_ok "20 changes on C after the restart" "$out"
+if settle a b c; then ok "changes made on C alone after the restart reach A and B (their LISTEN reconnected)"; else not_ok "A and B follow C after the restart" "$(for n in a b c; do store_field $n applied-revision; done | xargs) vs $(head_revision)"; fi
 for n in a b c; do check "host $n applied every revision exactly once" "yes" "$(exactly_once $n)"; done
 check "every host shows the same state" "$(fleet state "${CP[a]}" "$X")" "$(fleet state "${CP[c]}" "$X")"
 refused=$(grep -c '^E ServiceUnavailable 503' "$TMP/acked"); acked=$(grep -c '^[0-9]' "$TMP/acked")

@@ -109,7 +109,10 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         publisher = StorePublisher(snapshot)
         state = Mutex(State(writer: writer, reachable: unreachable == nil, unreachableSince: unreachable == nil ? nil : Date(),
                             lastError: unreachable))
-        cache = options.cacheFile.map { SnapshotCache(path: $0, location: url.description, identity: identity) }
+        let logger = options.logger
+        cache = options.cacheFile.map {
+            SnapshotCache(path: $0, location: url.description, identity: identity) { logger.warning("store: \($0)") }
+        }
     }
 
     /// Connects, migrates the schema, creates the shared secrets when this is the first host, loads
@@ -402,33 +405,77 @@ public final class PostgresInstanceStore: BatchCommittingStore {
     private func listenLoop() async {
         var failures = 0
         while !Task.isCancelled {
-            var conn: PostgresConnection?
             do {
                 let c = try await Self.connect(url, options, role: "listen", id: connectionIDs.add(1, ordering: .relaxed).newValue)
-                conn = c
                 let closed = state.withLock { s in
                     if !s.closed { s.listener = c }
                     return s.closed
                 }
                 if closed { try? await c.close(); return }
-                try await c.listen(on: PostgresSchema.channel) { notifications in
-                    // LISTEN is active before the catch-up read: nothing committed after it is missed.
-                    try await follow(c)
-                    markUp()
-                    failures = 0
-                    for try await _ in notifications { try await follow(c) }
-                }
+                if await supervise(c) { failures = 0 }
+                try? await c.close()
                 if !Task.isCancelled { markDown("the LISTEN connection ended") }
             } catch {
                 if Task.isCancelled { break }
                 markDown(Self.describe(error))
             }
-            if let conn { try? await conn.close() }
             failures += 1
             let ceiling = min(Double(options.maxBackoff.components.seconds) + Double(options.maxBackoff.components.attoseconds) / 1e18,
                               0.1 * pow(2, Double(min(failures - 1, 16))))
             try? await Task.sleep(for: .seconds(ceiling * Double.random(in: 0.5...1.0)))
         }
+    }
+
+    /// One `LISTEN` session on `c`, supervised: it ends when the session does, when `c` closes
+    /// (a session still waiting then is abandoned after a second: a LISTEN cut off mid-way may
+    /// never answer), or when it is not established within ``Options/writeTimeout``. Returns
+    /// whether it was established (then the backoff starts again from its shortest step).
+    private func supervise(_ c: PostgresConnection) async -> Bool {
+        let session = ListenSession()
+        let finish: @Sendable () -> Void = { session.finish() }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (w: CheckedContinuation<Void, Never>) in
+                session.waiter.withLock { $0 = w }
+                Task { [self] in
+                    do {
+                        try await c.listen(on: PostgresSchema.channel) { notifications in
+                            // LISTEN is active before the catch-up read: nothing committed after it is missed.
+                            try await follow(c)
+                            session.established.store(true, ordering: .releasing)
+                            markUp()
+                            for try await _ in notifications { try await follow(c) }
+                        }
+                    } catch {
+                        if !Task.isCancelled { markDown(Self.describe(error)) }
+                    }
+                    finish()
+                }
+                c.closeFuture.whenComplete { _ in
+                    Task {
+                        try? await Task.sleep(for: .seconds(1))
+                        finish()
+                    }
+                }
+                Task { [timeout = options.writeTimeout] in
+                    try? await Task.sleep(for: timeout)
+                    if !session.established.load(ordering: .acquiring) {
+                        try? await c.close()
+                        finish()
+                    }
+                }
+            }
+        } onCancel: {
+            finish()
+        }
+        return session.established.load(ordering: .acquiring)
+    }
+
+    /// What a supervised LISTEN session and its watchers share.
+    final class ListenSession: Sendable {
+        let established = Atomic<Bool>(false)
+        let waiter = Mutex<CheckedContinuation<Void, Never>?>(nil)
+        /// Resumes the supervisor, once.
+        func finish() { waiter.withLock { w in defer { w = nil }; return w }?.resume() }
     }
 
     private func markDown(_ why: String) {

@@ -22,10 +22,15 @@ final class SnapshotCache: Sendable {
     private let wake: AsyncStream<Void>.Continuation
     private let woken: AsyncStream<Void>
 
-    init(path: String, location: String, identity: SharedIdentity?) {
+    /// Told once when the cache cannot be written (the store keeps working without it).
+    let warn: @Sendable (String) -> Void
+    private let warned = Atomic<Bool>(false)
+
+    init(path: String, location: String, identity: SharedIdentity?, warn: @escaping @Sendable (String) -> Void) {
         self.path = path
         self.location = location
         self.identity = identity
+        self.warn = warn
         (woken, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
     }
 
@@ -58,7 +63,13 @@ final class SnapshotCache: Sendable {
         let file = File(location: location, revision: revision, state: state, identity: identity)
         guard let bytes = try? JSONEncoder().encode(file) else { return }
         let dir = (path as NSString).deletingLastPathComponent
-        try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try? AtomicFile.write(Array(bytes), to: path, mode: 0o600)
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try AtomicFile.write(Array(bytes), to: path, mode: 0o600)
+        } catch {
+            if !warned.exchange(true, ordering: .relaxed) {
+                warn("cannot write the store cache \(path) (\(error)); a start while the database is down will not find it")
+            }
+        }
     }
 }

@@ -77,13 +77,7 @@ struct ProxyResolverTests {
         ("forwarding-proxy: {addresses: [10.0.0.5], shared-secret: 0123456789abcdef, header: X}", "header"),
     ])
     func badSettingsAreClearErrors(yaml: String, names: String) {
-        do {
-            _ = try IMDSConfig.parse(Data(yaml.utf8), isJSON: false)
-            Issue.record("accepted: \(yaml)")
-        } catch {
-            #expect("\(error)".contains(names), "\(error)")
-            #expect(!"\(error)".contains("0123456789abcdef"), "the secret is never shown")
-        }
+        #expect(!ThrottleTests.configError(yaml, names: names).contains("0123456789abcdef"), "the secret is never shown")
     }
 
     @Test func theSecretIsRedacted() throws {

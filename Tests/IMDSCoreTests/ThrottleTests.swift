@@ -50,11 +50,18 @@ struct ThrottleTests {
         ("throttle: 5", "throttle"),
     ])
     func badSettingsAreClearErrors(yaml: String, names: String) {
+        _ = Self.configError(yaml, names: names)
+    }
+
+    /// Parses `yaml`, which must be refused with an error containing `names`; returns the error text.
+    static func configError(_ yaml: String, names: String) -> String {
         do {
             _ = try IMDSConfig.parse(Data(yaml.utf8), isJSON: false)
             Issue.record("accepted: \(yaml)")
+            return ""
         } catch {
             #expect("\(error)".contains(names), "\(error)")
+            return "\(error)"
         }
     }
 }

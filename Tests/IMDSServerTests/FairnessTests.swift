@@ -62,16 +62,7 @@ struct FairnessTests {
         // until the caller is done (at most 1,500 each: bounded).
         let sources = (2...6).map { "127.0.0.\($0)" }
         let flooders = sources.map { source in
-            Task { [state] in await AbuseTests.onThread { () -> [Int32] in
-                var fds: [Int32] = []
-                while !state.stop.load(ordering: .relaxed) && fds.count < 600 {
-                    guard let fd = try? RawHTTP.connect(host: "127.0.0.1", port: port, source: source) else { break }
-                    RawHTTP.send(fd, Array("GET /latest/meta-data/ HTTP/1.1\r\n".utf8))
-                    fds.append(fd)
-                    state.opened.wrappingAdd(1, ordering: .relaxed)
-                }
-                return fds
-            } }
+            Task { [state] in await AbuseTests.onThread { state.holdIdleConnections(port: port, from: source, atMost: 600) } }
         }
         // Let the flood fill the listener first.
         for _ in 0..<250 where state.opened.load(ordering: .relaxed) < 1000 { try await Task.sleep(for: .milliseconds(20)) }
@@ -110,4 +101,17 @@ final class FloodState: Sendable {
     let stop = Atomic<Bool>(false)
     let opened = Atomic<Int>(0)
     let maxOpen = Atomic<Int>(0)
+
+    /// Opens connections from `source` that send half a request line and wait, as fast as it can,
+    /// until ``stop`` (at most `atMost`: bounded); returns them, for the caller to close.
+    func holdIdleConnections(port: Int, from source: String, atMost: Int) -> [Int32] {
+        var fds: [Int32] = []
+        while !stop.load(ordering: .relaxed) && fds.count < atMost {
+            guard let fd = try? RawHTTP.connect(host: "127.0.0.1", port: port, source: source) else { break }
+            RawHTTP.send(fd, Array("GET /latest/meta-data/ HTTP/1.1\r\n".utf8))
+            fds.append(fd)
+            opened.wrappingAdd(1, ordering: .relaxed)
+        }
+        return fds
+    }
 }

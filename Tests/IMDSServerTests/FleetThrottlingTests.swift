@@ -60,16 +60,7 @@ struct FleetThrottlingTests {
             let state = FloodState()
             let sources = ["127.0.0.2", "127.0.0.5", "127.0.0.6"]
             let flooders = sources.map { source in
-                Task { [state] in await AbuseTests.onThread { () -> [Int32] in
-                    var fds: [Int32] = []
-                    while !state.stop.load(ordering: .relaxed) && fds.count < 400 {
-                        guard let fd = try? RawHTTP.connect(host: "127.0.0.1", port: port, source: source) else { break }
-                        RawHTTP.send(fd, Array("GET /latest/meta-data/ HTTP/1.1\r\n".utf8))
-                        fds.append(fd)
-                        state.opened.wrappingAdd(1, ordering: .relaxed)
-                    }
-                    return fds
-                } }
+                Task { [state] in await AbuseTests.onThread { state.holdIdleConnections(port: port, from: source, atMost: 400) } }
             }
             for _ in 0..<250 where state.opened.load(ordering: .relaxed) < 300 { try await Task.sleep(for: .milliseconds(20)) }
             let answered = await AbuseTests.onThread { () -> Int in

@@ -7,7 +7,8 @@ import pytest
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 
-CRAWL = r"""
+# cloud-init's EC2 datasource crawling the URL in argv[1]; c and md are what it read.
+CRAWL_SETUP = r"""
 import json, sys, tempfile
 from cloudinit import helpers, distros
 from cloudinit.sources import DataSourceEc2 as M
@@ -18,6 +19,9 @@ ds = M.DataSourceEc2(cfg, distros.fetch('debian')('debian', {}, paths), paths)
 ds._cloud_name = M.CloudNames.AWS
 c = ds.crawl_metadata()
 md = c['meta-data']
+"""
+
+CRAWL = CRAWL_SETUP + r"""
 ident = c['dynamic']['instance-identity']
 print(json.dumps({'version': c.get('_metadata_api_version'), 'instance_id': md.get('instance-id'),
                   'az': md['placement']['availability-zone'], 'keys': md.get('public-keys'),
@@ -50,17 +54,7 @@ def test_cloud_init_ec2_datasource_crawl(serve, mode):
     assert "imds-default" in json.dumps(out["keys"])
 
 
-LAUNCHED_CRAWL = r"""
-import json, sys, tempfile
-from cloudinit import helpers, distros
-from cloudinit.sources import DataSourceEc2 as M
-d = tempfile.mkdtemp()
-paths = helpers.Paths({'cloud_dir': d, 'run_dir': d + '/run'})
-cfg = {'datasource': {'Ec2': {'metadata_urls': [sys.argv[1]], 'max_wait': 10, 'timeout': 2}}}
-ds = M.DataSourceEc2(cfg, distros.fetch('debian')('debian', {}, paths), paths)
-ds._cloud_name = M.CloudNames.AWS
-c = ds.crawl_metadata()
-md = c['meta-data']
+LAUNCHED_CRAWL = CRAWL_SETUP + r"""
 macs = md['network']['interfaces']['macs']
 print(json.dumps({'instance_id': md.get('instance-id'), 'local_ipv4': md.get('local-ipv4'),
                   'local_ipv4s': [m.get('local-ipv4s') for m in macs.values()],
