@@ -59,14 +59,9 @@ struct FairnessTests {
         let port = listener.boundAddress.port
         let state = FloodState()
         // Each flooder opens connections that send half a request line and wait, as fast as it can,
-        // until the caller is done (at most 1,500 each: bounded).
+        // until the caller is done (at most 600 each: bounded).
         let sources = (2...6).map { "127.0.0.\($0)" }
-        let flooders = sources.map { source in
-            Task { [state] in await AbuseTests.onThread { state.holdIdleConnections(port: port, from: source, atMost: 600) } }
-        }
-        // Let the flood fill the listener first.
-        for _ in 0..<250 where state.opened.load(ordering: .relaxed) < 1000 { try await Task.sleep(for: .milliseconds(20)) }
-        let answered = await AbuseTests.onThread { () -> Int in
+        let (held, answered) = try await state.flood(port: port, from: sources, atMost: 600, fill: 1000) { () -> Int in
             var ok = 0
             for _ in 0..<200 {
                 state.maxOpen.store(max(state.maxOpen.load(ordering: .relaxed), listener.openConnections), ordering: .relaxed)
@@ -76,13 +71,6 @@ struct FairnessTests {
                 close(fd)
             }
             return ok
-        }
-        state.stop.store(true, ordering: .relaxed)
-        var held = 0
-        for f in flooders {
-            let fds = await f.value
-            held += fds.count
-            for fd in fds { close(fd) }
         }
         let shed = listener.shedConnections
         let refused = listener.refusedConnections
@@ -113,5 +101,26 @@ final class FloodState: Sendable {
             opened.wrappingAdd(1, ordering: .relaxed)
         }
         return fds
+    }
+
+    /// Holds idle connections from every address of `sources` (at most `atMost` each) until `fill`
+    /// are open (or 5 s have passed), runs `probe` on its own thread while the flood holds, then
+    /// stops the flood and closes its connections. Returns how many it held and what `probe` returned.
+    func flood<T: Sendable>(
+        port: Int, from sources: [String], atMost: Int, fill: Int, probe: @escaping @Sendable () -> T
+    ) async throws -> (held: Int, result: T) {
+        let flooders = sources.map { source in
+            Task { [self] in await AbuseTests.onThread { self.holdIdleConnections(port: port, from: source, atMost: atMost) } }
+        }
+        for _ in 0..<250 where opened.load(ordering: .relaxed) < fill { try await Task.sleep(for: .milliseconds(20)) }
+        let result = await AbuseTests.onThread(probe)
+        stop.store(true, ordering: .relaxed)
+        var held = 0
+        for f in flooders {
+            let fds = await f.value
+            held += fds.count
+            for fd in fds { close(fd) }
+        }
+        return (held, result)
     }
 }

@@ -59,11 +59,7 @@ struct FleetThrottlingTests {
         try await Self.withServer(try Self.fleet(), limits: limits) { runtime, port in
             let state = FloodState()
             let sources = ["127.0.0.2", "127.0.0.5", "127.0.0.6"]
-            let flooders = sources.map { source in
-                Task { [state] in await AbuseTests.onThread { state.holdIdleConnections(port: port, from: source, atMost: 400) } }
-            }
-            for _ in 0..<250 where state.opened.load(ordering: .relaxed) < 300 { try await Task.sleep(for: .milliseconds(20)) }
-            let answered = await AbuseTests.onThread { () -> Int in
+            let (held, answered) = try await state.flood(port: port, from: sources, atMost: 400, fill: 300) { () -> Int in
                 var ok = 0
                 for _ in 0..<200 {
                     state.maxOpen.store(max(state.maxOpen.load(ordering: .relaxed), runtime.service.openConnections.data), ordering: .relaxed)
@@ -74,13 +70,6 @@ struct FleetThrottlingTests {
                     close(fd)
                 }
                 return ok
-            }
-            state.stop.store(true, ordering: .relaxed)
-            var held = 0
-            for f in flooders {
-                let fds = await f.value
-                held += fds.count
-                for fd in fds { close(fd) }
             }
             let maxOpen = state.maxOpen.load(ordering: .relaxed)
             print("fleet throttling: instance A opened \(held) idle connections from \(sources.joined(separator: ", ")); "
