@@ -31,14 +31,14 @@ import os
 import re
 import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
+
+import imds_serve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LUA = os.path.join(ROOT, "benchmarks", "lua")
@@ -82,25 +82,12 @@ class Server:
 
     def __init__(self, state):
         t0 = time.monotonic()
-        self.proc = subprocess.Popen(
+        self.proc, self.data, self.control = imds_serve.start(
             [IMDS_BIN, "serve", "--config", CONFIG, "--state-dir", state, "--listen", "127.0.0.1:0",
              "--control-listen", "127.0.0.1:0", "--log-level", "warning",
              *shlex.split(os.environ.get("IMDS_SERVE_ARGS", ""))],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        children.append(self.proc)
-        self.data = self.control = None
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and (self.data is None or self.control is None):
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("imds serve exited before listening")
-            m = re.search(r"data plane listening on (http://\S+)", line)
-            if m and self.data is None:
-                self.data = m.group(1)
-            m = re.search(r"control plane listening on (http://\S+)", line)
-            if m:
-                self.control = m.group(1)
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+            children, timeout=120)
+        deadline = t0 + 120
         while True:
             try:
                 if http("GET", self.data + LEAF, timeout=2)[1] == INSTANCE_ID:
@@ -113,13 +100,7 @@ class Server:
         self.ready = time.monotonic() - t0
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        imds_serve.stop(self.proc, timeout=20)
 
 
 def launch(server, count):

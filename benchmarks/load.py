@@ -30,9 +30,10 @@ import shlex
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
+
+import imds_serve
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LUA = os.path.join(ROOT, "benchmarks", "lua")
@@ -90,39 +91,17 @@ class IMDS:
     """`imds serve` on port 0; the URLs come from the lines it prints."""
 
     def __init__(self, extra=(), binary=None):
-        self.proc = subprocess.Popen(
+        self.proc, self.data, self.control = imds_serve.start(
             [binary or IMDS_BIN, "serve", "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
              "--log-level", "warning", *shlex.split(os.environ.get("IMDS_SERVE_ARGS", "")), *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        children.append(self.proc)
-        self.data = self.control = None
-        deadline = time.time() + 60
-        while time.time() < deadline and (self.data is None or self.control is None):
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("imds serve exited before listening")
-            m = re.search(r"data plane listening on (http://\S+)", line)
-            if m and self.data is None:
-                self.data = m.group(1)
-            m = re.search(r"control plane listening on (http://\S+)", line)
-            if m:
-                self.control = m.group(1)
-        # Keep draining stdout so that the server never blocks on a full pipe.
-        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+            children)
 
     @property
     def pid(self):
         return self.proc.pid
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
+        return imds_serve.stop(self.proc)
 
 
 class Nginx:

@@ -18,6 +18,8 @@ import time
 import urllib.error
 import urllib.request
 
+import imds_serve
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMDS_BIN = os.environ.get("IMDS_BIN", os.path.join(ROOT, ".build", "release", "imds"))
 SECONDS = int(os.environ.get("SOAK_SECONDS", "600"))
@@ -75,20 +77,13 @@ def main():
     tmp = tempfile.mkdtemp(prefix="imds-soak-")
     config = os.path.join(tmp, "imds.yaml")
     open(config, "w").write(CONFIG_A)
-    proc = subprocess.Popen(
-        [IMDS_BIN, "serve", "--config", config, "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
-         "--state-dir", os.path.join(tmp, "state"), "--log-level", "warning"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    data = control = None
-    while data is None or control is None:
-        line = proc.stdout.readline()
-        if not line:
-            sys.exit("imds serve exited before listening")
-        m = re.search(r"data plane listening on (http://\S+)", line)
-        data = data or (m and m.group(1))
-        m = re.search(r"control plane listening on (http://\S+)", line)
-        control = control or (m and m.group(1))
-    threading.Thread(target=lambda: [None for _ in proc.stdout], daemon=True).start()
+    try:
+        proc, data, control = imds_serve.start(
+            [IMDS_BIN, "serve", "--config", config, "--listen", "127.0.0.1:0", "--control-listen", "127.0.0.1:0",
+             "--state-dir", os.path.join(tmp, "state"), "--log-level", "warning"],
+            [])
+    except RuntimeError as e:
+        sys.exit(str(e))
 
     stop = threading.Event()
     actions = {"ok": 0, "failed": 0, "by": {}}
