@@ -42,14 +42,9 @@ start_server() {
     SERVER_PID=$!
     disown "$SERVER_PID" 2>/dev/null  # no "Killed" job notices after kill -9
     SERVER_PIDS+=("$SERVER_PID")
-    DP=""; CP=""
-    for _ in $(seq 1 300); do
-        DP=$(grep -o 'data plane listening on http://[^ ]*' "$out" 2>/dev/null | head -1 | sed 's/.* on //')
-        CP=$(grep -o 'control plane listening on http://[^ ]*' "$out" 2>/dev/null | head -1 | sed 's/.* on //')
-        [ -n "$DP" ] && [ -n "$CP" ] && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    wait_listening "$SERVER_PID" "$out"; local up=$?
+    DP=$LISTEN_DP; CP=$LISTEN_CP
+    [ "$up" = 0 ] && return 0
     echo "    server $name did not start: $(cat "$err" "$out" 2>/dev/null | tail -5)"
     return 1
 }

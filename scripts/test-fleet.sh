@@ -40,14 +40,9 @@ start_server() {
         >"$TMP/out" 2>"$TMP/err" &
     SERVER_PID=$!
     disown "$SERVER_PID" 2>/dev/null
-    DP=""; CP=""
-    for _ in $(seq 1 300); do
-        DP=$(grep -o 'data plane listening on http://[^ ]*' "$TMP/out" 2>/dev/null | head -1 | sed 's/.* on //')
-        CP=$(grep -o 'control plane listening on http://[^ ]*' "$TMP/out" 2>/dev/null | head -1 | sed 's/.* on //')
-        [ -n "$DP" ] && [ -n "$CP" ] && return 0
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
+    wait_listening "$SERVER_PID" "$TMP/out"; local up=$?
+    DP=$LISTEN_DP; CP=$LISTEN_CP
+    [ "$up" = 0 ] && return 0
     not_ok "server starts with a fleet config" "$(cat "$TMP/err" "$TMP/out" | tail -5)"
     echo "fleet: $PASS passed, $FAIL failed"; exit 1
 }
@@ -148,13 +143,8 @@ if command -v openssl >/dev/null 2>&1; then
     "$IMDS" serve --config "$TMP/fleet.yaml" --listen 127.0.0.1:0 --control-listen 127.0.0.1:0 >"$TMP/out2" 2>"$TMP/err2" &
     SERVER2_PID=$!
     disown "$SERVER2_PID" 2>/dev/null
-    DP2=""; CP2=""
-    for _ in $(seq 1 300); do
-        DP2=$(grep -o 'data plane listening on http://[^ ]*' "$TMP/out2" 2>/dev/null | head -1 | sed 's/.* on //')
-        CP2=$(grep -o 'control plane listening on http://[^ ]*' "$TMP/out2" 2>/dev/null | head -1 | sed 's/.* on //')
-        [ -n "$DP2" ] && [ -n "$CP2" ] && break
-        sleep 0.1
-    done
+    wait_listening "$SERVER2_PID" "$TMP/out2"
+    DP2=$LISTEN_DP; CP2=$LISTEN_CP
     "$IMDS" identity certificate --endpoint "$CP2" >"$TMP/cert.pem" 2>"$TMP/stderr"
     check "identity certificate --endpoint: a PEM certificate" "0" "$(openssl x509 -in "$TMP/cert.pem" -noout >/dev/null 2>&1; echo $?)"
     openssl x509 -in "$TMP/cert.pem" -pubkey -noout >"$TMP/pub.pem" 2>/dev/null

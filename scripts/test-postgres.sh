@@ -73,13 +73,9 @@ launch() {
 # up NAME: waits (bounded, 30 s) for its listeners; sets DP[NAME] CP[NAME].
 up() {
     local n=$1
-    for _ in $(seq 1 300); do
-        DP[$n]=$(grep -o 'data plane listening on http://[^ ]*' "$TMP/$n.out" 2>/dev/null | tail -1 | sed 's/.* on //')
-        CP[$n]=$(grep -o 'control plane listening on http://[^ ]*' "$TMP/$n.out" 2>/dev/null | tail -1 | sed 's/.* on //')
-        [ -n "${DP[$n]}" ] && [ -n "${CP[$n]}" ] && return 0
-        kill -0 "${PID[$n]}" 2>/dev/null || break
-        sleep 0.1
-    done
+    wait_listening "${PID[$n]}" "$TMP/$n.out" tail; local ready=$?
+    DP[$n]=$LISTEN_DP; CP[$n]=$LISTEN_CP
+    [ "$ready" = 0 ] && return 0
     echo "    $n did not start: $(tail -3 "$TMP/$n.err" "$TMP/$n.out")"
     return 1
 }
