@@ -65,11 +65,14 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        /// <sys/epoll.h> and <sys/eventfd.h> for the lean data-plane loop (Glibc's module lacks them).
+        .target(name: "CLinuxEpoll"),
         .target(
             name: "IMDSServer",
             dependencies: [
                 "IMDSCore",
                 "IMDSWire",
+                "CLinuxEpoll",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

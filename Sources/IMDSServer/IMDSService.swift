@@ -17,13 +17,17 @@ public final class IMDSService: Sendable {
         public var limits: ListenerLimits
         /// How long a graceful shutdown waits for open connections to finish before closing them.
         public var drainTimeout: Duration
+        /// The data plane's listener kind (the control plane always runs on NIO).
+        public var dataPlaneTransport: DataPlaneTransport
 
         public init(
             dataListen: [ListenAddress] = [ListenAddress(host: "127.0.0.1", port: 1338)],
             controlListen: [ListenAddress] = [ListenAddress(host: "127.0.0.1", port: 1339)],
             limits: ListenerLimits = ListenerLimits(),
-            drainTimeout: Duration = .seconds(5)
+            drainTimeout: Duration = .seconds(5),
+            dataPlaneTransport: DataPlaneTransport = .default
         ) {
+            self.dataPlaneTransport = dataPlaneTransport
             self.dataListen = dataListen
             self.controlListen = controlListen
             self.limits = limits
@@ -132,6 +136,13 @@ public final class IMDSService: Sendable {
         let hooks = self.hooks
         // In a fleet, connection caps count per instance (one instance's flood sheds its own).
         let limits = configuration.limits.keyingConnectionsByInstance(of: dataPlane.store)
+        if configuration.dataPlaneTransport == .lean {
+            return try HTTPListener.startLean(
+                address, limits: limits,
+                responders: .init(
+                    respond: { dataPlane.respond(to: $0) }, malformed: { dataPlane.malformedRequestResponse(status: $0) },
+                    observer: observer, hooks: hooks))
+        }
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(
                 responder: .sync { dataPlane.respond(to: $0) }, keepBody: false, maxBody: limits.maxBodyBytes,

@@ -1,3 +1,4 @@
+import Foundation
 import IMDSCore
 import NIOCore
 import NIOHTTP1
@@ -218,17 +219,46 @@ final class RequestDeadlineHandler: ChannelInboundHandler {
     }
 }
 
+/// Which listener the data plane runs on: SwiftNIO (as the control plane), or the lean epoll loop
+/// (``LeanDataListener``, `docs/data-plane-loop.md`). `IMDS_DATA_PLANE=nio|lean` picks the default,
+/// so that a benchmark can run both from one binary.
+public enum DataPlaneTransport: String, Sendable {
+    case nio
+    case lean
+
+    /// `IMDS_DATA_PLANE` from the environment, else ``nio``.
+    public static var `default`: DataPlaneTransport {
+        ProcessInfo.processInfo.environment["IMDS_DATA_PLANE"].flatMap(DataPlaneTransport.init(rawValue:)) ?? .nio
+    }
+}
+
 /// One bound socket serving one-request-per-connection HTTP.
 public final class HTTPListener: Sendable {
-    let channel: any Channel
+    private enum Backend: Sendable {
+        case nio(any Channel)
+        case lean(LeanDataListener)
+    }
+
+    private let backend: Backend
     /// The address actually bound (with the real port when 0 was asked for).
     public let boundAddress: ListenAddress
     let table: ConnectionTable
 
     private init(channel: any Channel, boundAddress: ListenAddress, table: ConnectionTable) {
-        self.channel = channel
+        self.backend = .nio(channel)
         self.boundAddress = boundAddress
         self.table = table
+    }
+
+    private init(lean: LeanDataListener) {
+        self.backend = .lean(lean)
+        self.boundAddress = lean.boundAddress
+        self.table = lean.table
+    }
+
+    /// A data-plane listener on the lean loop.
+    static func startLean(_ address: ListenAddress, limits: ListenerLimits, responders: LeanDataListener.Responders) throws -> HTTPListener {
+        HTTPListener(lean: try LeanDataListener.start(address, limits: limits, responders: responders))
     }
 
     /// Connections open right now.
@@ -278,13 +308,23 @@ public final class HTTPListener: Sendable {
 
     /// Stops accepting connections; the open ones carry on until they finish (see ``drain(timeout:)``).
     public func close() async {
-        try? await channel.close().get()
+        switch backend {
+        case .nio(let channel): try? await channel.close().get()
+        case .lean(let lean): await lean.close()
+        }
     }
 
     /// Graceful stop: stops accepting, then waits until every connection still open has closed
     /// (each closes after answering its one request). Connections still open after `timeout` (one
     /// that never sends its request, say) are closed then. Returns once every connection is closed.
     public func drain(timeout: Duration) async {
+        let channel: any Channel
+        switch backend {
+        case .nio(let c): channel = c
+        case .lean(let lean):
+            await lean.drain(timeout: timeout)
+            return
+        }
         try? await channel.close().get()
         let open = table.beginDrain()
         let futures = open.compactMap(\.closed)

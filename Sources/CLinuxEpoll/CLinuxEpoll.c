@@ -1,0 +1,2 @@
+// Header-only module; SwiftPM wants one source file.
+#include "CLinuxEpoll.h"

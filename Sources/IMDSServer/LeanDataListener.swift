@@ -1,0 +1,547 @@
+import CLinuxEpoll
+import Foundation
+import IMDSCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The data plane's lean listener: raw non-blocking sockets and epoll, one request per connection,
+/// no NIO channel, pipeline or promise per connection (why, with the measurement:
+/// `docs/data-plane-loop.md`). It behaves as ``HTTPListener``'s NIO path with ``OneShotHTTPHandler``
+/// does for the data plane: the same ``ConnectionTable`` caps, the same request deadline (from
+/// accept, closing whatever state the connection is in), ``DataPlaneHooks`` (a held response comes
+/// back to its loop through the loop's eventfd), `.hang`, `.reset`, delays, per-response hop limits,
+/// the 413 body limit and the 400/431 pages, bytes after the request ignored.
+///
+/// `loops` threads each wait on one epoll set holding the shared listening socket (with
+/// `EPOLLEXCLUSIVE`, so one loop wakes per connection), their own eventfd and the connections they
+/// accepted. An accepted connection is read at once (the request is usually there already) and only
+/// registered when that read would block. Deadlines are checked by a coarse sweep every
+/// ``sweepMilliseconds``, not by a timer per connection.
+final class LeanDataListener: Sendable {
+    struct Responders: Sendable {
+        var respond: @Sendable (IMDSRequest) -> IMDSResponse
+        var malformed: @Sendable (Int) -> IMDSResponse
+        var observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)?
+        var hooks: DataPlaneHooks?
+    }
+
+    struct BindError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static let sweepMilliseconds = 100
+
+    let listenFD: Int32
+    let isIPv6: Bool
+    let boundAddress: ListenAddress
+    let table: ConnectionTable
+    let limits: ListenerLimits
+    let responders: Responders
+    let mailboxes: [LoopMailbox]
+    /// Sockets open (accepted and not closed yet, admitted or not).
+    let live = Atomic<Int>(0)
+    /// Loops that have taken the listening socket out of their epoll set.
+    let stoppedLoops = Atomic<Int>(0)
+    /// 0 open, 1 closing (the loops are told), 2 the listening socket is closed.
+    private let closing = Atomic<Int>(0)
+
+    private init(
+        listenFD: Int32, isIPv6: Bool, boundAddress: ListenAddress, limits: ListenerLimits, responders: Responders,
+        loops: Int
+    ) {
+        self.listenFD = listenFD
+        self.isIPv6 = isIPv6
+        self.boundAddress = boundAddress
+        self.limits = limits
+        self.responders = responders
+        self.table = ConnectionTable(maxTotal: limits.maxConnections, maxPerSource: limits.maxConnectionsPerSource)
+        self.mailboxes = (0..<loops).map { _ in LoopMailbox() }
+    }
+
+    /// The number of loop threads: `IMDS_DATA_PLANE_LOOPS`, or one per core.
+    static var defaultLoops: Int {
+        if let text = ProcessInfo.processInfo.environment["IMDS_DATA_PLANE_LOOPS"], let n = Int(text), n > 0 { return min(n, 64) }
+        return max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    }
+
+    static func start(
+        _ address: ListenAddress, limits: ListenerLimits, responders: Responders, loops: Int = defaultLoops
+    ) throws -> LeanDataListener {
+        let (fd, v6) = try bindSocket(address)
+        let port = localPort(fd) ?? address.port
+        let listener = LeanDataListener(
+            listenFD: fd, isIPv6: v6, boundAddress: ListenAddress(host: address.host, port: port), limits: limits,
+            responders: responders, loops: loops)
+        for (index, mailbox) in listener.mailboxes.enumerated() {
+            let thread = Thread { LeanLoop(listener: listener, mailbox: mailbox).run() }
+            thread.name = "imds-data-\(index)"
+            thread.start()
+        }
+        return listener
+    }
+
+    /// Stops accepting: every loop drops the listening socket, then it is closed. Bounded (5 s).
+    func close() async {
+        if closing.compareExchange(expected: 0, desired: 1, ordering: .acquiring).exchanged {
+            for m in mailboxes { m.post(.stopAccepting) }
+            for _ in 0..<5000 where stoppedLoops.load(ordering: .acquiring) < mailboxes.count {
+                try? await Task.sleep(for: .milliseconds(1))
+            }
+            Glibc.close(listenFD)
+            closing.store(2, ordering: .releasing)
+        }
+        for _ in 0..<5000 where closing.load(ordering: .acquiring) != 2 {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// ``HTTPListener/drain(timeout:)``: stop accepting, wait for the open connections (up to
+    /// `timeout`), then close what is left.
+    func drain(timeout: Duration) async {
+        await close()
+        _ = table.beginDrain()
+        let deadline = ContinuousClock.now + timeout
+        while live.load(ordering: .acquiring) > 0, ContinuousClock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        guard live.load(ordering: .acquiring) > 0 else { return }
+        for m in mailboxes { m.post(.closeAll) }
+        for _ in 0..<2500 where live.load(ordering: .acquiring) > 0 {
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+    }
+
+    private static func bindSocket(_ address: ListenAddress) throws -> (Int32, Bool) {
+        var v4 = sockaddr_in()
+        var v6 = sockaddr_in6()
+        let isV6: Bool
+        if inet_pton(AF_INET, address.host, &v4.sin_addr) == 1 {
+            isV6 = false
+            v4.sin_family = sa_family_t(AF_INET)
+            v4.sin_port = in_port_t(UInt16(truncatingIfNeeded: address.port).bigEndian)
+        } else if inet_pton(AF_INET6, address.host, &v6.sin6_addr) == 1 {
+            isV6 = true
+            v6.sin6_family = sa_family_t(AF_INET6)
+            v6.sin6_port = in_port_t(UInt16(truncatingIfNeeded: address.port).bigEndian)
+        } else {
+            throw BindError(description: "cannot listen on \(address): not a numeric IPv4 or IPv6 address")
+        }
+        let fd = socket(isV6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw BindError(description: "socket(): \(Self.text(strerror(errno)))") }
+        var one: Int32 = 1
+        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let rc: Int32 = isV6
+            ? withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            : withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0, listen(fd, 1024) == 0 else {
+            let message = Self.text(strerror(errno))
+            Glibc.close(fd)
+            throw BindError(description: "bind(descriptor: \(fd), address: \(address)): \(message) (errno: \(errno))")
+        }
+        return (fd, isV6)
+    }
+
+    private static func localPort(_ fd: Int32) -> Int? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let rc = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        guard rc == 0 else { return nil }
+        return peerAddress(&storage)?.port
+    }
+
+    private static func text(_ message: UnsafeMutablePointer<CChar>?) -> String {
+        guard let message else { return "error" }
+        return String(decoding: UnsafeRawBufferPointer(start: message, count: strlen(message)), as: UTF8.self)
+    }
+
+    private static func text(_ chars: [CChar]) -> String {
+        String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// A socket address as text, as NIO's `SocketAddress.ipAddress` gives it (`inet_ntop`).
+    static func peerAddress(_ storage: inout sockaddr_storage) -> PeerAddress? {
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafeBytes(of: &storage) { raw -> PeerAddress? in
+                var a = raw.load(as: sockaddr_in.self)
+                guard inet_ntop(AF_INET, &a.sin_addr, &text, socklen_t(text.count)) != nil else { return nil }
+                return PeerAddress(ip: Self.text(text), port: Int(UInt16(bigEndian: a.sin_port)))
+            }
+        case AF_INET6:
+            return withUnsafeBytes(of: &storage) { raw -> PeerAddress? in
+                var a = raw.load(as: sockaddr_in6.self)
+                guard inet_ntop(AF_INET6, &a.sin6_addr, &text, socklen_t(text.count)) != nil else { return nil }
+                return PeerAddress(ip: Self.text(text), port: Int(UInt16(bigEndian: a.sin6_port)))
+            }
+        default:
+            return nil
+        }
+    }
+}
+
+/// Work handed to a loop from another thread (a shed connection, a held response resumed, a stop),
+/// with a write to the loop's eventfd to wake it.
+final class LoopMailbox: Sendable {
+    enum Command: Sendable {
+        case close(fd: Int32, generation: UInt32)
+        case resume(fd: Int32, generation: UInt32)
+        case stopAccepting
+        case closeAll
+    }
+
+    private struct State {
+        var commands: [Command] = []
+        var shut = false
+    }
+
+    private let state = Mutex(State())
+    let eventFD: Int32
+
+    init() { eventFD = eventfd(0, Int32(EFD_NONBLOCK) | Int32(EFD_CLOEXEC)) }
+
+    func post(_ command: Command) {
+        let fd = eventFD
+        state.withLock { s in
+            guard !s.shut else { return }
+            s.commands.append(command)
+            var one: UInt64 = 1
+            _ = write(fd, &one, 8)
+        }
+    }
+
+    func take() -> [Command] {
+        var count: UInt64 = 0
+        _ = read(eventFD, &count, 8)
+        return state.withLock { s in
+            defer { s.commands.removeAll(keepingCapacity: true) }
+            return s.commands
+        }
+    }
+
+    /// The loop has ended: later posts are dropped, the eventfd is closed.
+    func shut() {
+        let fd = eventFD
+        state.withLock { s in
+            s.shut = true
+            Glibc.close(fd)
+        }
+    }
+}
+
+/// One loop thread's state; lives and dies on that thread.
+private final class LeanLoop {
+    private struct Connection {
+        enum Phase {
+            case reading
+            /// Answered or answering: reads are discarded (held, delayed, hanging).
+            case waiting
+            /// Response partly written (larger than the send buffer took at once).
+            case writing(bytes: [UInt8], offset: Int)
+        }
+
+        var generation: UInt32
+        var slot: ConnectionSlot
+        var context: (any Sendable)?
+        var remote: PeerAddress?
+        var deadline: UInt64
+        var started: UInt64 = 0
+        var parser: HTTPRequestParser
+        var phase = Phase.reading
+        var registered = false
+        /// A response held by the hook or delayed, sent on resume or when its delay is over.
+        var pending: IMDSResponse?
+    }
+
+    private static let listenTag = UInt64.max
+    private static let mailboxTag = UInt64.max - 1
+
+    private let listener: LeanDataListener
+    private let mailbox: LoopMailbox
+    private let epoll: Int32
+    private var connections: [Connection?] = []
+    private var open = 0
+    private var accepting = true
+    private var generation: UInt32 = 0
+    private var delayed: [(fd: Int32, generation: UInt32, at: UInt64)] = []
+    private var nextSweep: UInt64 = 0
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
+    private let timeoutNanoseconds: UInt64
+
+    init(listener: LeanDataListener, mailbox: LoopMailbox) {
+        self.listener = listener
+        self.mailbox = mailbox
+        self.epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+        self.timeoutNanoseconds = UInt64(max(0, listener.limits.requestTimeoutSeconds)) * 1_000_000_000
+        add(listener.listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, tag: Self.listenTag)
+        add(mailbox.eventFD, events: EPOLLIN.rawValue, tag: Self.mailboxTag)
+    }
+
+    deinit { buffer.deallocate() }
+
+    private func add(_ fd: Int32, events: UInt32, tag: UInt64) {
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = tag
+        _ = epoll_ctl(epoll, EPOLL_CTL_ADD, fd, &event)
+    }
+
+    private func modify(_ fd: Int32, events: UInt32) {
+        var event = epoll_event()
+        event.events = events
+        event.data.u64 = UInt64(fd)
+        _ = epoll_ctl(epoll, EPOLL_CTL_MOD, fd, &event)
+    }
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+
+    func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 128)
+        while accepting || open > 0 {
+            let n = epoll_wait(epoll, &events, Int32(events.count), waitMilliseconds())
+            if n < 0 && errno != EINTR { break }
+            for i in 0..<max(0, Int(n)) {
+                let tag = events[i].data.u64
+                let flags = events[i].events
+                switch tag {
+                case Self.listenTag: acceptAll()
+                case Self.mailboxTag: handleCommands()
+                default: handle(Int32(truncatingIfNeeded: tag), flags: flags)
+                }
+            }
+            timers()
+        }
+        mailbox.shut()
+        Glibc.close(epoll)
+    }
+
+    /// Until the next delayed response is due, or the next deadline sweep while connections are open.
+    private func waitMilliseconds() -> Int32 {
+        guard open > 0 else { return -1 }
+        var wait = UInt64(LeanDataListener.sweepMilliseconds) * 1_000_000
+        if !delayed.isEmpty {
+            let now = Self.now()
+            for d in delayed { wait = min(wait, d.at > now ? d.at - now : 0) }
+        }
+        return Int32((wait + 999_999) / 1_000_000)
+    }
+
+    private func timers() {
+        guard open > 0 else { return }
+        let now = Self.now()
+        if !delayed.isEmpty {
+            let due = delayed.filter { $0.at <= now }
+            delayed.removeAll { $0.at <= now }
+            for d in due where connections[Int(d.fd)]?.generation == d.generation {
+                guard let response = connections[Int(d.fd)]?.pending else { continue }
+                connections[Int(d.fd)]?.pending = nil
+                write(d.fd, response)
+            }
+        }
+        guard now >= nextSweep else { return }
+        nextSweep = now + UInt64(LeanDataListener.sweepMilliseconds) * 1_000_000
+        for fd in connections.indices {
+            if let c = connections[fd], c.deadline <= now { closeConnection(Int32(fd)) }
+        }
+    }
+
+    private func handleCommands() {
+        for command in mailbox.take() {
+            switch command {
+            case .close(let fd, let gen):
+                if connection(fd, gen) { closeConnection(fd) }
+            case .resume(let fd, let gen):
+                guard connection(fd, gen), let response = connections[Int(fd)]?.pending else { continue }
+                connections[Int(fd)]?.pending = nil
+                send(fd, response)
+            case .stopAccepting:
+                if accepting {
+                    accepting = false
+                    _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil)
+                    listener.stoppedLoops.wrappingAdd(1, ordering: .releasing)
+                }
+            case .closeAll:
+                for fd in connections.indices where connections[fd] != nil { closeConnection(Int32(fd)) }
+            }
+        }
+    }
+
+    private func connection(_ fd: Int32, _ gen: UInt32) -> Bool {
+        Int(fd) < connections.count && connections[Int(fd)]?.generation == gen
+    }
+
+    private func acceptAll() {
+        let key = listener.limits.connectionKey
+        let hooks = listener.responders.hooks
+        for _ in 0..<64 {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    clinux_accept4(listener.listenFD, $0, &length, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
+                }
+            }
+            guard fd >= 0 else { return }  // EAGAIN (another loop took it), or out of descriptors
+            listener.live.wrappingAdd(1, ordering: .relaxed)
+            let remote = LeanDataListener.peerAddress(&storage)
+            var localStorage = sockaddr_storage()
+            var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let named = withUnsafeMutablePointer(to: &localStorage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
+            }
+            let local = named == 0 ? LeanDataListener.peerAddress(&localStorage) : nil
+            generation &+= 1
+            let gen = generation
+            let mailbox = self.mailbox
+            guard let slot = listener.table.admit(key: key(local, remote), close: { mailbox.post(.close(fd: fd, generation: gen)) }) else {
+                Glibc.close(fd)
+                listener.live.wrappingAdd(-1, ordering: .relaxed)
+                continue
+            }
+            let context = hooks?.accepted(local, remote)
+            if Int(fd) >= connections.count {
+                connections.append(contentsOf: repeatElement(nil, count: max(Int(fd) + 1 - connections.count, connections.count)))
+            }
+            connections[Int(fd)] = Connection(
+                generation: gen, slot: slot, context: context, remote: remote, deadline: Self.now() + timeoutNanoseconds,
+                parser: HTTPRequestParser(maxBody: listener.limits.maxBodyBytes))
+            open += 1
+            readable(fd)
+            if connections[Int(fd)]?.generation == gen, connections[Int(fd)]?.registered == false {
+                connections[Int(fd)]?.registered = true
+                let out: UInt32
+                if case .writing = connections[Int(fd)]?.phase { out = EPOLLOUT.rawValue } else { out = 0 }
+                add(fd, events: EPOLLIN.rawValue | out, tag: UInt64(fd))
+            }
+        }
+    }
+
+    private func handle(_ fd: Int32, flags: UInt32) {
+        guard Int(fd) < connections.count, let c = connections[Int(fd)] else { return }
+        if case .writing = c.phase {
+            if flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { closeConnection(fd); return }
+            continueWriting(fd)
+            return
+        }
+        readable(fd)
+    }
+
+    /// Reads what has arrived (a few reads at most; epoll is level-triggered and calls again).
+    private func readable(_ fd: Int32) {
+        let gen = connections[Int(fd)]?.generation
+        for _ in 0..<4 {
+            guard let c = connections[Int(fd)], c.generation == gen else { return }
+            if case .writing = c.phase { return }
+            let n = read(fd, buffer.baseAddress, buffer.count)
+            if n == 0 { closeConnection(fd); return }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { return }
+                closeConnection(fd)
+                return
+            }
+            guard case .reading = c.phase else { continue }  // after the request: ignored
+            if c.started == 0 { connections[Int(fd)]?.started = Self.now() }
+            let outcome = connections[Int(fd)]!.parser.feed(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
+            switch outcome {
+            case .needMore: continue
+            case .error(let status):
+                connections[Int(fd)]?.phase = .waiting
+                write(fd, listener.responders.malformed(status))
+            case .complete:
+                connections[Int(fd)]?.phase = .waiting
+                answer(fd)
+            }
+        }
+    }
+
+    private func answer(_ fd: Int32) {
+        guard let c = connections[Int(fd)] else { return }
+        c.slot.markAnswering()
+        let head = c.parser.head
+        let request = IMDSRequest(
+            method: head.method, target: head.target, headers: head.headers, peer: c.remote, bodyLength: c.parser.bodyLength)
+        let r = listener.responders
+        let response = r.respond(request)
+        let elapsed = Double(Self.now() - c.started) / 1e9
+        r.observer?(request, response, elapsed)
+        r.hooks?.completed(request, response, elapsed, c.context)
+        if response.action == .respondAndClose, let hold = r.hooks?.hold {
+            let mailbox = self.mailbox
+            let gen = c.generation
+            connections[Int(fd)]?.pending = response
+            if hold(c.context, { mailbox.post(.resume(fd: fd, generation: gen)) }) { return }
+            connections[Int(fd)]?.pending = nil
+        }
+        send(fd, response)
+    }
+
+    private func send(_ fd: Int32, _ response: IMDSResponse) {
+        switch response.action {
+        case .hang:
+            return  // the request deadline closes it
+        case .reset:
+            var l = linger(l_onoff: 1, l_linger: 0)
+            _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, socklen_t(MemoryLayout<linger>.size))
+            closeConnection(fd)
+            return
+        case .respondAndClose:
+            break
+        }
+        if response.delayMilliseconds > 0, let gen = connections[Int(fd)]?.generation {
+            var r = response
+            r.delayMilliseconds = 0
+            connections[Int(fd)]?.pending = r
+            delayed.append((fd, gen, Self.now() + UInt64(response.delayMilliseconds) * 1_000_000))
+            return
+        }
+        write(fd, response)
+    }
+
+    /// Writes the response with one `write`, then closes (or waits for room for the rest).
+    private func write(_ fd: Int32, _ response: IMDSResponse) {
+        if let hops = response.hopLimit {
+            var value = Int32(hops)
+            let size = socklen_t(MemoryLayout<Int32>.size)
+            if listener.isIPv6 { _ = setsockopt(fd, Int32(IPPROTO_IPV6), IPV6_UNICAST_HOPS, &value, size) }
+            _ = setsockopt(fd, Int32(IPPROTO_IP), IP_TTL, &value, size)
+        }
+        connections[Int(fd)]?.phase = .writing(bytes: response.serialized(), offset: 0)
+        continueWriting(fd)
+    }
+
+    private func continueWriting(_ fd: Int32) {
+        guard case .writing(let bytes, let offset)? = connections[Int(fd)]?.phase else { return }
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
+        if n < 0 {
+            if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { wantWritable(fd); return }
+            closeConnection(fd)
+            return
+        }
+        if offset + n >= bytes.count { closeConnection(fd); return }
+        connections[Int(fd)]?.phase = .writing(bytes: bytes, offset: offset + n)
+        wantWritable(fd)
+    }
+
+    private func wantWritable(_ fd: Int32) {
+        // Not registered yet: the accept path registers it with EPOLLOUT after the first read.
+        if connections[Int(fd)]?.registered == true { modify(fd, events: EPOLLOUT.rawValue) }
+    }
+
+    private func closeConnection(_ fd: Int32) {
+        guard Int(fd) < connections.count, let c = connections[Int(fd)] else { return }
+        connections[Int(fd)] = nil
+        listener.table.remove(c.slot)
+        Glibc.close(fd)  // also leaves the epoll set (the descriptor is never duplicated)
+        open -= 1
+        listener.live.wrappingAdd(-1, ordering: .releasing)
+    }
+}
