@@ -220,15 +220,15 @@ final class RequestDeadlineHandler: ChannelInboundHandler {
 }
 
 /// Which listener the data plane runs on: SwiftNIO (as the control plane), or the lean epoll loop
-/// (``LeanDataListener``, `docs/data-plane-loop.md`). `IMDS_DATA_PLANE=nio|lean` picks the default,
-/// so that a benchmark can run both from one binary.
+/// (``LeanDataListener``, `docs/data-plane-loop.md`, the default). `IMDS_DATA_PLANE=nio|lean`
+/// overrides the default, so that a benchmark can run both from one binary.
 public enum DataPlaneTransport: String, Sendable {
     case nio
     case lean
 
-    /// `IMDS_DATA_PLANE` from the environment, else ``nio``.
+    /// `IMDS_DATA_PLANE` from the environment, else ``lean``.
     public static var `default`: DataPlaneTransport {
-        ProcessInfo.processInfo.environment["IMDS_DATA_PLANE"].flatMap(DataPlaneTransport.init(rawValue:)) ?? .nio
+        ProcessInfo.processInfo.environment["IMDS_DATA_PLANE"].flatMap(DataPlaneTransport.init(rawValue:)) ?? .lean
     }
 }
 
