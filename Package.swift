@@ -199,6 +199,8 @@ let package = Package(
             name: "IMDSCoreTests",
             dependencies: [
                 "IMDSCore", "IMDSTesting", "IMDSPostgres", .product(name: "Crypto", package: "swift-crypto"),
+                // The PostgreSQL fault tests hold locks on their own connection.
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "HashTreeCollections", package: "swift-collections"),
             ],
             swiftSettings: strict

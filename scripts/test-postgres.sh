@@ -25,6 +25,7 @@ chmod 755 "$TMP"
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${FROZEN:-}" ] && kill -CONT $FROZEN 2>/dev/null
     pg_remove
     rm -rf "$TMP"
 }
@@ -36,7 +37,7 @@ ok "a private PostgreSQL cluster starts ($("$PGBIN/postgres" --version | awk '{p
 
 # --- The store contract (Swift), against this server -------------------------------------------
 if [ -x .build/debug/imdsPackageTests.xctest ] || [ -d .build/debug/imdsPackageTests.xctest ]; then
-    out=$(IMDS_TEST_POSTGRES_URL="$PG_URL" timeout 600 swift test --skip-build --filter "StoreContractTests|PostgresStoreTests" 2>&1)
+    out=$(IMDS_TEST_POSTGRES_URL="$PG_URL" timeout 600 swift test --skip-build --filter "StoreContractTests|PostgresStoreTests|PostgresWriteDeadlineTests" 2>&1)
     if echo "$out" | grep -qE "Test run with [0-9]+ tests? .*passed" && ! echo "$out" | grep -q "✘" && echo "$out" | grep -q "(kind: .postgres)\|PostgresStoreTests passed"; then
         ok "store contract and multi-host suites pass against PostgreSQL ($(echo "$out" | grep -oE 'Test run with [0-9]+ tests' | tail -1))"
     else
@@ -184,6 +185,50 @@ check "B applied every revision exactly once" "yes" "$(exactly_once b)"
 
 # acked_some: waits (bounded, 30 s) until the writer has 5 acknowledged changes.
 acked_some() { for _ in $(seq 1 300); do [ "$(grep -c '^[0-9]' "$TMP/acked")" -ge 5 ] && return 0; sleep 0.1; done; }
+
+echo "# PostgreSQL freezes (SIGSTOP): it accepts connections and never answers; every write still ends by its deadline"
+# The postmaster and its backends are stopped: the kernel still completes TCP handshakes from the
+# backlog, so a new connection hangs in its start-up exchange and an open one never gets an answer.
+FROZEN=""
+pg_freeze() { local pm; pm=$(head -1 "$PG_DIR/data/postmaster.pid"); FROZEN="$pm $(pgrep -P "$pm" | xargs)"; kill -STOP $FROZEN; }
+pg_thaw() { [ -n "$FROZEN" ] && kill -CONT $FROZEN 2>/dev/null; FROZEN=""; }
+frozen_write() {  # frozen_write HOST ROUND: an admin write; prints "CODE MS"
+    local t0; t0=$(date +%s%N)
+    local code; code=$(curl -s --max-time 20 -o "$TMP/frozen-$1-$2.json" -w '%{http_code}' -X POST "${CP[$1]}/admin/v1/tokens/invalidate")
+    echo "$code $(ms_since "$t0")"
+}
+rev_before=$(head_revision)
+pg_freeze && ok "PostgreSQL frozen (kill -STOP of the postmaster and its backends)" || not_ok "kill -STOP postgres"
+for round in 1 2; do
+    # Four writes at once on A (the first waits on the database, the others behind it) and one on B.
+    for i in 1 2 3 4; do frozen_write a "$round$i" >"$TMP/frozen-a-$round$i" & done
+    frozen_write b "$round" >"$TMP/frozen-b-$round" &
+    wait
+    worst=0; codes=""
+    for f in "$TMP"/frozen-a-"$round"? "$TMP/frozen-b-$round"; do
+        read -r code ms <"$f"; codes="$codes $code"; [ "$ms" -gt "$worst" ] && worst=$ms
+    done
+    echo "    round $round: answers$codes, the slowest after $worst ms (write deadline 5 s, listener deadline 10 s)"
+    check "round $round: every write during the freeze is answered 503" " 503 503 503 503 503" "$codes"
+    if [ "$worst" -lt 9000 ]; then ok "round $round: every write answered before the listener's 10 s deadline ($worst ms)"
+    else not_ok "round $round: writes answered by their deadline" "slowest $worst ms"; fi
+done
+contains "the 503 says ServiceUnavailable" '"ServiceUnavailable"' "$(cat "$TMP/frozen-a-11.json")"
+if [ $HAVE_AWS = 1 ]; then
+    t0=$(date +%s%N)
+    err=$(ec2 c modify-instance-metadata-options --instance-id "$X" --http-put-response-hop-limit 9 2>&1 >/dev/null)
+    contains "an EC2 write on C during the freeze fails with ServiceUnavailable ($(ms_since "$t0") ms)" "ServiceUnavailable" "$err"
+fi
+check "B's data plane answers during the freeze (A's token)" "$X" "$(as 2 -H "X-aws-ec2-metadata-token: $TA" "${DP[b]}/latest/meta-data/instance-id")"
+pg_thaw && ok "PostgreSQL thawed" || not_ok "kill -CONT postgres"
+# Once the database answers again, writes go through (the writers reconnect) and nothing from the
+# freeze was committed: every write then was answered 503, so the head is where it was.
+code=""; for _ in $(seq 1 50); do code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -X POST "${CP[a]}/admin/v1/tokens/invalidate"); [ "$code" = 200 ] && break; sleep 0.2; done
+check "a write on A succeeds after the thaw" "200" "$code"
+check "nothing answered 503 during the freeze was committed (head moved by the one write after it)" "$((rev_before + 1))" "$(head_revision)"
+if settle a b c; then ok "every host is at the head after the thaw"; else not_ok "hosts settle after the thaw" "$(for n in a b c; do store_field $n applied-revision; done | xargs) vs $(head_revision)"; fi
+for n in a b c; do check "host $n applied every revision exactly once" "yes" "$(exactly_once $n)"; done
+TA=$(token a)  # the writes above invalidated every token
 
 echo "# PostgreSQL stops mid-stream"
 rm -f "$TMP/stop"; : >"$TMP/acked"

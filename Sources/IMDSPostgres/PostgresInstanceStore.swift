@@ -30,7 +30,8 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         public var cacheFile: String?
         /// How long a connection attempt may take.
         public var connectTimeout: Duration
-        /// How long one write (the whole transaction) may take before it fails as unavailable.
+        /// How long one write may take, from the call to its answer, before it fails as unavailable:
+        /// the wait behind earlier writes, connecting and the transaction together.
         public var writeTimeout: Duration
         /// The longest wait between two reconnection attempts (the backoff doubles up to it).
         public var maxBackoff: Duration
@@ -225,11 +226,16 @@ public final class PostgresInstanceStore: BatchCommittingStore {
             return id
         }
         let ticket = gate.ticket()
+        let deadline = ContinuousClock.now + options.writeTimeout
         Task { [self] in
-            await gate.wait(ticket)
+            guard await gate.wait(ticket, until: deadline) else {
+                state.withLock { s in s.submits.removeAll { $0.id == id } }
+                logger.debug("store: a data-plane change was not saved: earlier writes still wait for the database")
+                return
+            }
             defer { gate.release() }
             do {
-                _ = try await write(submission: id) { head in
+                _ = try await write(submission: id, until: deadline) { head in
                     let (next, recorded) = try head.preparing(changes, now: clock.now())
                     return (next, recorded, false)
                 }
@@ -248,20 +254,34 @@ public final class PostgresInstanceStore: BatchCommittingStore {
     struct Refused: Error { let error: any Error }
 
     /// One batch through the write gate (see ``BatchCommittingStore``).
+    /// Ends within ``Options/writeTimeout`` of the call, whatever the database does: committed, or
+    /// ``StoreError/unavailable(_:)``.
     public func commit(_ make: (StoreSnapshot) throws -> PreparedBatch) async throws -> StoreRevision {
         let ticket = gate.ticket()
-        await gate.wait(ticket)
+        let deadline = ContinuousClock.now + options.writeTimeout
+        guard await gate.wait(ticket, until: deadline) else {
+            throw StoreError.unavailable(
+                "the database did not answer within \(options.writeTimeout) (earlier writes on this host still wait for it)")
+        }
         defer { gate.release() }
-        return try await write(submission: nil, make)
+        return try await write(submission: nil, until: deadline, make)
     }
 
-    /// One batch in one transaction; the caller holds the gate.
-    private func write(submission: UInt64?, _ make: (StoreSnapshot) throws -> Made) async throws -> StoreRevision {
+    /// One batch in one transaction, ended by `deadline`; the caller holds the gate.
+    private func write(submission: UInt64?, until deadline: ContinuousClock.Instant, _ make: (StoreSnapshot) throws -> Made) async throws
+        -> StoreRevision
+    {
         if state.withLock({ $0.closed }) { throw StoreError.closed }
-        let conn = try await writerConnection()
-        let watchdog = Task { [timeout = options.writeTimeout] in
-            try? await Task.sleep(for: timeout)
-            if !Task.isCancelled { try? await conn.close() }
+        let conn = try await writerConnection(until: deadline)
+        let timedOut = Flag()
+        // Closing the connection fails whatever query waits on it (PostgresConnection.close() is
+        // immediate), so the transaction ends at the deadline even if the server never answers.
+        let watchdog = Task { [timedOut] in
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            if !Task.isCancelled {
+                timedOut.set()
+                try? await conn.close()
+            }
         }
         defer { watchdog.cancel() }
         let made: Made
@@ -318,7 +338,7 @@ public final class PostgresInstanceStore: BatchCommittingStore {
                 if s.writer === conn { s.writer = nil }
             }
             try? await conn.close()
-            let why = Self.describe(error)
+            let why = timedOut.isSet ? "the database did not answer within \(options.writeTimeout)" : Self.describe(error)
             markDown(why)
             throw StoreError.unavailable(why)
         }
@@ -377,7 +397,7 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         }
     }
 
-    private func writerConnection() async throws -> PostgresConnection {
+    private func writerConnection(until deadline: ContinuousClock.Instant) async throws -> PostgresConnection {
         let (open, recentFailure) = state.withLock { s -> (PostgresConnection?, String?) in
             if let w = s.writer, !w.isClosed { return (w, nil) }
             guard let failed = s.writerFailedAt, ContinuousClock.now - failed < options.retryAfter, !s.reachable else { return (nil, nil) }
@@ -386,7 +406,7 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         if let open { return open }
         if let recentFailure { throw StoreError.unavailable(recentFailure) }
         do {
-            let c = try await Self.connect(url, options, role: "write", id: connectionIDs.add(1, ordering: .relaxed).newValue)
+            let c = try await Self.connect(url, options, role: "write", id: connectionIDs.add(1, ordering: .relaxed).newValue, until: deadline)
             state.withLock { $0.writer = c; $0.writerFailedAt = nil }
             return c
         } catch {
@@ -528,7 +548,88 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         try await c.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Options().logger)
     }
 
-    static func connect(_ url: PostgresURL, _ options: Options, role: String, id: Int) async throws -> PostgresConnection {
+    /// Connects and completes the start-up exchange (authentication, parameters) by
+    /// ``Options/connectTimeout`` or `deadline`, whichever comes first: PostgresNIO's own
+    /// connect timeout covers only the TCP handshake, and a server that accepts but never answers
+    /// (stopped, frozen, a dead host behind a live proxy) would otherwise hold the caller forever.
+    static func connect(
+        _ url: PostgresURL, _ options: Options, role: String, id: Int, until deadline: ContinuousClock.Instant? = nil
+    ) async throws -> PostgresConnection {
+        let limit = min(ContinuousClock.now + options.connectTimeout, deadline ?? .now + options.connectTimeout)
+        let timeout = options.connectTimeout
+        return try await Self.until(limit, ConnectTimedOut(limit: timeout)) {
+            try await Self.connectUnbounded(url, options, role: role, id: id)
+        } late: { conn in
+            try? await conn.close()
+        }
+    }
+
+    /// A connection attempt that did not complete in time.
+    struct ConnectTimedOut: Error, CustomStringConvertible {
+        let limit: Duration
+        var description: String { "cannot connect: the server did not complete the start-up exchange within \(limit)" }
+    }
+
+    /// Runs `operation` and returns what it returns, or throws `timeout` at `deadline` if it has not
+    /// finished by then. The operation is cancelled then; if it still returns a value, `late` gets it
+    /// (to close a connection nobody waits for any more).
+    static func until<T: Sendable>(
+        _ deadline: ContinuousClock.Instant, _ timeout: any Error, _ operation: @escaping @Sendable () async throws -> T,
+        late: @escaping @Sendable (T) async -> Void
+    ) async throws -> T {
+        let once = Once<T>()
+        return try await withCheckedThrowingContinuation { (c: CheckedContinuation<T, any Error>) in
+            once.set(c)
+            let work = Task {
+                do {
+                    let value = try await operation()
+                    if let c = once.take() { c.resume(returning: value) } else { await late(value) }
+                } catch {
+                    once.take()?.resume(throwing: error)
+                }
+            }
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                if let c = once.take() {
+                    work.cancel()
+                    c.resume(throwing: timeout)
+                }
+            }
+            once.onTake { timer.cancel() }
+        }
+    }
+
+    /// A flag one task sets and another reads.
+    final class Flag: Sendable {
+        private let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+        var isSet: Bool { value.load(ordering: .acquiring) }
+    }
+
+    /// A continuation resumed once, by whichever side takes it first.
+    final class Once<T: Sendable>: Sendable {
+        private let state = Mutex<(CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?, Bool)>((nil, nil, false))
+        func set(_ c: CheckedContinuation<T, any Error>) { state.withLock { $0.0 = c } }
+        /// Runs `cancel` once the continuation is taken (at once if it already was).
+        func onTake(_ cancel: @escaping @Sendable () -> Void) {
+            let now = state.withLock { s -> Bool in
+                if s.2 { return true }
+                s.1 = cancel
+                return false
+            }
+            if now { cancel() }
+        }
+        func take() -> CheckedContinuation<T, any Error>? {
+            let (c, cancel) = state.withLock { s -> (CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?) in
+                defer { s.0 = nil; s.1 = nil; s.2 = true }
+                return s.2 ? (nil, nil) : (s.0, s.1)
+            }
+            cancel?()
+            return c
+        }
+    }
+
+    static func connectUnbounded(_ url: PostgresURL, _ options: Options, role: String, id: Int) async throws -> PostgresConnection {
         var config: PostgresConnection.Configuration
         if let dir = url.socketDirectory {
             config = .init(unixSocketPath: (dir as NSString).appendingPathComponent(".s.PGSQL.\(url.port)"), username: url.user,

@@ -7,17 +7,19 @@ struct RequestTarget {
     /// Parses origin-form (`/latest/meta-data/`) and absolute-form (`http://host/latest/...`) targets.
     /// Returns nil for targets no HTTP server would accept (asterisk-form, control bytes).
     init?(_ target: String) {
-        var path = Substring(target)
-        if path.hasPrefix("http://") || path.hasPrefix("https://") {
-            let afterScheme = path[path.index(path.firstIndex(of: ":")!, offsetBy: 3)...]
-            path = afterScheme.firstIndex(of: "/").map { afterScheme[$0...] } ?? "/"
+        // Bytes, not Characters: the target is ASCII on the wire, and grapheme breaking was
+        // 3.8 % of the data plane's CPU (perf, v1 GET at 16 connections).
+        var utf8 = Substring(target).utf8
+        if utf8.starts(with: "http://".utf8) || utf8.starts(with: "https://".utf8) {
+            let afterScheme = utf8[utf8.index(utf8.firstIndex(of: UInt8(ascii: ":"))!, offsetBy: 3)...]
+            utf8 = afterScheme.firstIndex(of: UInt8(ascii: "/")).map { afterScheme[$0...] } ?? "/".utf8[...]
         }
-        guard path.first == "/" else { return nil }
-        if let q = path.firstIndex(where: { $0 == "?" || $0 == "#" }) { path = path[..<q] }
-        for b in path.utf8 where b < 0x20 || b == 0x7F { return nil }
-        trailingSlash = path.hasSuffix("/")
-        let raw = path.split(separator: "/", omittingEmptySubsequences: BehaviourChoices.collapseDuplicateSlashes)
-        components = raw.map { RequestTarget.percentDecode(String($0)) }
+        guard utf8.first == UInt8(ascii: "/") else { return nil }
+        if let q = utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { utf8 = utf8[..<q] }
+        for b in utf8 where b < 0x20 || b == 0x7F { return nil }
+        trailingSlash = utf8.last == UInt8(ascii: "/")
+        let raw = utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: BehaviourChoices.collapseDuplicateSlashes)
+        components = raw.map { RequestTarget.percentDecode(String(Substring($0))) }
         if !BehaviourChoices.collapseDuplicateSlashes { components = Array(components.dropFirst()) }
     }
 
