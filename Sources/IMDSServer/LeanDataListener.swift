@@ -277,12 +277,20 @@ private final class LeanLoop {
         self.listener = listener
         self.mailbox = mailbox
         self.epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
-        self.timeoutNanoseconds = UInt64(max(0, listener.limits.requestTimeoutSeconds)) * 1_000_000_000
+        // Saturating: ListenerLimits is public, and Int64.max seconds must mean "never", not a trap.
+        let (nanoseconds, overflow) = UInt64(max(0, listener.limits.requestTimeoutSeconds)).multipliedReportingOverflow(by: 1_000_000_000)
+        self.timeoutNanoseconds = overflow ? .max : nanoseconds
         add(listener.listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, tag: Self.listenTag)
         add(mailbox.eventFD, events: EPOLLIN.rawValue, tag: Self.mailboxTag)
     }
 
     deinit { buffer.deallocate() }
+
+    /// A new connection's deadline (saturating: a timeout of "never" stays never).
+    private var deadlineFromNow: UInt64 {
+        let (deadline, overflow) = Self.now().addingReportingOverflow(timeoutNanoseconds)
+        return overflow ? .max : deadline
+    }
 
     private func add(_ fd: Int32, events: UInt32, tag: UInt64) {
         var event = epoll_event()
@@ -412,7 +420,7 @@ private final class LeanLoop {
                 connections.append(contentsOf: repeatElement(nil, count: max(Int(fd) + 1 - connections.count, connections.count)))
             }
             connections[Int(fd)] = Connection(
-                generation: gen, slot: slot, context: context, remote: remote, deadline: Self.now() + timeoutNanoseconds,
+                generation: gen, slot: slot, context: context, remote: remote, deadline: deadlineFromNow,
                 parser: HTTPRequestParser(maxBody: listener.limits.maxBodyBytes))
             open += 1
             readable(fd)

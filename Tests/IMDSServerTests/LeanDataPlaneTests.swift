@@ -69,6 +69,21 @@ struct LeanDataPlaneTests {
         return (service, try await service.startDataListener(ListenAddress(host: "127.0.0.1", port: 0)))
     }
 
+    /// A request timeout too large for nanoseconds means no deadline (it trapped on overflow).
+    @Test func aHugeRequestTimeoutSaturates() async throws {
+        let (service, lean) = try await Self.listener(.lean, ListenerLimits(requestTimeoutSeconds: .max))
+        let port = lean.boundAddress.port
+        let answer = await AbuseTests.onThread { () -> RawHTTP.Result? in
+            guard let fd = try? RawHTTP.connect(host: "127.0.0.1", port: port) else { return nil }
+            defer { close(fd) }
+            RawHTTP.send(fd, Array("GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+            return RawHTTP.readAll(fd)
+        }
+        #expect(answer?.status == 200)
+        await lean.drain(timeout: .seconds(1))
+        await service.shutdown()
+    }
+
     /// Status line, headers but Date, body.
     static func comparable(_ r: RawHTTP.Result?) -> String {
         guard let r else { return "no connection" }
