@@ -86,15 +86,45 @@ public final class CallerTable: Sendable {
 
     public init(capacity: Int = 1000) { self.capacity = max(1, capacity) }
 
+    private static func add(_ e: AccessLogEntry, _ kind: Kind, ip: String?, to c: inout CallerSummary) {
+        if let p = e.caller {
+            if c.process != p { c.process = p }
+            if c.pids.first != p.pid {
+                c.pids.removeAll { $0 == p.pid }
+                c.pids.insert(p.pid, at: 0)
+                if c.pids.count > 8 { c.pids.removeLast() }
+            }
+        }
+        if let ip, c.addresses.count < 8, !c.addresses.contains(ip) { c.addresses.append(ip) }
+        if let i = e.instanceID, c.instanceIDs.count < 8, !c.instanceIDs.contains(i) { c.instanceIDs.append(i) }
+        if e.time < c.firstSeen { c.firstSeen = e.time }
+        if e.time > c.lastSeen { c.lastSeen = e.time }
+        switch kind {
+        case .v1: c.v1 += 1
+        case .v1Rejected: c.v1Rejected += 1
+        case .v2: c.v2 += 1
+        case .other: c.other += 1
+        }
+        let isV1 = kind == .v1 || kind == .v1Rejected
+        if let i = c.paths.firstIndex(where: { $0.path == e.path }) {
+            if isV1 { c.paths[i].v1 += 1 } else if kind == .v2 { c.paths[i].v2 += 1 }
+        } else if c.paths.count < maxPaths {
+            c.paths.append(.init(path: e.path, v1: isV1 ? 1 : 0, v2: kind == .v2 ? 1 : 0))
+        } else {
+            c.pathsTruncated = true
+        }
+    }
+
     /// Adds one request (an access-log entry with its attribution).
     public func record(_ e: AccessLogEntry) {
         let kind = Self.classify(e)
+        let ip = e.clientIP
         let key: Key =
             if let p = e.caller {
                 .process(container: p.containerID, user: p.user, executable: p.executable, commandLine: p.commandLine,
                          instance: e.instanceID)
             } else {
-                .address(attribution: e.attribution, ip: e.clientIP, instance: e.instanceID)
+                .address(attribution: e.attribution, ip: ip, instance: e.instanceID)
             }
         state.withLock { s in
             switch kind {
@@ -103,40 +133,17 @@ public final class CallerTable: Sendable {
             case .v2: s.totals.v2 += 1
             case .other: s.totals.other += 1
             }
-            var c = s.callers[key] ?? {
+            if s.callers[key] == nil {
                 if s.callers.count >= capacity, let oldest = s.callers.min(by: { $0.value.lastSeen < $1.value.lastSeen })?.key {
                     s.callers.removeValue(forKey: oldest)
                     s.evicted += 1
                 }
-                return CallerSummary(
+                s.callers[key] = CallerSummary(
                     process: e.caller, attribution: e.attribution ?? "skipped", addresses: [], pids: [], v1: 0, v1Rejected: 0,
                     v2: 0, other: 0, paths: [], pathsTruncated: false, firstSeen: e.time, lastSeen: e.time, instanceIDs: [])
-            }()
-            if let p = e.caller {
-                c.process = p
-                c.pids.removeAll { $0 == p.pid }
-                c.pids.insert(p.pid, at: 0)
-                if c.pids.count > 8 { c.pids.removeLast() }
             }
-            if let ip = e.clientIP, !c.addresses.contains(ip), c.addresses.count < 8 { c.addresses.append(ip) }
-            if let i = e.instanceID, !c.instanceIDs.contains(i), c.instanceIDs.count < 8 { c.instanceIDs.append(i) }
-            if e.time < c.firstSeen { c.firstSeen = e.time }
-            if e.time > c.lastSeen { c.lastSeen = e.time }
-            switch kind {
-            case .v1: c.v1 += 1
-            case .v1Rejected: c.v1Rejected += 1
-            case .v2: c.v2 += 1
-            case .other: c.other += 1
-            }
-            let isV1 = kind == .v1 || kind == .v1Rejected
-            if let i = c.paths.firstIndex(where: { $0.path == e.path }) {
-                if isV1 { c.paths[i].v1 += 1 } else if kind == .v2 { c.paths[i].v2 += 1 }
-            } else if c.paths.count < Self.maxPaths {
-                c.paths.append(.init(path: e.path, v1: isV1 ? 1 : 0, v2: kind == .v2 ? 1 : 0))
-            } else {
-                c.pathsTruncated = true
-            }
-            s.callers[key] = c
+            // Updated in place: a copy out of the dictionary and back would copy every array in it.
+            Self.add(e, kind, ip: ip, to: &s.callers[key]!)
         }
     }
 

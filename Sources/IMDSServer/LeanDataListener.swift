@@ -37,6 +37,9 @@ final class LeanDataListener: Sendable {
     let listenFD: Int32
     let isIPv6: Bool
     let boundAddress: ListenAddress
+    /// This end of every accepted connection, when the socket is bound to one address (not the
+    /// wildcard): then no `getsockname` is needed per connection.
+    let fixedLocal: PeerAddress?
     let table: ConnectionTable
     let limits: ListenerLimits
     let responders: Responders
@@ -55,6 +58,13 @@ final class LeanDataListener: Sendable {
         self.listenFD = listenFD
         self.isIPv6 = isIPv6
         self.boundAddress = boundAddress
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listenFD, $0, &length) }
+        }
+        let local = named == 0 ? LeanDataListener.peerAddress(&storage) : nil
+        self.fixedLocal = local.flatMap { $0.ip == "0.0.0.0" || $0.ip == "::" ? nil : $0 }
         self.limits = limits
         self.responders = responders
         self.table = ConnectionTable(maxTotal: limits.maxConnections, maxPerSource: limits.maxConnectionsPerSource)
@@ -159,28 +169,29 @@ final class LeanDataListener: Sendable {
         return String(decoding: UnsafeRawBufferPointer(start: message, count: strlen(message)), as: UTF8.self)
     }
 
-    private static func text(_ chars: [CChar]) -> String {
-        String(decoding: chars.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
     /// A socket address as text, as NIO's `SocketAddress.ipAddress` gives it (`inet_ntop`).
     static func peerAddress(_ storage: inout sockaddr_storage) -> PeerAddress? {
-        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            return withUnsafeBytes(of: &storage) { raw -> PeerAddress? in
-                var a = raw.load(as: sockaddr_in.self)
-                guard inet_ntop(AF_INET, &a.sin_addr, &text, socklen_t(text.count)) != nil else { return nil }
-                return PeerAddress(ip: Self.text(text), port: Int(UInt16(bigEndian: a.sin_port)))
+        // Rendered into a buffer on the stack: this runs for both ends of every connection.
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: Int(INET6_ADDRSTRLEN) + 1) { text -> PeerAddress? in
+            func string() -> String {
+                String(decoding: UnsafeRawBufferPointer(text).prefix { $0 != 0 }, as: UTF8.self)
             }
-        case AF_INET6:
-            return withUnsafeBytes(of: &storage) { raw -> PeerAddress? in
-                var a = raw.load(as: sockaddr_in6.self)
-                guard inet_ntop(AF_INET6, &a.sin6_addr, &text, socklen_t(text.count)) != nil else { return nil }
-                return PeerAddress(ip: Self.text(text), port: Int(UInt16(bigEndian: a.sin6_port)))
+            switch Int32(storage.ss_family) {
+            case AF_INET:
+                return withUnsafeBytes(of: &storage) { raw -> PeerAddress? in
+                    var a = raw.load(as: sockaddr_in.self)
+                    guard inet_ntop(AF_INET, &a.sin_addr, text.baseAddress, socklen_t(text.count)) != nil else { return nil }
+                    return PeerAddress(ip: string(), port: Int(UInt16(bigEndian: a.sin_port)))
+                }
+            case AF_INET6:
+                return withUnsafeBytes(of: &storage) { raw -> PeerAddress? in
+                    var a = raw.load(as: sockaddr_in6.self)
+                    guard inet_ntop(AF_INET6, &a.sin6_addr, text.baseAddress, socklen_t(text.count)) != nil else { return nil }
+                    return PeerAddress(ip: string(), port: Int(UInt16(bigEndian: a.sin6_port)))
+                }
+            default:
+                return nil
             }
-        default:
-            return nil
         }
     }
 }
@@ -401,12 +412,7 @@ private final class LeanLoop {
             guard fd >= 0 else { return }  // EAGAIN (another loop took it), or out of descriptors
             listener.live.wrappingAdd(1, ordering: .relaxed)
             let remote = LeanDataListener.peerAddress(&storage)
-            var localStorage = sockaddr_storage()
-            var localLength = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let named = withUnsafeMutablePointer(to: &localStorage) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &localLength) }
-            }
-            let local = named == 0 ? LeanDataListener.peerAddress(&localStorage) : nil
+            let local = listener.fixedLocal ?? Self.localAddress(fd)
             generation &+= 1
             let gen = generation
             let mailbox = self.mailbox
@@ -431,6 +437,15 @@ private final class LeanLoop {
                 add(fd, events: EPOLLIN.rawValue | out, tag: UInt64(fd))
             }
         }
+    }
+
+    private static func localAddress(_ fd: Int32) -> PeerAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return named == 0 ? LeanDataListener.peerAddress(&storage) : nil
     }
 
     private func handle(_ fd: Int32, flags: UInt32) {

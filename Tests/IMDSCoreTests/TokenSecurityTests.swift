@@ -41,6 +41,40 @@ struct TokenSecurityTests {
 
     static func raw(_ token: String) -> [UInt8] { TokenAuthority.decodeBase64URL(token)! }
 
+    /// The stack decoder `validate` uses accepts exactly the strings the reference rule accepts:
+    /// 56 characters that decode to 40 bytes and re-encode to themselves (canonical base64).
+    @Test func tokenDecoderMatchesTheReferenceRule() {
+        var rng = Rng(state: 0xDEC0_DE)
+        let valid = Self.authority.issue(instanceID: Self.instance, ttl: 21600, now: Self.now, nonce: 42)
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=+/.".utf8)
+        var mismatches: [String] = []
+        var acceptedCount = 0
+        for round in 0..<50_000 {
+            var u = Array(valid.utf8)
+            // Mutate one to three characters anywhere, the padding and the last data characters most often.
+            for _ in 0...(round % 3) {
+                let at = round % 4 == 0 ? Int.random(in: 50..<56, using: &rng) : Int.random(in: 0..<56, using: &rng)
+                u[at] = alphabet[Int.random(in: 0..<alphabet.count, using: &rng)]
+            }
+            if round % 97 == 0 { u.removeLast() }
+            let text = String(decoding: u, as: UTF8.self)
+            let reference = text.utf8.count == TokenAuthority.tokenLength
+                && TokenAuthority.decodeBase64URL(text).map { $0.count == 40 && TokenAuthority.base64URL($0) == text } == true
+            var copy = text
+            let decoded = copy.withUTF8 { t in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { out -> [UInt8]? in
+                    TokenAuthority.decodeToken(t, into: out) ? Array(out) : nil
+                }
+            }
+            if reference { acceptedCount += 1 }
+            if reference != (decoded != nil) || (reference && decoded != TokenAuthority.decodeBase64URL(text)) {
+                if mismatches.count < 5 { mismatches.append(text) }
+            }
+        }
+        #expect(mismatches.isEmpty, "decoders disagree on \(mismatches)")
+        #expect(acceptedCount > 1000, "the mutations should leave many canonical tokens")
+    }
+
     @Test func aMillionForgedTokensAreAllRejected() {
         var rng = Rng(state: 0x1D5_0009)
         var t = Tally()

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// RFC 7231 IMF-fixdate (`Mon, 23 Nov 2026 16:29:55 GMT`) and the other time formats IMDS uses,
 /// rendered without `DateFormatter` (locale-free and fast).
@@ -51,9 +52,53 @@ public enum TimeFormat {
     }
 
     /// `Mon, 23 Nov 2026 16:29:55 GMT` (HTTP `Date`, `Last-Modified`).
+    /// Every response carries two (`Date`, `Last-Modified`), and both change at most once a second:
+    /// the last two renderings are kept, so most responses render none.
     public static func http(_ date: Date) -> String {
+        let t = date.timeIntervalSince1970
+        let key = t.isNaN ? 0 : Int(min(max(t, renderable.lowerBound), renderable.upperBound).rounded(.down))
+        if let hit = httpCache.withLock({ $0.lookup(key) }) { return hit }
+        let text = renderHTTP(date)
+        httpCache.withLock { $0.insert(key, text) }
+        return text
+    }
+
+    private static let httpCache = Mutex(TwoEntryCache())
+
+    struct TwoEntryCache {
+        var keys = (Int.min, Int.min)
+        var values = ("", "")
+        var next = 0
+        func lookup(_ key: Int) -> String? {
+            if keys.0 == key { return values.0 }
+            if keys.1 == key { return values.1 }
+            return nil
+        }
+        mutating func insert(_ key: Int, _ value: String) {
+            if next == 0 { (keys.0, values.0) = (key, value) } else { (keys.1, values.1) = (key, value) }
+            next ^= 1
+        }
+    }
+
+    /// ``http(_:)`` without the cache.
+    static func renderHTTP(_ date: Date) -> String {
         let (y, m, d, hh, mm, ss, wd) = parts(date)
-        return "\(days[wd]), \(pad(d)) \(months[m - 1]) \(y) \(pad(hh)):\(pad(mm)):\(pad(ss)) GMT"
+        guard (1000...9999).contains(y) else {
+            return "\(days[wd]), \(pad(d)) \(months[m - 1]) \(y) \(pad(hh)):\(pad(mm)):\(pad(ss)) GMT"
+        }
+        // Written byte by byte: `Mon, 23 Nov 2026 16:29:55 GMT` is always 29 bytes here.
+        return String(unsafeUninitializedCapacity: 29) { out in
+            var i = 0
+            func put(_ b: UInt8) { out[i] = b; i += 1 }
+            func two(_ v: Int) { put(UInt8(48 + v / 10)); put(UInt8(48 + v % 10)) }
+            for b in days[wd].utf8 { put(b) }
+            put(44); put(32); two(d); put(32)
+            for b in months[m - 1].utf8 { put(b) }
+            put(32); two(y / 100); two(y % 100); put(32)
+            two(hh); put(58); two(mm); put(58); two(ss)
+            put(32); put(71); put(77); put(84)
+            return i
+        }
     }
 
     /// `2026-11-23T16:29:55Z` (credentials, identity document, spot and rebalance notices).

@@ -72,7 +72,17 @@ public struct IMDSResponse: Sendable {
     public func serialized() -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256 + (omitBody ? 0 : body.count))
-        out.append(contentsOf: "HTTP/1.1 \(status) \(reason)\r\n".utf8)
+        out.append(contentsOf: "HTTP/1.1 ".utf8)
+        if (100...999).contains(status) {
+            out.append(UInt8(48 + status / 100))
+            out.append(UInt8(48 + status / 10 % 10))
+            out.append(UInt8(48 + status % 10))
+        } else {
+            out.append(contentsOf: String(status).utf8)
+        }
+        out.append(0x20)
+        out.append(contentsOf: reason.utf8)
+        out.append(contentsOf: "\r\n".utf8)
         for (name, value) in headers {
             out.append(contentsOf: name.utf8)
             out.append(contentsOf: ": ".utf8)

@@ -60,21 +60,66 @@ public struct TokenAuthority: Sendable {
     public func validate(
         _ token: String, instanceID: String, now: Date, generation: UInt64 = 0
     ) -> Result<Int, Rejection> {
-        guard token.utf8.count == Self.tokenLength, let bytes = Self.decodeBase64URL(token), bytes.count == 40,
-            Array(bytes[0..<4]) == Self.magic,
-            // Refuse non-canonical encodings (other unused bits in the last character).
-            Self.base64URL(bytes) == token
-        else { return .failure(.malformed) }
-        let expected = tag(Array(bytes[0..<16]), instanceID: instanceID, generation: generation)
-        // Constant-time comparison of the 24-byte tags.
-        var diff: UInt8 = 0
-        for i in 0..<24 { diff |= expected[i] ^ bytes[16 + i] }
-        guard diff == 0 else { return .failure(.badSignature) }
-        var expiry: UInt64 = 0
-        for i in 4..<10 { expiry = expiry << 8 | UInt64(bytes[i]) }
-        let nowMillis = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down)))
-        guard nowMillis < expiry else { return .failure(.expired) }
-        return .success(Int((expiry - nowMillis) / 1000))
+        // Decoded into a buffer on the stack: this runs on every IMDSv2 request.
+        var token = token
+        return token.withUTF8 { text in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 40) { bytes in
+                guard Self.decodeToken(text, into: bytes), bytes[0] == Self.magic[0], bytes[1] == Self.magic[1],
+                    bytes[2] == Self.magic[2], bytes[3] == Self.magic[3]
+                else { return .failure(.malformed) }
+                var hmac = keyed
+                hmac.update(data: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(bytes)[0..<16]))
+                var id = instanceID
+                id.withUTF8 { hmac.update(data: UnsafeRawBufferPointer($0)) }
+                withUnsafeBytes(of: generation.bigEndian) { hmac.update(data: $0) }
+                // Constant-time comparison of the 24-byte tags.
+                let diff = hmac.finalize().withUnsafeBytes { expected -> UInt8 in
+                    var diff: UInt8 = 0
+                    for i in 0..<24 { diff |= expected[i] ^ bytes[16 + i] }
+                    return diff
+                }
+                guard diff == 0 else { return .failure(.badSignature) }
+                var expiry: UInt64 = 0
+                for i in 4..<10 { expiry = expiry << 8 | UInt64(bytes[i]) }
+                let nowMillis = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down)))
+                guard nowMillis < expiry else { return .failure(.expired) }
+                return .success(Int((expiry - nowMillis) / 1000))
+            }
+        }
+    }
+
+    /// Decodes a token's 56 characters (URL-safe base64, `==` padding) into its 40 bytes; false for
+    /// anything else, non-canonical encodings included (unused bits set in the last character),
+    /// exactly the strings ``base64URL(_:)`` produces for 40 bytes.
+    static func decodeToken(_ text: UnsafeBufferPointer<UInt8>, into out: UnsafeMutableBufferPointer<UInt8>) -> Bool {
+        guard text.count == tokenLength, out.count >= 40, text[54] == 61, text[55] == 61 else { return false }
+        var o = 0
+        var i = 0
+        while i < 52 {
+            guard let a = sextet(text[i]), let b = sextet(text[i + 1]), let c = sextet(text[i + 2]), let d = sextet(text[i + 3])
+            else { return false }
+            let n = a << 18 | b << 12 | c << 6 | d
+            out[o] = UInt8(n >> 16 & 255)
+            out[o + 1] = UInt8(n >> 8 & 255)
+            out[o + 2] = UInt8(n & 255)
+            o += 3
+            i += 4
+        }
+        guard let a = sextet(text[52]), let b = sextet(text[53]), b & 15 == 0 else { return false }
+        out[39] = UInt8((a << 2 | b >> 4) & 255)
+        return true
+    }
+
+    @inline(__always)
+    private static func sextet(_ c: UInt8) -> UInt32? {
+        switch c {
+        case 65...90: UInt32(c - 65)
+        case 97...122: UInt32(c - 71)
+        case 48...57: UInt32(c + 4)
+        case 45: 62
+        case 95: 63
+        default: nil
+        }
     }
 
     private func tag(_ header: [UInt8], instanceID: String, generation: UInt64) -> [UInt8] {
@@ -95,7 +140,10 @@ public struct TokenAuthority: Sendable {
         var i = 0
         while i + 3 <= bytes.count {
             let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out += [alphabet[Int(n >> 18)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            out.append(alphabet[Int(n >> 18)])
+            out.append(alphabet[Int(n >> 12 & 63)])
+            out.append(alphabet[Int(n >> 6 & 63)])
+            out.append(alphabet[Int(n & 63)])
             i += 3
         }
         let rest = bytes.count - i
