@@ -775,7 +775,11 @@ enum IPBytes {
     static func parse(_ text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 {
-            return mapped(withUnsafeBytes(of: v4.s_addr) { Array($0) })
+            var out = [UInt8](repeating: 0, count: 16)
+            out[10] = 0xff
+            out[11] = 0xff
+            withUnsafeBytes(of: v4.s_addr) { for i in 0..<4 { out[12 + i] = $0[i] } }
+            return out
         }
         var v6 = in6_addr()
         if inet_pton(AF_INET6, text, &v6) == 1 {
@@ -784,15 +788,30 @@ enum IPBytes {
         return nil
     }
 
-    static func mapped(_ v4: [UInt8]) -> [UInt8] { [UInt8](repeating: 0, count: 10) + [0xff, 0xff] + v4 }
+    /// `::ffff:a.b.c.d` (one allocation: this runs for both ends of every connection).
+    static func mapped(_ v4: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: 16)
+        out[10] = 0xff
+        out[11] = 0xff
+        for i in 0..<min(4, v4.count) { out[12 + i] = v4[i] }
+        return out
+    }
+
+    /// Bytes 0–11 are `::ffff:` (a v4-mapped address).
+    static func isMapped(_ b: [UInt8]) -> Bool {
+        guard b.count == 16, b[10] == 0xff, b[11] == 0xff else { return false }
+        for i in 0..<10 where b[i] != 0 { return false }
+        return true
+    }
 
     /// The IPv4 address inside a v4-mapped one.
     static func unmapped(_ b: [UInt8]) -> [UInt8]? {
-        b.count == 16 && b.prefix(12).elementsEqual(mapped([0, 0, 0, 0]).prefix(12)) ? Array(b[12...]) : nil
+        isMapped(b) ? Array(b[12...]) : nil
     }
 
     static func isLoopback(_ b: [UInt8]) -> Bool {
-        if b == [UInt8](repeating: 0, count: 15) + [1] { return true }
-        return b.prefix(12) == ArraySlice(mapped([0, 0, 0, 0]).prefix(12)) && b[12] == 127
+        guard b.count == 16 else { return false }
+        if b[15] == 1, b[0..<15].allSatisfy({ $0 == 0 }) { return true }
+        return isMapped(b) && b[12] == 127
     }
 }

@@ -41,6 +41,28 @@ struct TokenSecurityTests {
 
     static func raw(_ token: String) -> [UInt8] { TokenAuthority.decodeBase64URL(token)! }
 
+    /// A token accepted once is remembered (no second MAC), but only for the instance and key
+    /// generation it was accepted for, and its expiry is still checked against each `now`.
+    @Test func aRememberedTokenIsStillBoundToItsInstanceGenerationAndExpiry() {
+        let authority = TokenAuthority(secret: SymmetricKey(data: Array(repeating: UInt8(5), count: 32)))
+        let token = authority.issue(instanceID: Self.instance, ttl: 60, now: Self.now, generation: 3, nonce: 1)
+        for _ in 0..<3 {
+            #expect(authority.validate(token, instanceID: Self.instance, now: Self.now, generation: 3) == .success(60))
+        }
+        #expect(authority.validate(token, instanceID: Self.instance, now: Self.now.addingTimeInterval(30.5), generation: 3) == .success(29))
+        #expect(authority.validate(token, instanceID: Self.instance, now: Self.now.addingTimeInterval(60), generation: 3) == .failure(.expired))
+        #expect(authority.validate(token, instanceID: "i-0000000000000000f", now: Self.now, generation: 3) == .failure(.badSignature))
+        #expect(authority.validate(token, instanceID: Self.instance, now: Self.now, generation: 4) == .failure(.badSignature))
+        // Another authority (another secret) never sees this one's memo.
+        #expect(Self.otherKey.validate(token, instanceID: Self.instance, now: Self.now, generation: 3) == .failure(.badSignature))
+        // More tokens than the memo holds: every one still validates, the first again after eviction.
+        let many = (0..<(ValidationMemo.capacity * 2)).map {
+            authority.issue(instanceID: Self.instance, ttl: 600, now: Self.now, generation: 3, nonce: UInt32($0 + 10))
+        }
+        for t in many { #expect(authority.validate(t, instanceID: Self.instance, now: Self.now, generation: 3) == .success(600)) }
+        #expect(authority.validate(token, instanceID: Self.instance, now: Self.now, generation: 3) == .success(60))
+    }
+
     /// The stack decoder `validate` uses accepts exactly the strings the reference rule accepts:
     /// 56 characters that decode to 40 bytes and re-encode to themselves (canonical base64).
     @Test func tokenDecoderMatchesTheReferenceRule() {

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// Issues and checks IMDSv2 session tokens.
 ///
@@ -24,6 +25,8 @@ public struct TokenAuthority: Sendable {
     /// HMAC state already keyed with the derived token key; each token copies it (a value type),
     /// which saves the key schedule on every issue and validate.
     private let keyed: HMAC<SHA256>
+    /// Tokens this authority accepted lately (see ``ValidationMemo``).
+    private let memo = ValidationMemo()
 
     /// - Parameter secret: the server secret; tokens survive a restart when it is persisted.
     public init(secret: SymmetricKey) {
@@ -60,6 +63,22 @@ public struct TokenAuthority: Sendable {
     public func validate(
         _ token: String, instanceID: String, now: Date, generation: UInt64 = 0
     ) -> Result<Int, Rejection> {
+        // A client sends the same token until it nears expiry: a token accepted before for this
+        // instance and generation needs no second HMAC (the expiry is still checked at `now`).
+        let nowMillis = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down)))
+        if let expiry = memo.expiry(of: token, instanceID: instanceID, generation: generation) {
+            guard nowMillis < expiry else { return .failure(.expired) }
+            return .success(Int((expiry - nowMillis) / 1000))
+        }
+        let result = decodeAndCheck(token, instanceID: instanceID, generation: generation)
+        guard case .success(let expiry) = result else { return .failure(result.failure!) }
+        memo.insert(token, instanceID: instanceID, generation: generation, expiry: expiry)
+        guard nowMillis < expiry else { return .failure(.expired) }
+        return .success(Int((expiry - nowMillis) / 1000))
+    }
+
+    /// Decodes a token and checks its MAC; its expiry (milliseconds since 1970) when genuine.
+    private func decodeAndCheck(_ token: String, instanceID: String, generation: UInt64) -> Result<UInt64, Rejection> {
         // Decoded into a buffer on the stack: this runs on every IMDSv2 request.
         var token = token
         return token.withUTF8 { text in
@@ -81,9 +100,7 @@ public struct TokenAuthority: Sendable {
                 guard diff == 0 else { return .failure(.badSignature) }
                 var expiry: UInt64 = 0
                 for i in 4..<10 { expiry = expiry << 8 | UInt64(bytes[i]) }
-                let nowMillis = UInt64(max(0, (now.timeIntervalSince1970 * 1000).rounded(.down)))
-                guard nowMillis < expiry else { return .failure(.expired) }
-                return .success(Int((expiry - nowMillis) / 1000))
+                return .success(expiry)
             }
         }
     }
@@ -192,5 +209,59 @@ public struct TokenAuthority: Sendable {
             i += 4
         }
         return out
+    }
+}
+
+extension Result {
+    fileprivate var failure: Failure? {
+        if case .failure(let f) = self { return f }
+        return nil
+    }
+}
+
+/// The last few tokens a ``TokenAuthority`` accepted, with what they were accepted for.
+///
+/// Looked up by a hash with the process's random seed, so how long a lookup takes says nothing
+/// about how close a guess is to a real token; the whole token is compared only when the hashes
+/// match. Holds only tokens whose MAC was checked; bounded (``capacity`` entries, oldest replaced).
+final class ValidationMemo: Sendable {
+    static let capacity = 16
+
+    private struct Entry {
+        var hash: Int
+        var token: String
+        var instanceID: String
+        var generation: UInt64
+        var expiry: UInt64
+    }
+
+    private struct State {
+        var entries: [Entry] = []
+        var next = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// The expiry of `token` when it was accepted for this instance and generation.
+    func expiry(of token: String, instanceID: String, generation: UInt64) -> UInt64? {
+        let hash = token.hashValue
+        return state.withLock { s in
+            for e in s.entries where e.hash == hash && e.generation == generation && e.token == token && e.instanceID == instanceID {
+                return e.expiry
+            }
+            return nil
+        }
+    }
+
+    func insert(_ token: String, instanceID: String, generation: UInt64, expiry: UInt64) {
+        let entry = Entry(hash: token.hashValue, token: token, instanceID: instanceID, generation: generation, expiry: expiry)
+        state.withLock { s in
+            if s.entries.count < Self.capacity {
+                s.entries.append(entry)
+            } else {
+                s.entries[s.next] = entry
+                s.next = (s.next + 1) % Self.capacity
+            }
+        }
     }
 }
