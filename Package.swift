@@ -262,7 +262,7 @@ if Context.environment["IMDS_BENCHMARKS"] == "1" {
 if Context.environment["IMDS_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["IMDSCore"], path: "fuzz/FuzzSupport", swiftSettings: strict))
     for (name, extra) in [("FuzzEngine", []), ("FuzzConfig", []), ("FuzzControlPlane", ["IMDSAdmin"]), ("FuzzEC2Query", ["IMDSControlPlane"]),
-                          ("FuzzSigV4", ["IMDSControlPlane", "AWSQuery"])] {
+                          ("FuzzSigV4", ["IMDSControlPlane", "AWSQuery"]), ("FuzzHTTPParser", [])] {
         package.targets.append(
             .executableTarget(
                 name: name,

@@ -8,7 +8,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-HARNESSES=${FUZZ_HARNESSES:-"FuzzEngine FuzzConfig FuzzControlPlane FuzzEC2Query FuzzSigV4"}
+HARNESSES=${FUZZ_HARNESSES:-"FuzzEngine FuzzConfig FuzzControlPlane FuzzEC2Query FuzzSigV4 FuzzHTTPParser"}
 SCRATCH=$ROOT/.build-fuzz
 
 # The fuzzer runtime ships with the Swift toolchain on Linux (clang's libclang_rt.fuzzer).

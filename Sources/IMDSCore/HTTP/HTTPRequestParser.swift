@@ -1,4 +1,5 @@
-/// A small strict HTTP/1.1 request parser for the lean data-plane loop (``LeanDataListener``).
+/// A small strict HTTP/1.1 request parser for the lean data-plane loop (`LeanDataListener` in
+/// IMDSServer). It lives in the transport-free core so that fuzzers and micro-benchmarks reach it.
 ///
 /// It answers as the NIO path (`HTTPRequestDecoder`, llhttp, behind ``RequestDeadlineHandler``)
 /// does for everything the tests, fuzzers and real clients send: up to two empty lines before the
@@ -7,11 +8,11 @@
 /// overflow) or `Transfer-Encoding: chunked`, never both. The head is bounded (``maxHeadBytes``:
 /// 431 past it) and every byte is looked at once: bytes are fed as they arrive and only a line
 /// split across reads is copied. Bytes after the first request are ignored.
-struct HTTPRequestParser {
+package struct HTTPRequestParser {
     /// Largest request head (request line and headers) before a 431, as SwiftNIO's 80 KiB.
-    static let maxHeadBytes = 80 * 1024
+    package static let maxHeadBytes = 80 * 1024
 
-    enum Outcome: Equatable {
+    package enum Outcome: Equatable, Sendable {
         /// The request is not complete yet.
         case needMore
         /// The whole request (head and body) has arrived; read ``head`` and ``bodyLength``.
@@ -20,10 +21,10 @@ struct HTTPRequestParser {
         case error(Int)
     }
 
-    struct Head {
-        var method = ""
-        var target = ""
-        var headers: [(name: String, value: String)] = []
+    package struct Head {
+        package var method = ""
+        package var target = ""
+        package var headers: [(name: String, value: String)] = []
     }
 
     private enum Phase {
@@ -36,8 +37,8 @@ struct HTTPRequestParser {
         case done
     }
 
-    private(set) var head = Head()
-    private(set) var bodyLength = 0
+    package private(set) var head = Head()
+    package private(set) var bodyLength = 0
     private let maxBody: Int
     private var phase = Phase.head
     /// The part of a line not terminated yet (only when a line is split across reads).
@@ -49,13 +50,13 @@ struct HTTPRequestParser {
     private var chunked = false
     private var sawTransferEncoding = false
     /// The request line was checked (``RequestDeadlineHandler``'s rule) and found valid.
-    private(set) var requestLineChecked = false
+    package private(set) var requestLineChecked = false
     private var result = Outcome.needMore
 
-    init(maxBody: Int) { self.maxBody = maxBody }
+    package init(maxBody: Int) { self.maxBody = maxBody }
 
     /// Feeds the next bytes read from the connection.
-    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Outcome {
+    package mutating func feed(_ bytes: UnsafeRawBufferPointer) -> Outcome {
         guard case .needMore = result else { return result }
         var i = 0
         let n = bytes.count
@@ -174,6 +175,8 @@ struct HTTPRequestParser {
         guard let sp = bytes.firstIndex(of: 0x20), sp > 0 else { return false }
         let method = UnsafeRawBufferPointer(rebasing: bytes[..<sp])
         guard Self.knownMethods.contains(where: { $0.elementsEqual(method) }) else { return false }
+        // `GET HTTP/1.1`: the space before the version is the first one, and there is no target.
+        guard sp < n - 9 else { return false }
         var start = sp + 1
         while start < n - 9, bytes[start] == 0x20 { start += 1 }  // llhttp takes several spaces here
         var end = n - 9
