@@ -71,10 +71,15 @@ public struct AccessLogEntry: Codable, Sendable, Equatable {
 
     /// The entry for one request (without attribution; see ``attributed(_:)``).
     public init(request: IMDSRequest, response: IMDSResponse, seconds: Double, at time: Date) {
+        self.init(request: request, response: response, seconds: seconds, at: time, tokens: request.headerValues(IMDSHeader.token))
+    }
+
+    /// `tokens`: the request's token header values (the caller has them already).
+    init(request: IMDSRequest, response: IMDSResponse, seconds: Double, at time: Date, tokens: [String]) {
         let o = response.outcome
-        let tokens = request.headerValues(IMDSHeader.token)
         var path = request.target.utf8.firstIndex(of: UInt8(ascii: "?")).map { String(request.target[..<$0]) } ?? request.target
-        path = Redaction.redact(String(path.prefix(1024)), known: tokens)
+        if path.utf8.count > 1024 { path = String(path.prefix(1024)) }
+        path = Redaction.redact(path, known: tokens)
         let action: String? =
             switch response.action {
             case .hang: "hang"
@@ -83,7 +88,7 @@ public struct AccessLogEntry: Codable, Sendable, Equatable {
             }
         self.init(
             time: Timestamp.iso8601Milliseconds(time), instanceID: o.instanceID, client: request.peer?.description,
-            method: String(request.method.prefix(16)), path: path, version: o.version?.rawValue,
+            method: request.method.utf8.count <= 16 ? request.method : String(request.method.prefix(16)), path: path, version: o.version?.rawValue,
             status: response.action == .respondAndClose ? response.status : 0, action: action,
             latencyMilliseconds: (seconds * 1e6).rounded() / 1e3, category: o.category, tokenRejection: o.tokenRejection,
             tokenIssued: o.tokenIssued ? true : nil, fault: o.fault)

@@ -72,6 +72,10 @@ public final class CallerTable: Sendable {
         var callers: [Key: CallerSummary] = [:]
         var evicted = 0
         var totals = Totals()
+        /// The last caller recorded and where it is: a caller's requests come in runs, and the
+        /// key's equality (its arrays are the same storage) is cheaper than its hash. Cleared when
+        /// an entry is added or removed (that moves the others).
+        var last: (key: Key, index: Dictionary<Key, CallerSummary>.Index)?
     }
 
     /// Request counts over every caller, evicted ones included.
@@ -133,7 +137,12 @@ public final class CallerTable: Sendable {
             case .v2: s.totals.v2 += 1
             case .other: s.totals.other += 1
             }
+            if let last = s.last, last.key == key {
+                Self.add(e, kind, ip: ip, to: &s.callers.values[last.index])
+                return
+            }
             if s.callers[key] == nil {
+                s.last = nil
                 if s.callers.count >= capacity, let oldest = s.callers.min(by: { $0.value.lastSeen < $1.value.lastSeen })?.key {
                     s.callers.removeValue(forKey: oldest)
                     s.evicted += 1
@@ -143,7 +152,9 @@ public final class CallerTable: Sendable {
                     v2: 0, other: 0, paths: [], pathsTruncated: false, firstSeen: e.time, lastSeen: e.time, instanceIDs: [])
             }
             // Updated in place: a copy out of the dictionary and back would copy every array in it.
-            Self.add(e, kind, ip: ip, to: &s.callers[key]!)
+            guard let index = s.callers.index(forKey: key) else { return }
+            Self.add(e, kind, ip: ip, to: &s.callers.values[index])
+            s.last = (key, index)
         }
     }
 

@@ -85,6 +85,55 @@ public final class IMDSMetrics: Sendable {
     /// Records one data-plane request from the engine's outcome.
     public func record(request: IMDSRequest, response: IMDSResponse, seconds: Double) {
         let o = response.outcome
+        // Requests with the same outcome move the same handles: found with one hash and one lock,
+        // instead of a label array, a handle lookup and a lock per metric.
+        let signature = OutcomeSignature(o, status: response.status, action: response.action)
+        let bundle = bundles.withLock { $0[signature] } ?? makeBundle(signature, o, response)
+        for c in bundle.counters { c.increment() }
+        bundle.duration.recordNanoseconds(Int64(max(0, min(seconds, 1e9)) * 1e9))
+        if response.status == 200, let role = Self.credentialsRole(request.target) {
+            observeCredentials(instanceID: o.instanceID ?? "none", role: role, document: response.body)
+        }
+    }
+
+    /// What decides which counters a request moves.
+    struct OutcomeSignature: Hashable {
+        var instanceID: String?
+        var unknownCaller: Bool
+        var version: RequestOutcome.Version?
+        var status: Int
+        var action: TransportAction
+        var category: String
+        var tokenIssued: Bool
+        var tokenRejection: String?
+        init(_ o: RequestOutcome, status: Int, action: TransportAction) {
+            instanceID = o.instanceID
+            unknownCaller = o.unknownCaller
+            version = o.version
+            self.status = status
+            self.action = action
+            category = o.category
+            tokenIssued = o.tokenIssued
+            tokenRejection = o.tokenRejection
+        }
+    }
+
+    /// The handles one outcome moves.
+    struct Bundle: Sendable {
+        var counters: [CoreMetrics.Counter]
+        var duration: CoreMetrics.Timer
+    }
+
+    /// Bundles by outcome: bounded (instance ids come from the store, the rest from small sets);
+    /// past ``maxBundles`` outcomes the handles are looked up per request, as before.
+    private let bundles = Mutex<[OutcomeSignature: Bundle]>([:])
+    static let maxBundles = 4096
+
+    private func makeBundle(_ signature: OutcomeSignature, _ o: RequestOutcome, _ response: IMDSResponse) -> Bundle {
+        var counters: [CoreMetrics.Counter] = []
+        func counter(_ name: String, _ dimensions: [(String, String)]) {
+            counters.append(self.counters.handle(name, dimensions) { CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory) })
+        }
         let instance = o.unknownCaller ? "unknown" : instances.value(o.instanceID ?? "none")
         if o.unknownCaller { counter("imds_unknown_caller_requests_total", []) }
         let version = o.version?.rawValue ?? "none"
@@ -103,12 +152,12 @@ public final class IMDSMetrics: Sendable {
             counter("imds_tokens_rejected_total", [("instance_id", instance), ("reason", Self.rejectionLabel(why))])
         }
         let dimensions = [("version", version), ("category", category)]
-        timers.handle("imds_request_duration_seconds", dimensions) {
+        let duration = timers.handle("imds_request_duration_seconds", dimensions) {
             CoreMetrics.Timer(label: "imds_request_duration_seconds", dimensions: dimensions, factory: factory)
-        }.recordNanoseconds(Int64(max(0, seconds) * 1e9))
-        if response.status == 200, let role = Self.credentialsRole(request.target) {
-            observeCredentials(instanceID: o.instanceID ?? "none", role: role, document: response.body)
         }
+        let bundle = Bundle(counters: counters, duration: duration)
+        bundles.withLock { if $0.count < Self.maxBundles { $0[signature] = bundle } }
+        return bundle
     }
 
     /// Counts a credential rotation (the hook for the credentials code; ``record(request:response:seconds:)``

@@ -94,9 +94,9 @@ public final class Observability: Sendable {
     public func requestCompleted(_ request: IMDSRequest, _ response: IMDSResponse, seconds: Double, connection: PendingAttribution?) {
         metrics.record(request: request, response: response, seconds: seconds)
         let at = now()
-        let entry = AccessLogEntry(request: request, response: response, seconds: seconds, at: at)
-        traffic.record(CallerTable.classify(entry), at: at)
         let known = request.headerValues(IMDSHeader.token)
+        let entry = AccessLogEntry(request: request, response: response, seconds: seconds, at: at, tokens: known)
+        traffic.record(CallerTable.classify(entry), at: at)
         let finish: @Sendable (Attribution) -> Void = { [self, callers, accessLog] a in
             let e = entry.attributed(self.redacted(a, known: known))
             callers.record(e)
