@@ -95,6 +95,30 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // The lean loop's whole per-request path without the socket: the bytes an SDK sends, parsed
+    // (HTTPRequestParser), answered by the engine and serialized to the bytes written.
+    let sdkRequest = Array(("GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: 169.254.169.254\r\n"
+        + "User-Agent: aws-sdk-go-v2/1.30.0 os/linux lang/go#1.22 md/GOOS#linux md/GOARCH#amd64\r\n"
+        + "X-aws-ec2-metadata-token: \(Fixture.engineToken)\r\nAccept-Encoding: gzip\r\n\r\n").utf8)
+    Benchmark("Parse_v2_GET") { benchmark in
+        for _ in benchmark.scaledIterations {
+            var parser = HTTPRequestParser(maxBody: 1024)
+            blackHole(sdkRequest.withUnsafeBytes { parser.feed($0) })
+            blackHole(parser)
+        }
+    }
+
+    Benchmark("Parse_respond_serialize_v2_GET") { benchmark in
+        let peer = PeerAddress(ip: "127.0.0.1", port: 40000)
+        for _ in benchmark.scaledIterations {
+            var parser = HTTPRequestParser(maxBody: 1024)
+            _ = sdkRequest.withUnsafeBytes { parser.feed($0) }
+            let head = parser.head
+            let request = IMDSRequest(method: head.method, target: head.target, headers: head.headers, peer: peer, bodyLength: parser.bodyLength)
+            blackHole(Fixture.engine.respond(to: request).serialized())
+        }
+    }
+
     // What the data plane reports after each response (metrics, caller table, traffic window; no
     // access-log file, no attribution), and the access log's path redaction on its own.
     Benchmark("Observe_v2_GET") { benchmark in
