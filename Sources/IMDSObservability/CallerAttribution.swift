@@ -193,7 +193,6 @@ public final class CallerAttributor: Sendable {
         guard let (inode, uid) = found else { return .done(.unattributed("socket not found (the client closed it already)"), nil) }
         guard inode != 0 else { return .done(.unattributed("the client closed the connection before it was looked up"), nil) }
         if let (process, claim) = index.withLock({ $0.claim(inode: inode) }) { return .done(.process(process), claim) }
-        let socket = ClientSocket(inode: inode, uid: uid, link: Array("socket:[\(inode)]".utf8))
         let now = ContinuousClock.now
         // One readlinkat per guess. A guess that shows another socket is not wasted: that socket
         // is most likely a connection of the same process still in the accept queue, so it goes
@@ -210,7 +209,7 @@ public final class CallerAttributor: Sendable {
                 index.withLock { $0.record(pid: candidate.dir.pid, sockets: [(fd, seen)]) }
             }
         }
-        return .scan(socket)
+        return .scan(ClientSocket(inode: inode, uid: uid, link: Array("socket:[\(inode)]".utf8)))
         #else
         return .done(.unattributed("attribution needs Linux"), nil)
         #endif
@@ -568,29 +567,34 @@ struct ProcessIndex {
 
     /// Records sockets seen in an owner's fd table; their fds are no longer free.
     mutating func record(pid: Int32, sockets found: [(fd: Int32, inode: UInt64)]) {
-        guard let o = owners[pid] else { return }
+        // Owners are changed in place (through their index), never copied out first: a copy
+        // alive during a change would copy the `freed` array on every connection.
+        guard let at = owners.index(forKey: pid) else { return }
         // A finished connection's socket still at its fd (the client has not read the response
         // yet) neither takes the fd nor needs indexing: no lookup will ask for it again.
-        let live: [(fd: Int32, inode: UInt64)]
-        if o.freed.isEmpty {
+        var live: [(fd: Int32, inode: UInt64)] = []
+        if owners.values[at].freed.isEmpty {
             live = found
         } else if found.count <= 8 {
-            live = found.filter { f in
-                guard let i = o.freed.firstIndex(where: { $0.fd == f.fd && $0.inode == f.inode }) else { return true }
+            for f in found {
+                guard let i = owners.values[at].freed.firstIndex(where: { $0.fd == f.fd && $0.inode == f.inode }) else {
+                    live.append(f)
+                    continue
+                }
                 // Still closing: guess the other freed fds first next time.
-                if let entry = owners[pid]?.freed.remove(at: i) { owners[pid]?.freed.append(entry) }
-                return false
+                let entry = owners.values[at].freed.remove(at: i)
+                owners.values[at].freed.append(entry)
             }
         } else {
-            let closing = Set(o.freed.map(\.inode))
+            let closing = Set(owners.values[at].freed.map(\.inode))
             live = found.filter { !closing.contains($0.inode) }
         }
         for (fd, inode) in live where olderSockets[inode] == nil {
             sockets[inode] = Claim(pid: pid, fd: fd, inode: inode)
         }
-        if !o.freed.isEmpty, !live.isEmpty {
+        if !owners.values[at].freed.isEmpty, !live.isEmpty {
             let taken = Set(live.map(\.fd))
-            owners[pid]?.freed.removeAll { taken.contains($0.fd) }
+            owners.values[at].freed.removeAll { taken.contains($0.fd) }
         }
         if sockets.count > Self.socketGeneration {
             olderSockets = sockets
@@ -601,11 +605,12 @@ struct ProcessIndex {
     /// The owner of a socket seen in a scan, if it is still indexed (the entry is used up).
     mutating func claim(inode: UInt64) -> (CallerProcess, Claim)? {
         guard let claim = sockets.removeValue(forKey: inode) ?? olderSockets.removeValue(forKey: inode),
-            let o = owners[claim.pid]
+            let at = owners.index(forKey: claim.pid)
         else { return nil }
-        if let i = o.freed.firstIndex(where: { $0.fd == claim.fd }) { owners[claim.pid]?.freed.remove(at: i) }
+        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == claim.fd }) { owners.values[at].freed.remove(at: i) }
+        let process = owners.values[at].process
         touch(claim.pid)
-        return (o.process, claim)
+        return (process, claim)
     }
 
     /// Where the fast path looks: the most recent owners with this uid and their freed fds (stale
@@ -614,17 +619,16 @@ struct ProcessIndex {
         var out: [(dir: ProcDir, fds: [Int32])] = []
         var budget = Self.maxGuesses
         for pid in order where budget > 0 {
-            guard let o = owners[pid], o.uid == uid, !o.freed.isEmpty else { continue }
-            if let keep = o.freed.firstIndex(where: { now - $0.at < Self.freedLifetime }) {
-                if keep > 0 { owners[pid]?.freed.removeFirst(keep) }
+            guard let at = owners.index(forKey: pid), owners.values[at].uid == uid, !owners.values[at].freed.isEmpty else { continue }
+            if let keep = owners.values[at].freed.firstIndex(where: { now - $0.at < Self.freedLifetime }) {
+                if keep > 0 { owners.values[at].freed.removeFirst(keep) }
             } else {
-                owners[pid]?.freed.removeAll()
+                owners.values[at].freed.removeAll()
                 continue
             }
-            guard let o = owners[pid] else { continue }
-            let fds = o.freed.prefix(budget).map(\.fd)
+            let fds = owners.values[at].freed.prefix(budget).map(\.fd)
             budget -= fds.count
-            out.append((o.dir, fds))
+            out.append((owners.values[at].dir, fds))
             if out.count == 4 { break }
         }
         return out
@@ -637,10 +641,13 @@ struct ProcessIndex {
 
     /// `dir` holds a new connection at `fd`: its details if it is in the index (same process).
     mutating func used(_ dir: ProcDir, fd: Int32) -> CallerProcess? {
-        guard let o = owners[dir.pid], o.dir === dir || (o.dir.isAlive && o.process.pid == dir.pid) else { return nil }
-        if let i = o.freed.firstIndex(where: { $0.fd == fd }) { owners[dir.pid]?.freed.remove(at: i) }
+        guard let at = owners.index(forKey: dir.pid),
+            owners.values[at].dir === dir || (owners.values[at].dir.isAlive && owners.values[at].process.pid == dir.pid)
+        else { return nil }
+        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == fd }) { owners.values[at].freed.remove(at: i) }
+        let process = owners.values[at].process
         touch(dir.pid)
-        return o.process
+        return process
     }
 
     mutating func insert(_ dir: ProcDir, process: CallerProcess, uid: UInt32) {
@@ -650,10 +657,10 @@ struct ProcessIndex {
     }
 
     mutating func freed(_ claim: Claim, at now: ContinuousClock.Instant) {
-        guard let o = owners[claim.pid] else { return }
-        if let i = o.freed.firstIndex(where: { $0.fd == claim.fd }) { owners[claim.pid]?.freed.remove(at: i) }
-        owners[claim.pid]?.freed.append((claim.fd, claim.inode, now))
-        if o.freed.count >= 1024 { owners[claim.pid]?.freed.removeFirst() }
+        guard let at = owners.index(forKey: claim.pid) else { return }
+        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == claim.fd }) { owners.values[at].freed.remove(at: i) }
+        owners.values[at].freed.append((claim.fd, claim.inode, now))
+        if owners.values[at].freed.count > 1024 { owners.values[at].freed.removeFirst() }
     }
 
     /// Records a `/proc` listing (newest first): returns the pids not seen at the last one, then the
