@@ -127,6 +127,7 @@ public struct TokenAuthority: Sendable {
         return true
     }
 
+    /// The value of one URL-safe base64 character.
     @inline(__always)
     private static func sextet(_ c: UInt8) -> UInt32? {
         switch c {
@@ -178,16 +179,6 @@ public struct TokenAuthority: Sendable {
     static func decodeBase64URL(_ text: String) -> [UInt8]? {
         let u = Array(text.utf8)
         guard u.count % 4 == 0 else { return nil }
-        func value(_ c: UInt8) -> UInt32? {
-            switch c {
-            case 65...90: UInt32(c - 65)
-            case 97...122: UInt32(c - 71)
-            case 48...57: UInt32(c + 4)
-            case 45: 62
-            case 95: 63
-            default: nil
-            }
-        }
         var out: [UInt8] = []
         out.reserveCapacity(u.count / 4 * 3)
         var i = 0
@@ -200,7 +191,7 @@ public struct TokenAuthority: Sendable {
                     n <<= 6
                     continue
                 }
-                guard let v = value(u[i + j]) else { return nil }
+                guard let v = sextet(u[i + j]) else { return nil }
                 n = n << 6 | v
             }
             out.append(UInt8(n >> 16 & 255))
