@@ -66,9 +66,14 @@ public final class Observability: Sendable {
         }
         connection.whenResolved { _ in fire() }
         let nanos = holdLimit.components.seconds * 1_000_000_000 + holdLimit.components.attoseconds / 1_000_000_000
-        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(nanos))) { fire() }
+        Self.holdTimers.asyncAfter(deadline: .now() + .nanoseconds(Int(nanos))) { fire() }
         return true
     }
+
+    /// Where held responses' time limits fire: a serial queue of its own, which gets a thread even
+    /// when the shared pool (Swift concurrency's, which `DispatchQueue.global()` is) is saturated,
+    /// so a held response is never kept past ``holdLimit`` by unrelated work.
+    private static let holdTimers = DispatchQueue(label: "imds.attribution.hold")
 
     /// The last command line redacted for a request's token, and the result: a client making
     /// requests in a loop (an SDK, a load generator) has the same command line and token every time,
