@@ -174,33 +174,6 @@ public struct TokenAuthority: Sendable {
         }
         return String(decoding: out, as: UTF8.self)
     }
-
-    /// Decodes URL-safe base64 with padding; nil for anything else.
-    static func decodeBase64URL(_ text: String) -> [UInt8]? {
-        let u = Array(text.utf8)
-        guard u.count % 4 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(u.count / 4 * 3)
-        var i = 0
-        while i < u.count {
-            let last = i + 4 == u.count
-            let pad = last ? (u[i + 3] == 61 ? (u[i + 2] == 61 ? 2 : 1) : 0) : 0
-            var n: UInt32 = 0
-            for j in 0..<4 {
-                if j >= 4 - pad {
-                    n <<= 6
-                    continue
-                }
-                guard let v = sextet(u[i + j]) else { return nil }
-                n = n << 6 | v
-            }
-            out.append(UInt8(n >> 16 & 255))
-            if pad < 2 { out.append(UInt8(n >> 8 & 255)) }
-            if pad < 1 { out.append(UInt8(n & 255)) }
-            i += 4
-        }
-        return out
-    }
 }
 
 extension Result {
