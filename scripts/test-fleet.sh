@@ -195,7 +195,7 @@ if command -v aws >/dev/null 2>&1; then
     KA=$(get 2 /latest/meta-data/iam/security-credentials/role-a | grep -o '"AccessKeyId" *: *"[^"]*"')
     if [ -n "$KD" ] && [ -n "$KA" ] && [ "$KD" != "$KA" ]; then ok "its credentials are its own"; else not_ok "own credentials" "[$KD] vs [$KA]"; fi
     check "it requires tokens" "401" "$(status 5 "$DP/latest/meta-data/instance-id")"
-    check "describe filter by http-tokens=required" "$B $D" \
+    check "describe filter by http-tokens=required" "$(printf '%s\n' "$B" "$D" | sort | xargs)" \
         "$(ec2 describe-instances --filters Name=metadata-options.http-tokens,Values=required --query 'Reservations[].Instances[].InstanceId' --output text | xargs -n1 | sort | xargs)"
     DUP=$(ec2 run-instances --image-id ami-0123456789abcdef0 --private-ip-address 10.0.1.24 2>&1 >/dev/null)
     case "$DUP" in *InvalidIPAddress.InUse*) ok "a second launch on 10.0.1.24: InvalidIPAddress.InUse" ;; *) not_ok "duplicate address refused" "$DUP" ;; esac
