@@ -216,6 +216,16 @@ public final class ServerRuntime: Sendable {
         // Until the group traps them, these signals are ignored rather than killing the process
         // with link-local addresses still in place.
         if configuration.ownsProcess { for sig in [SIGTERM, SIGINT, SIGHUP] { signal(sig, SIG_IGN) } }
+        if configuration.ownsProcess, let soft = DescriptorLimit.raiseToHardLimit() {
+            let needed = DescriptorLimit.needed(dataListeners: configuration.requestedDataListen.count + (configuration.linkLocalInterface == nil ? 0 : 2), limits: configuration.limits)
+            if soft < needed {
+                logger.warning("""
+                    the descriptor limit (\(soft), the hard limit) is below what the connection caps hold (\(needed)): \
+                    an idle-connection flood would run out of descriptors before the caps shed it; raise it \
+                    (systemd LimitNOFILE=, ulimit -Hn)
+                    """)
+            }
+        }
         do {
             try await service.start()
         } catch {

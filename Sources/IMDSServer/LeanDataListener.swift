@@ -33,6 +33,10 @@ final class LeanDataListener: Sendable {
     }
 
     static let sweepMilliseconds = 100
+    /// How long a loop stops accepting after `accept` failed for want of descriptors (`EMFILE`,
+    /// `ENFILE`) or kernel memory: the listening socket stays readable meanwhile, and a
+    /// level-triggered loop that kept calling `accept` would spin a core until descriptors are free.
+    static let acceptPauseMilliseconds = 100
 
     let listenFD: Int32
     let isIPv6: Bool
@@ -48,6 +52,10 @@ final class LeanDataListener: Sendable {
     let live = Atomic<Int>(0)
     /// Loops that have taken the listening socket out of their epoll set.
     let stoppedLoops = Atomic<Int>(0)
+    /// Connections closed at accept because the process (or the system) was out of descriptors: a
+    /// loop that finds it so closes the connections waiting then and pauses accepting for
+    /// ``acceptPauseMilliseconds``.
+    let descriptorShortages = Atomic<Int>(0)
     /// 0 open, 1 closing (the loops are told), 2 the listening socket is closed.
     private let closing = Atomic<Int>(0)
 
@@ -281,6 +289,12 @@ private final class LeanLoop {
     private var generation: UInt32 = 0
     private var delayed: [(fd: Int32, generation: UInt32, at: UInt64)] = []
     private var nextSweep: UInt64 = 0
+    /// While descriptors are short: when to take the listening socket back into the epoll set.
+    private var acceptPausedUntil: UInt64?
+    /// A descriptor kept in reserve (`/dev/null`): when `accept` fails with `EMFILE`, it is closed
+    /// so that the waiting connections can be accepted and closed at once (their clients see the
+    /// connection closed, and an SDK retries) instead of waiting in the queue for their timeout.
+    private var reserveFD: Int32 = -1
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private let timeoutNanoseconds: UInt64
 
@@ -293,9 +307,13 @@ private final class LeanLoop {
         self.timeoutNanoseconds = overflow ? .max : nanoseconds
         add(listener.listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, tag: Self.listenTag)
         add(mailbox.eventFD, events: EPOLLIN.rawValue, tag: Self.mailboxTag)
+        reserveFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
-    deinit { buffer.deallocate() }
+    deinit {
+        buffer.deallocate()
+        if reserveFD >= 0 { Glibc.close(reserveFD) }
+    }
 
     /// A new connection's deadline (saturating: a timeout of "never" stays never).
     private var deadlineFromNow: UInt64 {
@@ -345,16 +363,22 @@ private final class LeanLoop {
 
     /// Until the next delayed response is due, or the next deadline sweep while connections are open.
     private func waitMilliseconds() -> Int32 {
-        guard open > 0 else { return -1 }
+        guard open > 0 || acceptPausedUntil != nil else { return -1 }
         var wait = UInt64(LeanDataListener.sweepMilliseconds) * 1_000_000
-        if !delayed.isEmpty {
+        if !delayed.isEmpty || acceptPausedUntil != nil {
             let now = Self.now()
             for d in delayed { wait = min(wait, d.at > now ? d.at - now : 0) }
+            if let until = acceptPausedUntil { wait = min(wait, until > now ? until - now : 0) }
         }
         return Int32((wait + 999_999) / 1_000_000)
     }
 
     private func timers() {
+        if let until = acceptPausedUntil, Self.now() >= until {
+            acceptPausedUntil = nil
+            if reserveFD < 0 { reserveFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC) }
+            if accepting { add(listener.listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, tag: Self.listenTag) }
+        }
         guard open > 0 else { return }
         let now = Self.now()
         if !delayed.isEmpty {
@@ -385,7 +409,8 @@ private final class LeanLoop {
             case .stopAccepting:
                 if accepting {
                     accepting = false
-                    _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil)
+                    if acceptPausedUntil == nil { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil) }
+                    acceptPausedUntil = nil
                     listener.stoppedLoops.wrappingAdd(1, ordering: .releasing)
                 }
             case .closeAll:
@@ -409,7 +434,14 @@ private final class LeanLoop {
                     clinux_accept4(listener.listenFD, $0, &length, Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue))
                 }
             }
-            guard fd >= 0 else { return }  // EAGAIN (another loop took it), or out of descriptors
+            guard fd >= 0 else {
+                switch errno {
+                case EINTR, ECONNABORTED, EPROTO: continue  // that connection is gone; the next may be there
+                case EMFILE, ENFILE, ENOBUFS, ENOMEM: descriptorsShort()
+                default: break  // EAGAIN: another loop took it, or the queue is empty
+                }
+                return
+            }
             listener.live.wrappingAdd(1, ordering: .relaxed)
             let remote = LeanDataListener.peerAddress(&storage)
             let local = listener.fixedLocal ?? Self.localAddress(fd)
@@ -437,6 +469,27 @@ private final class LeanLoop {
                 add(fd, events: EPOLLIN.rawValue | out, tag: UInt64(fd))
             }
         }
+    }
+
+    /// `accept` failed for want of descriptors: close the waiting connections with the reserve
+    /// descriptor's help, and stop accepting on this loop for a moment (``timers()`` resumes it).
+    private func descriptorsShort() {
+        if reserveFD >= 0 {
+            Glibc.close(reserveFD)
+            reserveFD = -1
+            // Every connection waiting now (a bounded number): none can be served until descriptors
+            // are free, and each would otherwise wait for its client's timeout.
+            for _ in 0..<64 {
+                let shed = clinux_accept4(listener.listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+                guard shed >= 0 else { break }
+                Glibc.close(shed)
+                listener.descriptorShortages.wrappingAdd(1, ordering: .relaxed)
+            }
+            reserveFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)
+        }
+        guard acceptPausedUntil == nil else { return }
+        _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil)
+        acceptPausedUntil = Self.now() + UInt64(LeanDataListener.acceptPauseMilliseconds) * 1_000_000
     }
 
     private static func localAddress(_ fd: Int32) -> PeerAddress? {

@@ -267,6 +267,12 @@ public final class HTTPListener: Sendable {
     public var shedConnections: Int { table.shed.load(ordering: .relaxed) }
     /// Connections closed at accept so far because nothing could be shed.
     public var refusedConnections: Int { table.refused.load(ordering: .relaxed) }
+    /// Connections closed at accept because the process was out of descriptors (the lean loop
+    /// closes those waiting and pauses accepting for 100 ms; NIO's accept backoff only pauses).
+    public var descriptorShortages: Int {
+        if case .lean(let lean) = backend { return lean.descriptorShortages.load(ordering: .relaxed) }
+        return 0
+    }
 
     static func start(
         _ address: ListenAddress, group: any EventLoopGroup, limits: ListenerLimits,

@@ -3,6 +3,8 @@ SIGHUP, may crash or pin the process. Each case asserts the outcome (a clear 4xx
 answer) and that the data plane and control plane still answer afterwards; never a time."""
 import json
 import os
+import resource
+import socket
 import re
 import signal
 import subprocess
@@ -27,7 +29,7 @@ DURATIONS = ["+9000000000000000h", str(INT_MAX), "+%ds" % INT_MAX, "+%dm" % (INT
 class LiveServer:
     """`imds serve` on port 0 with stdout/stderr in files (never a pipe that could fill and block it)."""
 
-    def __init__(self, config_text, *args, state_dir=None):
+    def __init__(self, config_text, *args, state_dir=None, preexec=None):
         self.tmp = tempfile.mkdtemp(prefix="imds-hostile-")
         self.config_path = os.path.join(self.tmp, "imds.yaml")
         with open(self.config_path, "w") as f:
@@ -38,7 +40,7 @@ class LiveServer:
         if state_dir:
             cmd += ["--state-dir", state_dir]
         with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err)
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, preexec_fn=preexec)
         self.data_url = self.control_url = None
         for _ in range(600):
             text = self.stdout()
@@ -356,3 +358,71 @@ def test_control_plane_http_errors_are_ec2_xml(live):
         assert text.startswith("HTTP/1.1 4"), (raw[:40], text[:300])
         assert "<Response><Errors><Error><Code>" in text and "text/xml" in text, (raw[:40], text[:400])
     s.assert_alive("malformed HTTP on the control plane")
+
+
+def _cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_out_of_descriptors_sheds_connections_and_never_spins(live):
+    """A descriptor limit the server cannot raise (soft = hard = 96) and an idle-connection flood of
+    400: accept fails with EMFILE. The lean loop must close the waiting connections (each client
+    sees its connection closed at once, not a timeout) and pause accepting, never spin on a
+    listening socket that stays readable; once the flood is gone, it serves again."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1024:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < 1024:
+        pytest.skip("this test process cannot hold 400 sockets")
+    s = live(None, preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96)))
+    assert "descriptor limit (96" in s.stderr(), s.stderr()[-2000:]
+    host, port = urllib.parse.urlsplit(s.data_url).hostname, urllib.parse.urlsplit(s.data_url).port
+    flood = []
+    try:
+        for _ in range(400):
+            c = socket.create_connection((host, port), timeout=5)
+            flood.append(c)
+        time.sleep(0.5)
+        before = _cpu_ticks(s.proc.pid)
+        time.sleep(2.0)
+        spent = _cpu_ticks(s.proc.pid) - before
+        ticks = os.sysconf("SC_CLK_TCK")
+        # A loop spinning on accept burns a core: 2 s of CPU here. Pausing costs next to nothing.
+        assert spent < ticks * 0.6, f"server used {spent / ticks:.2f} s of CPU in 2 s while out of descriptors"
+        assert s.proc.poll() is None, s.stderr()[-2000:]
+        closed = 0
+        for c in flood:
+            c.setblocking(False)
+            try:
+                if c.recv(1) == b"":
+                    closed += 1
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        assert closed >= 200, f"only {closed} of 400 flood connections were closed by the server"
+        # A caller arriving now is told at once (its connection closes), not left to time out.
+        probe = socket.create_connection((host, port), timeout=5)
+        probe.sendall(b"GET /latest/meta-data/instance-id HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            answer = probe.recv(4096)
+        except ConnectionResetError:
+            answer = b""
+        except socket.timeout:
+            pytest.fail("a caller waited 5 s while the server was out of descriptors")
+        finally:
+            probe.close()
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    finally:
+        for c in flood:
+            c.close()
+    status = None
+    for _ in range(100):
+        status, _ = s.request("GET", s.data_url + "/latest/meta-data/instance-id")
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert status == 200, "the data plane did not serve again after the flood closed"
+    s.assert_alive("running out of descriptors")
