@@ -31,13 +31,26 @@ public struct NIOIMDSTransport: IMDSTransport {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: IMDSHTTPResponse.self)
         let readTimeout = TimeAmount.nanoseconds(Self.nanoseconds(timeouts.read))
+        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method),
+                                   uri: endpoint.basePath + request.path)
+        head.headers.add(name: "Host", value: endpoint.authority)
+        head.headers.add(name: "User-Agent", value: userAgent)
+        head.headers.add(name: "Accept", value: "*/*")
+        for h in request.headers { head.headers.add(name: h.name, value: h.value) }
+        if !request.body.isEmpty || request.method == "PUT" || request.method == "POST" {
+            head.headers.add(name: "Content-Length", value: String(request.body.count))
+        }
+        // The request is written by the channel's own event loop the moment it connects, not by
+        // this task once it runs again: a caller whose concurrency pool is busy must not spend its
+        // read timeout before the request has even been sent.
+        let outgoing = (head: head, body: request.body)
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(.nanoseconds(Self.nanoseconds(timeouts.connect)))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise, readTimeout: readTimeout))
+                    try channel.pipeline.syncOperations.addHandler(ResponseCollector(promise: promise, readTimeout: readTimeout, request: outgoing))
                 }
             }
         let channel: any Channel
@@ -51,23 +64,6 @@ public struct NIOIMDSTransport: IMDSTransport {
             promise.fail(error)
             throw Self.mapConnectError(error)
         }
-
-        var head = HTTPRequestHead(version: .http1_1, method: HTTPMethod(rawValue: request.method),
-                                   uri: endpoint.basePath + request.path)
-        head.headers.add(name: "Host", value: endpoint.authority)
-        head.headers.add(name: "User-Agent", value: userAgent)
-        head.headers.add(name: "Accept", value: "*/*")
-        for h in request.headers { head.headers.add(name: h.name, value: h.value) }
-        if !request.body.isEmpty || request.method == "PUT" || request.method == "POST" {
-            head.headers.add(name: "Content-Length", value: String(request.body.count))
-        }
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        if !request.body.isEmpty {
-            var buffer = channel.allocator.buffer(capacity: request.body.count)
-            buffer.writeBytes(request.body)
-            channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
-        }
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         do {
             let response = try await promise.futureResult.get()
             channel.close(promise: nil)
@@ -115,22 +111,25 @@ public struct NIOIMDSTransport: IMDSTransport {
     }
 }
 
-/// Collects one HTTP response and completes the promise exactly once: with the response, a read
-/// timeout, a closed connection or a parse error. Lives on the channel's event loop.
+/// Sends the request when the channel becomes active, then collects one HTTP response and completes
+/// the promise exactly once: with the response, a read timeout, a closed connection or a parse
+/// error. Lives on the channel's event loop.
 final class ResponseCollector: ChannelInboundHandler {
     typealias InboundIn = HTTPClientResponsePart
 
     private let promise: EventLoopPromise<IMDSHTTPResponse>
     private let readTimeout: TimeAmount
+    private let request: (head: HTTPRequestHead, body: [UInt8])
     private var timer: Scheduled<Void>?
     private var status = 0
     private var headers: [IMDSHeaderField] = []
     private var body: [UInt8] = []
     private var done = false
 
-    init(promise: EventLoopPromise<IMDSHTTPResponse>, readTimeout: TimeAmount) {
+    init(promise: EventLoopPromise<IMDSHTTPResponse>, readTimeout: TimeAmount, request: (head: HTTPRequestHead, body: [UInt8])) {
         self.promise = promise
         self.readTimeout = readTimeout
+        self.request = request
     }
 
     private func finish(_ result: Result<IMDSHTTPResponse, IMDSTransportError>) {
@@ -150,6 +149,13 @@ final class ResponseCollector: ChannelInboundHandler {
             channel.close(promise: nil)
         }
         context.fireChannelActive()
+        channel.write(HTTPClientRequestPart.head(request.head), promise: nil)
+        if !request.body.isEmpty {
+            var buffer = channel.allocator.buffer(capacity: request.body.count)
+            buffer.writeBytes(request.body)
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(buffer)), promise: nil)
+        }
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

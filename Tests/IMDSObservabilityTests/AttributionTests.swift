@@ -65,7 +65,8 @@ struct AttributionTests {
         curl.arguments = ["-s", "-o", "/dev/null", "--max-time", "30", url]
         try curl.run()
         let pid = curl.processIdentifier
-        curl.waitUntilExit()
+        let child = UncheckedSendable(curl)
+        await onOwnThread { child.value.waitUntilExit() }
         #expect(curl.terminationStatus == 0)
 
         // The table fills once the attribution started at accept time has finished (bounded wait).
@@ -154,11 +155,15 @@ struct ForkAttributionTests {
         let out = Pipe()
         python.standardOutput = out
         try python.run()
-        var line = ""
-        for _ in 0..<100 where !line.contains("\n") {
-            let chunk = out.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            line += String(decoding: chunk, as: UTF8.self)
+        let handle = UncheckedSendable(out.fileHandleForReading)
+        let line = await onOwnThread { () -> String in
+            var line = ""
+            for _ in 0..<100 where !line.contains("\n") {
+                let chunk = handle.value.availableData
+                if chunk.isEmpty { break }
+                line += String(decoding: chunk, as: UTF8.self)
+            }
+            return line
         }
         let pids = line.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
         var pending: PendingAttribution?
@@ -184,6 +189,7 @@ final class PendingBox: Sendable {
     func set(_ p: PendingAttribution) { value.withLock { $0 = p } }
     func get() -> PendingAttribution? { value.withLock { $0 } }
 }
+
 
 
 /// A blocking TCP connect (the test's own client socket).

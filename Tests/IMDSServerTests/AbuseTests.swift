@@ -36,7 +36,7 @@ struct AbuseTests {
 
     /// Runs blocking socket code on its own thread, off the cooperative pool.
     static func onThread<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
+        await onOwnThread(body)
     }
 
     /// Waits (bounded: up to 5 s) until `condition` holds.

@@ -1,4 +1,5 @@
 import Foundation
+import IMDSTesting
 import Testing
 
 /// The built `imds` executable, next to the test bundle (`.build/<triple>/debug/imds`).
@@ -106,19 +107,25 @@ final class ServeProcess {
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         try process.run()
-        // Read until the "data plane listening on" line (bounded: the server prints it at once or exits).
-        var text = ""
-        let handle = pipe.fileHandleForReading
-        for _ in 0..<200 {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-            if let r = text.range(of: #"data plane listening on (http://[^\s]+)"#, options: .regularExpression) {
-                let url = String(text[r]).components(separatedBy: " ").last!
-                // Keep draining stdout so the server never blocks on a full pipe.
-                handle.readabilityHandler = { h in _ = h.availableData }
-                return ServeProcess(process: process, url: url)
+        // Read until the "data plane listening on" line (bounded: the server prints it at once or
+        // exits), on a thread of its own: see `onOwnThread`.
+        let handle = UncheckedSendable(pipe.fileHandleForReading)
+        let (url, text) = await onOwnThread { () -> (String?, String) in
+            var text = ""
+            for _ in 0..<200 {
+                let chunk = handle.value.availableData
+                if chunk.isEmpty { break }
+                text += String(decoding: chunk, as: UTF8.self)
+                if let r = text.range(of: #"data plane listening on (http://[^\s]+)"#, options: .regularExpression) {
+                    return (String(text[r]).components(separatedBy: " ").last!, text)
+                }
             }
+            return (nil, text)
+        }
+        if let url {
+            // Keep draining stdout so the server never blocks on a full pipe.
+            handle.value.readabilityHandler = { h in _ = h.availableData }
+            return ServeProcess(process: process, url: url)
         }
         process.terminate()
         throw CLIHarnessError("imds serve did not report its data plane address; output: \(text)")
