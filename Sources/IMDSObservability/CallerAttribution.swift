@@ -79,7 +79,7 @@ public enum Attribution: Sendable, Equatable {
 /// and go instead of rescanning `/proc`: each entry holds its `/proc/PID` directory open (so a
 /// reused pid can never be mistaken for it) and the fd numbers of its finished connections — a
 /// client that closes a connection and opens the next one gets the same fd number back, so one
-/// `readlinkat` of `fd/N` usually finds the new socket.
+/// `fstatat` of `fd/N` usually finds the new socket.
 ///
 /// ``begin(local:remote:)`` runs that fast path on the caller's thread when the connection is
 /// accepted (a few syscalls, no file parsed). Only a caller not in the index — a new process, or
@@ -172,8 +172,6 @@ public final class CallerAttributor: Sendable {
     struct ClientSocket: Sendable {
         var inode: UInt64
         var uid: UInt32
-        /// `socket:[inode]`, as `readlink` of an fd shows it.
-        var link: [UInt8]
     }
 
     enum FastResult {
@@ -194,7 +192,7 @@ public final class CallerAttributor: Sendable {
         guard inode != 0 else { return .done(.unattributed("the client closed the connection before it was looked up"), nil) }
         if let (process, claim) = index.withLock({ $0.claim(inode: inode) }) { return .done(.process(process), claim) }
         let now = ContinuousClock.now
-        // One readlinkat per guess. A guess that shows another socket is not wasted: that socket
+        // One fstatat per guess. A guess that shows another socket is not wasted: that socket
         // is most likely a connection of the same process still in the accept queue, so it goes
         // into the inode index and its lookup will need no syscall at all.
         for candidate in index.withLock({ $0.candidates(uid: uid, now: now) }) {
@@ -209,7 +207,7 @@ public final class CallerAttributor: Sendable {
                 index.withLock { $0.record(pid: candidate.dir.pid, sockets: [(fd, seen)]) }
             }
         }
-        return .scan(ClientSocket(inode: inode, uid: uid, link: Array("socket:[\(inode)]".utf8)))
+        return .scan(ClientSocket(inode: inode, uid: uid))
         #else
         return .done(.unattributed("attribution needs Linux"), nil)
         #endif
@@ -269,7 +267,7 @@ public final class CallerAttributor: Sendable {
                 let parent = Self.parentPID(stat: stat), parent > 1,
                 let parentDir = ProcDir(root: procRoot, pid: parent)
             else { break }
-            let parentFD = parentDir.fd(ownerFD, is: socket.link) ? ownerFD : parentDir.sockets().first { $0.inode == socket.inode }?.fd
+            let parentFD = parentDir.fd(ownerFD, holds: socket.inode) ? ownerFD : parentDir.sockets().first { $0.inode == socket.inode }?.fd
             guard let parentFD else { break }
             owner = parentDir
             ownerFD = parentFD
@@ -418,6 +416,9 @@ struct Claim: Sendable, Equatable {
 final class ProcDir: Sendable {
     let pid: Int32
     let fd: Int32
+    /// `fd/` of the directory, opened the first time a single fd is checked (processes that call
+    /// again are checked once per connection; one path component less each time).
+    private let fdDirectory = Atomic<Int32>(-1)
 
     init?(root: String, pid: Int32) {
         let fd = open("\(root)/\(pid)", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -426,7 +427,31 @@ final class ProcDir: Sendable {
         self.fd = fd
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        let d = fdDirectory.load(ordering: .acquiring)
+        if d >= 0 { close(d) }
+    }
+
+    private var fdDir: Int32 {
+        let d = fdDirectory.load(ordering: .acquiring)
+        if d >= 0 { return d }
+        let opened = openat(fd, "fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard opened >= 0 else { return -1 }
+        let (exchanged, original) = fdDirectory.compareExchange(expected: -1, desired: opened, ordering: .acquiringAndReleasing)
+        if exchanged { return opened }
+        close(opened)
+        return original
+    }
+
+    /// The inode of the socket `name` (an fd number) in the fd directory `dir` refers to: `fstatat`
+    /// follows the magic link to the socket itself, so the kernel neither renders `socket:[inode]`
+    /// nor copies it out to be parsed back (what `readlinkat` costs on every connection).
+    static func socketInode(in dir: Int32, name: UnsafePointer<CChar>) -> UInt64? {
+        var st = stat()
+        guard fstatat(dir, name, &st, 0) == 0, st.st_mode & S_IFMT == S_IFSOCK, st.st_ino != 0 else { return nil }
+        return UInt64(st.st_ino)
+    }
 
     /// The process's effective uid (the owner of its `/proc` directory).
     var uid: UInt32? {
@@ -437,33 +462,28 @@ final class ProcDir: Sendable {
     /// Whether the process is still running (not merely its pid).
     var isAlive: Bool { faccessat(fd, "stat", F_OK, 0) == 0 }
 
-    /// Whether the process's fd `n` is `link` (`socket:[inode]`).
-    func fd(_ n: Int32, is link: [UInt8]) -> Bool {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
-            let len = readlinkat(fd, "fd/\(n)", UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self), 64)
-            return len == link.count && memcmp(buf.baseAddress!, link, len) == 0
-        }
-    }
+    /// Whether the process's fd `n` is the socket `inode`.
+    func fd(_ n: Int32, holds inode: UInt64) -> Bool { socketInode(fd: n) == inode }
 
     /// The inode of the socket at the process's fd `n` (nil: no such fd, or not a socket).
     func socketInode(fd n: Int32) -> UInt64? {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
-            let len = readlinkat(fd, "fd/\(n)", UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self), 64)
-            return Self.socketInode(UnsafeBufferPointer(rebasing: buf[0..<max(0, len)]))
+        let dir = fdDir
+        guard dir >= 0, n >= 0 else { return nil }
+        // The fd number in decimal, on the stack.
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: 12) { name -> UInt64? in
+            var digits = 0
+            var v = n
+            repeat {
+                name[digits] = CChar(48 + v % 10)
+                v /= 10
+                digits += 1
+            } while v > 0
+            name[digits] = 0
+            var i = 0
+            var j = digits - 1
+            while i < j { name.swapAt(i, j); i += 1; j -= 1 }
+            return Self.socketInode(in: dir, name: UnsafePointer(name.baseAddress!))
         }
-    }
-
-    /// Parses `socket:[digits]`.
-    static func socketInode(_ link: UnsafeBufferPointer<UInt8>) -> UInt64? {
-        let len = link.count
-        guard len > 9, link[0] == 0x73, link[6] == 0x3A, link[7] == 0x5B, link[len - 1] == 0x5D else { return nil }
-        var inode: UInt64 = 0
-        for i in 8..<(len - 1) {
-            let c = link[i]
-            guard c >= 48 && c <= 57 else { return nil }
-            inode = inode &* 10 &+ UInt64(c - 48)
-        }
-        return inode == 0 ? nil : inode
     }
 
     /// Every socket in the process's fd table (at most 65,536), as (fd, inode).
@@ -476,15 +496,12 @@ final class ProcDir: Sendable {
         }
         defer { closedir(d) }
         var out: [(fd: Int32, inode: UInt64)] = []
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
-            let target = UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self)
-            while out.count < 65536, let e = readdir(d) {
-                guard let n = Self.number(e) else { continue }
-                let len = withUnsafePointer(to: &e.pointee.d_name) { name in
-                    name.withMemoryRebound(to: CChar.self, capacity: 256) { readlinkat(dfd, $0, target, 64) }
-                }
-                if len > 0, let inode = Self.socketInode(UnsafeBufferPointer(rebasing: buf[0..<len])) { out.append((n, inode)) }
+        while out.count < 65536, let e = readdir(d) {
+            guard let n = Self.number(e) else { continue }
+            let inode = withUnsafePointer(to: &e.pointee.d_name) { name in
+                name.withMemoryRebound(to: CChar.self, capacity: 256) { Self.socketInode(in: dfd, name: $0) }
             }
+            if let inode { out.append((n, inode)) }
         }
         return out
     }
@@ -547,7 +564,7 @@ struct ProcessIndex {
 
     /// A freed fd not reused within this time is forgotten (its process closed it for good).
     static let freedLifetime: Duration = .seconds(1)
-    /// At most this many `readlinkat` calls per connection on the fast path.
+    /// At most this many `fstatat` calls per connection on the fast path.
     static let maxGuesses = 32
 
     let capacity: Int
