@@ -25,6 +25,10 @@ public final class IMDSMetrics: Sendable {
     private let timers = HandleCache<CoreMetrics.Timer>()
     private let connectionSource = Mutex<(@Sendable () -> [(plane: String, open: Int)])?>(nil)
     private let storeSource = Mutex<(@Sendable () -> StoreHealth)?>(nil)
+    private let droppedSource = Mutex<(@Sendable () -> [(plane: String, reason: String, count: Int)])?>(nil)
+    /// What ``droppedSource`` said at the last scrape (its counts only grow while listeners live;
+    /// a listener closed and reopened restarts its count, which the counter never goes back for).
+    private let droppedSeen = Mutex<[String: Int]>([:])
 
     struct ServedCredentials {
         var lastUpdated: String
@@ -52,6 +56,7 @@ public final class IMDSMetrics: Sendable {
         "imds_tokens_issued_total": "IMDSv2 session tokens issued (successful PUT /latest/api/token).",
         "imds_tokens_rejected_total": "Requests refused for their token, by reason (missing, malformed, bad_signature, expired).",
         "imds_active_connections": "Connections open right now, by plane (data, control).",
+        "imds_connections_dropped_total": "Connections closed without being served, by plane and reason (idle-shed, refused, out-of-descriptors).",
         "imds_credential_rotations_total": "Role credentials rotated (the served LastUpdated changed).",
         "imds_sts_failures_total": "Failed STS calls for role credentials (AssumeRole), by error code.",
         "imds_sts_requests_total": "STS calls for role credentials (AssumeRole), by result.",
@@ -78,6 +83,11 @@ public final class IMDSMetrics: Sendable {
 
     public func setConnectionSource(_ source: @escaping @Sendable () -> [(plane: String, open: Int)]) {
         connectionSource.withLock { $0 = source }
+    }
+
+    /// Where `imds_connections_dropped_total` comes from at scrape time (the listeners' counts).
+    public func setDroppedConnectionSource(_ source: @escaping @Sendable () -> [(plane: String, reason: String, count: Int)]) {
+        droppedSource.withLock { $0 = source }
     }
 
     // MARK: - Recording
@@ -235,6 +245,18 @@ public final class IMDSMetrics: Sendable {
         if let source = connectionSource.withLock({ $0 }) {
             for (plane, open) in source() {
                 CoreMetrics.Gauge(label: "imds_active_connections", dimensions: [("plane", plane)], factory: factory).record(open)
+            }
+        }
+        if let source = droppedSource.withLock({ $0 }) {
+            for (plane, reason, count) in source() {
+                let key = plane + " " + reason
+                let delta = droppedSeen.withLock { seen -> Int in
+                    defer { seen[key] = count }
+                    return max(0, count - (seen[key] ?? 0))
+                }
+                // Created at the first scrape even at zero, so that the series exists for alerts.
+                let c = CoreMetrics.Counter(label: "imds_connections_dropped_total", dimensions: [("plane", plane), ("reason", reason)], factory: factory)
+                if delta > 0 { c.increment(by: delta) }
             }
         }
         if let source = storeSource.withLock({ $0 }) {

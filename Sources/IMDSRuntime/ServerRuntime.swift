@@ -196,6 +196,7 @@ public final class ServerRuntime: Sendable {
             guard let open = service?.openConnections else { return [] }
             return [("data", open.data), ("control", open.control)]
         }
+        metrics.setDroppedConnectionSource { [weak service] in service?.droppedConnections ?? [] }
         // Shut down gracefully in reverse order: the announcement, SIGHUP reloads, the STS
         // refresher, the listeners (drained), then the network (IPv6 listeners, link-local addresses).
         var services: [any Service] = [network, service, CredentialRefresher(provider: sts, store: store)]

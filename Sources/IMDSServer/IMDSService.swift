@@ -167,6 +167,20 @@ public final class IMDSService: Sendable {
         return (data.reduce(0) { $0 + $1.openConnections }, control.reduce(0) { $0 + $1.openConnections })
     }
 
+    /// Connections the listeners closed without serving them, by plane and reason, since start:
+    /// `idle-shed` (an idle connection closed to admit a newer one), `refused` (closed at accept:
+    /// nothing could be shed), `out-of-descriptors` (closed at accept: `EMFILE`/`ENFILE`).
+    public var droppedConnections: [(plane: String, reason: String, count: Int)] {
+        let (data, control) = listeners.withLock { ($0.data, $0.control) }
+        var out: [(plane: String, reason: String, count: Int)] = []
+        for (plane, list) in [("data", data), ("control", control)] {
+            out.append((plane, "idle-shed", list.reduce(0) { $0 + $1.shedConnections }))
+            out.append((plane, "refused", list.reduce(0) { $0 + $1.refusedConnections }))
+            out.append((plane, "out-of-descriptors", list.reduce(0) { $0 + $1.descriptorShortages }))
+        }
+        return out
+    }
+
     /// The addresses the control plane is bound to (real ports).
     public var controlAddresses: [ListenAddress] { listeners.withLock { $0.control.map(\.boundAddress) } }
 

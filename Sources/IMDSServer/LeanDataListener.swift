@@ -471,10 +471,14 @@ private final class LeanLoop {
         }
     }
 
-    /// `accept` failed for want of descriptors: close the waiting connections with the reserve
-    /// descriptor's help, and stop accepting on this loop for a moment (``timers()`` resumes it).
+    /// `accept` failed for want of descriptors. Idle connections (the likely cause: a flood that
+    /// sends nothing) are shed to make room, as the caps do, and accepting resumes in a few
+    /// milliseconds; with none idle, the waiting connections are closed with the reserve
+    /// descriptor's help. Either way this loop stops accepting for a moment (``timers()`` resumes
+    /// it) instead of calling `accept` again on a listening socket that stays readable.
     private func descriptorsShort() {
-        if reserveFD >= 0 {
+        let shed = listener.table.shedIdle(count: 16)
+        if shed == 0, reserveFD >= 0 {
             Glibc.close(reserveFD)
             reserveFD = -1
             // Every connection waiting now (a bounded number): none can be served until descriptors
@@ -489,7 +493,9 @@ private final class LeanLoop {
         }
         guard acceptPausedUntil == nil else { return }
         _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil)
-        acceptPausedUntil = Self.now() + UInt64(LeanDataListener.acceptPauseMilliseconds) * 1_000_000
+        // Shed connections are closed by their loops at once: room is coming.
+        let pause = shed > 0 ? 5 : LeanDataListener.acceptPauseMilliseconds
+        acceptPausedUntil = Self.now() + UInt64(pause) * 1_000_000
     }
 
     private static func localAddress(_ fd: Int32) -> PeerAddress? {

@@ -130,6 +130,30 @@ final class ConnectionTable: Sendable {
         return slot
     }
 
+    /// Closes up to `count` idle connections (accepted, request not complete), the oldest of the
+    /// source with the most connections first, as the caps do; returns how many. For a listener
+    /// out of descriptors: each one closed makes room for a caller waiting to be accepted.
+    func shedIdle(count: Int) -> Int {
+        let victims = state.withLock { s -> [ConnectionSlot] in
+            var victims: [ConnectionSlot] = []
+            while victims.count < count {
+                var victim: ConnectionSlot?
+                for (_, slots) in s.bySource.sorted(by: { $0.value.count > $1.value.count }) {
+                    if let v = Self.oldestIdle(slots) { victim = v; break }
+                }
+                guard let v = victim else { break }
+                s.bySource[v.key]?.removeValue(forKey: v.id)
+                if s.bySource[v.key]?.isEmpty == true { s.bySource.removeValue(forKey: v.key) }
+                s.total -= 1
+                victims.append(v)
+            }
+            return victims
+        }
+        shed.wrappingAdd(victims.count, ordering: .relaxed)
+        for v in victims { v.close() }
+        return victims.count
+    }
+
     /// Refuses every connection from now on and returns the ones open now (connections accepted
     /// while the listening socket closes are refused, so none escapes the drain).
     func beginDrain() -> [ConnectionSlot] {

@@ -46,6 +46,26 @@ struct FairnessTests {
         #expect(t.open == 3)
     }
 
+    @Test("out of descriptors, the idle connections of the biggest source go first, answering ones never")
+    func shedIdleForRoom() {
+        let closed = Mutex<[String]>([])
+        let t = ConnectionTable(maxTotal: 100, maxPerSource: 100)
+        func admit(_ key: String, _ name: String) -> ConnectionSlot? {
+            t.admit(key: key) { closed.withLock { $0.append(name) } }
+        }
+        let flood = (1...3).map { admit("flood", "f\($0)") }
+        let caller = admit("caller", "c1")
+        flood[0]?.markAnswering()
+        #expect(t.shedIdle(count: 2) == 2)
+        #expect(closed.withLock { $0 } == ["f2", "f3"])
+        // Only the caller is idle now; then nothing is left to shed.
+        #expect(t.shedIdle(count: 5) == 1)
+        #expect(closed.withLock { $0 } == ["f2", "f3", "c1"])
+        #expect(t.shedIdle(count: 5) == 0)
+        #expect(t.open == 1 && t.shed.load(ordering: .relaxed) == 3)
+        _ = caller
+    }
+
     /// A flood of idle connections from 127.0.0.2 … 127.0.0.6 (more than the listener's cap in
     /// all, more than the per-source cap from each) runs while 127.0.0.1 asks for instance-id 200
     /// times, one connection each.
