@@ -30,6 +30,15 @@ if [ -n "$missing" ]; then
     fi
 fi
 
+# Chromium (the dashboard checks of the fleet and observability suites) with its recommended
+# packages (fonts), as test-observability.sh would install it: here, so the fleet suite, which runs
+# first, has it too.
+if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/tmp/imds-apt-chromium.log 2>&1 || \
+        { apt-get update -qq >/dev/null 2>&1; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/tmp/imds-apt-chromium.log 2>&1; } || \
+        echo "apt-get install chromium failed (see /tmp/imds-apt-chromium.log); the dashboard checks will say skipped"
+fi
+
 step "installing test dependencies (pip)"
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
     awscli boto3 botocore ec2-metadata moto pytest 2>&1 | grep -v -i "warning" || true
