@@ -578,7 +578,7 @@ struct ProcessIndex {
     /// never wrong.
     private var sockets: [UInt64: Claim] = [:]
     private var olderSockets: [UInt64: Claim] = [:]
-    static let socketGeneration = 32768
+    static let socketGeneration = 8192
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
@@ -614,8 +614,11 @@ struct ProcessIndex {
             owners.values[at].freed.removeAll { taken.contains($0.fd) }
         }
         if sockets.count > Self.socketGeneration {
-            olderSockets = sockets
-            sockets = [:]
+            // The two maps trade places and keep their storage: building a new map each time
+            // allocated and freed megabyte-sized buffers under load, which glibc's malloc (its mmap
+            // threshold rises after each such free) left as fragments, and RSS crept up.
+            swap(&olderSockets, &sockets)
+            sockets.removeAll(keepingCapacity: true)
         }
     }
 
