@@ -79,7 +79,7 @@ public enum Attribution: Sendable, Equatable {
 /// and go instead of rescanning `/proc`: each entry holds its `/proc/PID` directory open (so a
 /// reused pid can never be mistaken for it) and the fd numbers of its finished connections — a
 /// client that closes a connection and opens the next one gets the same fd number back, so one
-/// `fstatat` of `fd/N` usually finds the new socket.
+/// `readlinkat` of `fd/N` usually finds the new socket.
 ///
 /// ``begin(local:remote:)`` runs that fast path on the caller's thread when the connection is
 /// accepted (a few syscalls, no file parsed). Only a caller not in the index — a new process, or
@@ -192,7 +192,7 @@ public final class CallerAttributor: Sendable {
         guard inode != 0 else { return .done(.unattributed("the client closed the connection before it was looked up"), nil) }
         if let (process, claim) = index.withLock({ $0.claim(inode: inode) }) { return .done(.process(process), claim) }
         let now = ContinuousClock.now
-        // One fstatat per guess. A guess that shows another socket is not wasted: that socket
+        // One readlinkat per guess. A guess that shows another socket is not wasted: that socket
         // is most likely a connection of the same process still in the accept queue, so it goes
         // into the inode index and its lookup will need no syscall at all.
         for candidate in index.withLock({ $0.candidates(uid: uid, now: now) }) {
@@ -444,13 +444,30 @@ final class ProcDir: Sendable {
         return original
     }
 
-    /// The inode of the socket `name` (an fd number) in the fd directory `dir` refers to: `fstatat`
-    /// follows the magic link to the socket itself, so the kernel neither renders `socket:[inode]`
-    /// nor copies it out to be parsed back (what `readlinkat` costs on every connection).
+    /// The inode of the socket `name` (an fd number) in the fd directory `dir` refers to, from the
+    /// link's text (`socket:[inode]`). Never `stat` through the link: that reaches the file's own
+    /// filesystem, and a FUSE file of a local user's (or a hung NFS mount) would block the event loop.
     static func socketInode(in dir: Int32, name: UnsafePointer<CChar>) -> UInt64? {
-        var st = stat()
-        guard fstatat(dir, name, &st, 0) == 0, st.st_mode & S_IFMT == S_IFSOCK, st.st_ino != 0 else { return nil }
-        return UInt64(st.st_ino)
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 64) { buf in
+            let len = readlinkat(dir, name, UnsafeMutableRawPointer(buf.baseAddress!).assumingMemoryBound(to: CChar.self), 64)
+            return socketInode(UnsafeBufferPointer(rebasing: buf[0..<max(0, len)]))
+        }
+    }
+
+    /// Parses `socket:[digits]`.
+    static func socketInode(_ link: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        let len = link.count
+        guard len > 9, len <= 30, link[0] == 0x73, link[6] == 0x3A, link[7] == 0x5B, link[len - 1] == 0x5D else { return nil }
+        var inode: UInt64 = 0
+        for i in 8..<(len - 1) {
+            let c = link[i]
+            guard c >= 48 && c <= 57 else { return nil }
+            let (times10, o1) = inode.multipliedReportingOverflow(by: 10)
+            let (next, o2) = times10.addingReportingOverflow(UInt64(c - 48))
+            guard !o1, !o2 else { return nil }
+            inode = next
+        }
+        return inode == 0 ? nil : inode
     }
 
     /// The process's effective uid (the owner of its `/proc` directory).
@@ -564,7 +581,7 @@ struct ProcessIndex {
 
     /// A freed fd not reused within this time is forgotten (its process closed it for good).
     static let freedLifetime: Duration = .seconds(1)
-    /// At most this many `fstatat` calls per connection on the fast path.
+    /// At most this many `readlinkat` calls per connection on the fast path.
     static let maxGuesses = 32
 
     let capacity: Int

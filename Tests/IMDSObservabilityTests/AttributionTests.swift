@@ -30,6 +30,20 @@ struct AttributionTests {
         #expect(CallerAttributor.containerID(cgroupFile: cgroup) == expected)
     }
 
+    @Test("fd links: only socket:[digits] is a socket, without overflow")
+    func socketLinks() {
+        func inode(_ text: String) -> UInt64? {
+            Array(text.utf8).withUnsafeBufferPointer { ProcDir.socketInode($0) }
+        }
+        #expect(inode("socket:[4026532]") == 4_026_532)
+        #expect(inode("socket:[18446744073709551615]") == UInt64.max)
+        #expect(inode("socket:[18446744073709551616]") == nil)
+        for bad in ["socket:[]", "socket:[0]", "pipe:[4026532]", "socket:[12a]", "socket:[12", "/dev/null", "",
+                    "socket:[" + String(repeating: "9", count: 40) + "]"] {
+            #expect(inode(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test("peers on other hosts are not looked up")
     func remote() {
         let a = CallerAttributor()
