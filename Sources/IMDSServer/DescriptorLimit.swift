@@ -9,17 +9,6 @@ import Glibc
 /// out of descriptors before the caps shed anything. So `imds serve` raises the soft limit to the
 /// hard one at start, as Go's runtime does for every program.
 public enum DescriptorLimit {
-    /// The soft limit now (nil where it cannot be read).
-    public static var current: UInt64? {
-        #if canImport(Glibc)
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return nil }
-        return UInt64(limit.rlim_cur)
-        #else
-        return nil
-        #endif
-    }
-
     /// Raises the soft limit to the hard limit. Returns the soft limit in force afterwards.
     @discardableResult
     public static func raiseToHardLimit() -> UInt64? {

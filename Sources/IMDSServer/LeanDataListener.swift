@@ -52,9 +52,8 @@ final class LeanDataListener: Sendable {
     let live = Atomic<Int>(0)
     /// Loops that have taken the listening socket out of their epoll set.
     let stoppedLoops = Atomic<Int>(0)
-    /// Connections closed at accept because the process (or the system) was out of descriptors: a
-    /// loop that finds it so closes the connections waiting then and pauses accepting for
-    /// ``acceptPauseMilliseconds``.
+    /// Connections closed at accept because the process (or the system) was out of descriptors and
+    /// no idle connection could be shed to make room (see `LeanLoop.descriptorsShort`).
     let descriptorShortages = Atomic<Int>(0)
     /// 0 open, 1 closing (the loops are told), 2 the listening socket is closed.
     private let closing = Atomic<Int>(0)
@@ -484,9 +483,9 @@ private final class LeanLoop {
             // Every connection waiting now (a bounded number): none can be served until descriptors
             // are free, and each would otherwise wait for its client's timeout.
             for _ in 0..<64 {
-                let shed = clinux_accept4(listener.listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
-                guard shed >= 0 else { break }
-                Glibc.close(shed)
+                let waiting = clinux_accept4(listener.listenFD, nil, nil, Int32(SOCK_CLOEXEC.rawValue))
+                guard waiting >= 0 else { break }
+                Glibc.close(waiting)
                 listener.descriptorShortages.wrappingAdd(1, ordering: .relaxed)
             }
             reserveFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC)

@@ -105,17 +105,10 @@ final class ConnectionTable: Sendable {
                 guard victim != nil else { return (nil, nil) }
             } else if s.total >= maxTotal {
                 // The source with the most connections gives one up (the newcomer's own, at worst).
-                let sources = s.bySource.sorted { $0.value.count > $1.value.count }
-                for (_, slots) in sources {
-                    if let v = Self.oldestIdle(slots) { victim = v; break }
-                }
+                victim = Self.oldestIdleOfBiggestSource(s)
                 guard victim != nil else { return (nil, nil) }
             }
-            if let v = victim {
-                s.bySource[v.key]?.removeValue(forKey: v.id)
-                if s.bySource[v.key]?.isEmpty == true { s.bySource.removeValue(forKey: v.key) }
-                s.total -= 1
-            }
+            if let v = victim { Self.take(v, from: &s) }
             s.next += 1
             let slot = ConnectionSlot(id: s.next, key: key, closed: closed, close: close)
             s.bySource[key, default: [:]][slot.id] = slot
@@ -136,15 +129,8 @@ final class ConnectionTable: Sendable {
     func shedIdle(count: Int) -> Int {
         let victims = state.withLock { s -> [ConnectionSlot] in
             var victims: [ConnectionSlot] = []
-            while victims.count < count {
-                var victim: ConnectionSlot?
-                for (_, slots) in s.bySource.sorted(by: { $0.value.count > $1.value.count }) {
-                    if let v = Self.oldestIdle(slots) { victim = v; break }
-                }
-                guard let v = victim else { break }
-                s.bySource[v.key]?.removeValue(forKey: v.id)
-                if s.bySource[v.key]?.isEmpty == true { s.bySource.removeValue(forKey: v.key) }
-                s.total -= 1
+            while victims.count < count, let v = Self.oldestIdleOfBiggestSource(s) {
+                Self.take(v, from: &s)
                 victims.append(v)
             }
             return victims
@@ -170,6 +156,21 @@ final class ConnectionTable: Sendable {
             if s.bySource[slot.key]?.isEmpty == true { s.bySource.removeValue(forKey: slot.key) }
             s.total -= 1
         }
+    }
+
+    /// The oldest idle connection of the source with the most connections that has one, claimed.
+    private static func oldestIdleOfBiggestSource(_ s: State) -> ConnectionSlot? {
+        for (_, slots) in s.bySource.sorted(by: { $0.value.count > $1.value.count }) {
+            if let v = oldestIdle(slots) { return v }
+        }
+        return nil
+    }
+
+    /// Removes a shed connection from the table (it is closed by the caller, outside the lock).
+    private static func take(_ v: ConnectionSlot, from s: inout State) {
+        s.bySource[v.key]?.removeValue(forKey: v.id)
+        if s.bySource[v.key]?.isEmpty == true { s.bySource.removeValue(forKey: v.key) }
+        s.total -= 1
     }
 
     /// The oldest idle connection of a source, claimed for shedding.
