@@ -366,6 +366,18 @@ def _cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def test_serve_raises_its_soft_descriptor_limit_to_the_hard_one(live):
+    """systemd's soft RLIMIT_NOFILE (1024) is below the connection caps: `imds serve` raises it."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard == resource.RLIM_INFINITY or hard <= 256:
+        pytest.skip("needs a finite hard descriptor limit above 256")
+    s = live(None, preexec=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard)))
+    with open(f"/proc/{s.proc.pid}/limits") as f:
+        line = next(l for l in f if l.startswith("Max open files"))
+    soft_now, hard_now = line.split()[3:5]
+    assert (int(soft_now), int(hard_now)) == (hard, hard), line
+
+
 def test_out_of_descriptors_sheds_connections_and_never_spins(live):
     """A descriptor limit the server cannot raise (soft = hard = 96) and an idle-connection flood of
     400: accept fails with EMFILE. The lean loop must make room (shed idle connections, or close
