@@ -128,10 +128,14 @@ final class ConnectionTable: Sendable {
     /// out of descriptors: each one closed makes room for a caller waiting to be accepted.
     func shedIdle(count: Int) -> Int {
         let victims = state.withLock { s -> [ConnectionSlot] in
+            // One sort per call (this runs under a flood): the biggest source's idle connections,
+            // oldest first, then the next source's.
             var victims: [ConnectionSlot] = []
-            while victims.count < count, let v = Self.oldestIdleOfBiggestSource(s) {
-                Self.take(v, from: &s)
-                victims.append(v)
+            for (_, slots) in s.bySource.sorted(by: { $0.value.count > $1.value.count }) where victims.count < count {
+                for v in slots.values.sorted(by: { $0.id < $1.id }) where victims.count < count && v.claimForShedding() {
+                    Self.take(v, from: &s)
+                    victims.append(v)
+                }
             }
             return victims
         }
