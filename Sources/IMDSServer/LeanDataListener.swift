@@ -553,16 +553,26 @@ private final class LeanLoop {
         let r = listener.responders
         let response = r.respond(request)
         let elapsed = Double(Self.now() - c.started) / 1e9
-        r.observer?(request, response, elapsed)
-        r.hooks?.completed(request, response, elapsed, c.context)
         if response.action == .respondAndClose, let hold = r.hooks?.hold {
             let mailbox = self.mailbox
             let gen = c.generation
             connections[Int(fd)]?.pending = response
-            if hold(c.context, { mailbox.post(.resume(fd: fd, generation: gen)) }) { return }
+            if hold(c.context, { mailbox.post(.resume(fd: fd, generation: gen)) }) {
+                report(request, response, elapsed, c.context)
+                return
+            }
             connections[Int(fd)]?.pending = nil
         }
         send(fd, response)
+        // After the write: the client has its answer while the bookkeeping runs (at one connection
+        // this is the difference between the two overlapping and adding up).
+        report(request, response, elapsed, c.context)
+    }
+
+    private func report(_ request: IMDSRequest, _ response: IMDSResponse, _ elapsed: Double, _ context: (any Sendable)?) {
+        let r = listener.responders
+        r.observer?(request, response, elapsed)
+        r.hooks?.completed(request, response, elapsed, context)
     }
 
     private func send(_ fd: Int32, _ response: IMDSResponse) {
