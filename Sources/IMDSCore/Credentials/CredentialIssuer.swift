@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 
 /// Credentials obtained elsewhere (STS), or why they could not be.
 public enum ExternalCredentials: Sendable, Equatable {
@@ -37,12 +38,50 @@ public struct CredentialIssuer: Sendable {
     /// HMAC state already keyed with the derived key; each MAC copies it (a value type) instead of
     /// running the key schedule again: a credentials document takes 34 MACs.
     private let keyed: HMAC<SHA256>
+    /// The last period's values per instance, role and delivery: an SDK's credential fetch asks for
+    /// the same document many times a period, and deriving one takes 34 MACs (most of the time of
+    /// a credentials request). A pure cache of a deterministic function, bounded.
+    private let memo = Memo()
+
+    /// Entries kept before the memo starts again empty (the working set is one entry per instance,
+    /// role and delivery that called during the current period).
+    static let memoCapacity = 16_384
 
     public init(secret: SymmetricKey) {
         let key = SymmetricKey(
             data: HKDF<SHA256>.deriveKey(
                 inputKeyMaterial: secret, info: Array("imds role credentials".utf8), outputByteCount: 32))
         self.keyed = HMAC<SHA256>(key: key)
+    }
+
+    /// Entries the memo holds (tests).
+    var memoCount: Int { memo.entries.withLock { $0.count } }
+
+    struct MemoKey: Hashable {
+        var instanceID: String
+        var role: String
+        var variant: String
+        var period: Int
+        var lifetime: Int
+    }
+
+    struct MemoEntry {
+        var offset: Int
+        var epoch: Int
+        var credentials: RoleCredentials?
+    }
+
+    final class Memo: Sendable {
+        let entries = Mutex<[MemoKey: MemoEntry]>([:])
+
+        func get(_ key: MemoKey) -> MemoEntry? { entries.withLock { $0[key] } }
+
+        func put(_ key: MemoKey, _ entry: MemoEntry) {
+            entries.withLock {
+                if $0.count >= CredentialIssuer.memoCapacity, $0[key] == nil { $0.removeAll(keepingCapacity: true) }
+                $0[key] = entry
+            }
+        }
     }
 
     /// Which of EC2's role deliveries a request receives.
@@ -59,12 +98,28 @@ public struct CredentialIssuer: Sendable {
     ) -> RoleCredentials {
         let period = max(1, settings.rotationPeriod)
         let seed = "\(instanceID)|\(role)"
-        // Each instance and role rotates at its own offset within the period.
-        let offset = Int(mac(seed + "|offset").prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % UInt32(period))
-        let t = Int(now.timeIntervalSince1970.rounded(.down)) - offset
-        let epoch = t >= 0 ? t / period : (t - period + 1) / period
-        let issued = Date(timeIntervalSince1970: TimeInterval(epoch * period + offset))
         let variant = settings.distinctV1Credentials ? delivery.rawValue : (delivery == .identity ? "identity" : "role")
+        let key = MemoKey(instanceID: instanceID, role: role, variant: variant, period: period, lifetime: settings.lifetime)
+        let known = memo.get(key)
+        // Each instance and role rotates at its own offset within the period.
+        let offset = known?.offset ?? Int(mac(seed + "|offset").prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) } % UInt32(period))
+        let seconds = now.timeIntervalSince1970.rounded(.down)
+        // Beyond what an Int holds (a clock set to year 10^11): no rotation arithmetic that traps.
+        let t = (seconds.isFinite && abs(seconds) < 1e15 ? Int(seconds) : 0) - offset
+        let epoch = t >= 0 ? t / period : (t - period + 1) / period
+        let generated: Bool
+        switch settings.source {
+        case .fixed: generated = false
+        case .generated, .assumeRole: generated = true
+        }
+        if generated, let known, known.epoch == epoch, let credentials = known.credentials { return credentials }
+        let made = derive(seed: seed, variant: variant, epoch: epoch, period: period, offset: offset, settings: settings)
+        memo.put(key, MemoEntry(offset: offset, epoch: epoch, credentials: generated ? made : nil))
+        return made
+    }
+
+    private func derive(seed: String, variant: String, epoch: Int, period: Int, offset: Int, settings: CredentialSettings) -> RoleCredentials {
+        let issued = Date(timeIntervalSince1970: TimeInterval(epoch * period + offset))
         let material = mac("\(seed)|\(variant)|\(epoch)")
         // Up to 10% (at most 35 min) later than the nominal lifetime, as EC2's are; never earlier.
         let jitterRange = min(2100, settings.lifetime / 10)
