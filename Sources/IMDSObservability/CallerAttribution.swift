@@ -161,7 +161,7 @@ public final class CallerAttributor: Sendable {
     /// Records that a connection attributed by this attributor is finished: its fd number is the
     /// one that process most likely uses for its next connection.
     public func finished(_ connection: PendingAttribution) {
-        guard let claim = connection.claim else { return }
+        guard let claim = connection.claim, connection.takeFinish() else { return }
         let now = ContinuousClock.now
         index.withLock { $0.freed(claim, at: now) }
     }
@@ -770,9 +770,20 @@ public final class PendingAttribution: Sendable {
         var result: Attribution?
         var claim: Claim?
         var waiters: [@Sendable (Attribution) -> Void] = []
+        var finishReported = false
     }
 
     public init() {}
+
+    /// True the first time only: the connection's end is reported to the attributor once, by
+    /// whichever comes first (the listener just before its write, or the request's bookkeeping).
+    func takeFinish() -> Bool {
+        state.withLock { s in
+            guard !s.finishReported else { return false }
+            s.finishReported = true
+            return true
+        }
+    }
 
     /// An already resolved attribution.
     public convenience init(_ result: Attribution) {

@@ -94,6 +94,15 @@ public final class Observability: Sendable {
         return .process(p)
     }
 
+    /// Called just before a response is written: the connection's fd is about to be free, and the
+    /// client's next connection most likely gets the same number. Recorded now, before the client
+    /// can connect again, so that the next lookup guesses it (recorded only after the write, a
+    /// loop's bookkeeping raced the client's reconnect and twice as many lookups needed a scan).
+    public func responseWriting(connection: PendingAttribution?) {
+        guard let attributor, let connection, connection.result != nil else { return }
+        attributor.finished(connection)
+    }
+
     /// Called after each data-plane response: counts it now, and logs it (and adds it to the caller
     /// table) once its connection's attribution is known.
     public func requestCompleted(_ request: IMDSRequest, _ response: IMDSResponse, seconds: Double, connection: PendingAttribution?) {

@@ -16,14 +16,19 @@ public struct DataPlaneHooks: Sendable {
     /// thread; the hook must call it exactly once, and soon (caller attribution uses this, bounded,
     /// so that a short-lived client is still running when its process is looked up).
     public var hold: (@Sendable (_ connection: (any Sendable)?, _ resume: @escaping @Sendable () -> Void) -> Bool)?
+    /// Called on the event loop just before a response is written (by a listener that calls
+    /// ``completed`` after the write), with what ``accepted`` returned.
+    public var writing: (@Sendable (_ connection: (any Sendable)?) -> Void)?
 
     public init(
         accepted: @escaping @Sendable (_ local: PeerAddress?, _ remote: PeerAddress?) -> (any Sendable)?,
         completed: @escaping @Sendable (_ request: IMDSRequest, _ response: IMDSResponse, _ seconds: Double, _ connection: (any Sendable)?) -> Void,
-        hold: (@Sendable (_ connection: (any Sendable)?, _ resume: @escaping @Sendable () -> Void) -> Bool)? = nil
+        hold: (@Sendable (_ connection: (any Sendable)?, _ resume: @escaping @Sendable () -> Void) -> Bool)? = nil,
+        writing: (@Sendable (_ connection: (any Sendable)?) -> Void)? = nil
     ) {
         self.accepted = accepted
         self.completed = completed
         self.hold = hold
+        self.writing = writing
     }
 }

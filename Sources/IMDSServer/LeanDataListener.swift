@@ -599,6 +599,7 @@ private final class LeanLoop {
 
     /// Writes the response with one `write`, then closes (or waits for room for the rest).
     private func write(_ fd: Int32, _ response: IMDSResponse) {
+        if let writing = listener.responders.hooks?.writing, let c = connections[Int(fd)] { writing(c.context) }
         if let hops = response.hopLimit {
             var value = Int32(hops)
             let size = socklen_t(MemoryLayout<Int32>.size)
