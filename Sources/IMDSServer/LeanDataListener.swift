@@ -26,6 +26,8 @@ final class LeanDataListener: Sendable {
         var malformed: @Sendable (Int) -> IMDSResponse
         var observer: (@Sendable (IMDSRequest, IMDSResponse, Double) -> Void)?
         var hooks: DataPlaneHooks?
+        /// See ``IMDSService/Configuration/dataPlaneSpinMicroseconds``.
+        var spinMicroseconds: UInt64 = 0
     }
 
     struct BindError: Error, CustomStringConvertible {
@@ -76,6 +78,12 @@ final class LeanDataListener: Sendable {
         self.responders = responders
         self.table = ConnectionTable(maxTotal: limits.maxConnections, maxPerSource: limits.maxConnectionsPerSource)
         self.mailboxes = (0..<loops).map { _ in LoopMailbox() }
+    }
+
+    /// `IMDS_DATA_PLANE_SPIN_US` (0 to 1000; default 0): see ``IMDSService/Configuration/dataPlaneSpinMicroseconds``.
+    static var spinMicroseconds: UInt64 {
+        if let text = ProcessInfo.processInfo.environment["IMDS_DATA_PLANE_SPIN_US"], let n = UInt64(text) { return min(n, 1000) }
+        return 0
     }
 
     /// The number of loop threads: `IMDS_DATA_PLANE_LOOPS`, or one per core.
@@ -342,8 +350,26 @@ private final class LeanLoop {
 
     func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 128)
+        // Polling a little after work, instead of sleeping at once, saves a sleeping thread's wake-up
+        // (on a VM, an idle vCPU's) for a caller that comes back within the window.
+        let spin = min(listener.responders.spinMicroseconds, 1000) * 1000
+        var spinUntil: UInt64 = 0
         while accepting || open > 0 {
-            let n = epoll_wait(epoll, &events, Int32(events.count), waitMilliseconds())
+            var n: Int32
+            if spin > 0 && spinUntil > 0 {
+                n = epoll_wait(epoll, &events, Int32(events.count), 0)
+                if n == 0 {
+                    if Self.now() < spinUntil {
+                        timers()
+                        continue
+                    }
+                    spinUntil = 0
+                    n = epoll_wait(epoll, &events, Int32(events.count), waitMilliseconds())
+                }
+            } else {
+                n = epoll_wait(epoll, &events, Int32(events.count), waitMilliseconds())
+            }
+            if n > 0 && spin > 0 { spinUntil = Self.now() + spin }
             if n < 0 && errno != EINTR { break }
             for i in 0..<max(0, Int(n)) {
                 let tag = events[i].data.u64

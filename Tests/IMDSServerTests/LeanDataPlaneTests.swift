@@ -63,10 +63,11 @@ struct LeanDataPlaneTests {
         "\r\n\r\n\r\n",
     ]
 
-    static func listener(_ transport: DataPlaneTransport, _ limits: ListenerLimits = ListenerLimits()) async throws -> (IMDSService, HTTPListener) {
+    static func listener(_ transport: DataPlaneTransport, _ limits: ListenerLimits = ListenerLimits(), spin: UInt64 = 0) async throws -> (IMDSService, HTTPListener) {
         let service = IMDSService(
             dataPlane: TestIMDS().dataPlane, controlPlane: nil,
-            configuration: .init(dataListen: [], controlListen: [], limits: limits, dataPlaneTransport: transport))
+            configuration: .init(dataListen: [], controlListen: [], limits: limits, dataPlaneTransport: transport,
+                                 dataPlaneSpinMicroseconds: spin))
         return (service, try await service.startDataListener(ListenAddress(host: "127.0.0.1", port: 0)))
     }
 
@@ -106,6 +107,32 @@ struct LeanDataPlaneTests {
         await nioService.shutdown()
         await leanService.shutdown()
         #expect(Self.comparable(fromLean) == Self.comparable(fromNIO), "\(request.debugDescription)")
+    }
+
+    /// A loop that polls after work (``IMDSService/Configuration/dataPlaneSpinMicroseconds``) answers
+    /// every request as a sleeping one, one after the other (the second arrives while it polls), and
+    /// still enforces the request deadline (its sweep runs while it polls).
+    @Test("a polling loop answers as a sleeping one and still closes silent connections")
+    func pollingLoop() async throws {
+        let (sleeping, a) = try await Self.listener(.lean)
+        let (polling, b) = try await Self.listener(.lean, ListenerLimits(requestTimeoutSeconds: 1), spin: 1000)
+        let (pa, pb) = (a.boundAddress.port, b.boundAddress.port)
+        for request in Self.requests {
+            let fromSleeping = await AbuseTests.onThread { try? RawHTTP.exchange(port: pa, request) }
+            let fromPolling = await AbuseTests.onThread { try? RawHTTP.exchange(port: pb, request) }
+            #expect(Self.comparable(fromPolling) == Self.comparable(fromSleeping), "\(request.debugDescription)")
+        }
+        // A connection that never sends: closed by the deadline sweep, with the loop polling for traffic.
+        let silent = try RawHTTP.connect(host: "127.0.0.1", port: pb)
+        defer { close(silent) }
+        let accepted = await AbuseTests.eventually { b.openConnections == 1 }
+        #expect(accepted)
+        let closed = await AbuseTests.eventually { b.openConnections == 0 }
+        #expect(closed)
+        await a.close()
+        await b.close()
+        await sleeping.shutdown()
+        await polling.shutdown()
     }
 
     @Test("a request sent byte by byte is served, and the connection leaves the table")
