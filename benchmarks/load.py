@@ -17,6 +17,9 @@ Environment (all optional):
   IMDS_BASELINE_BIN   another imds binary (an older revision, built by benchmarks/baseline.sh) run
                       right after imds at every point: the before/after pair of one run
   IMDS_BASELINE_LABEL its name in the report (default "baseline")
+  AEMM_BIN            a locally built amazon-ec2-metadata-mock (Go): run beside imds at every point
+  IMDS_MOCK_BIN       a locally built purpleclay/imds-mock (Go): the same. Neither is built or
+                      fetched by this repository; docs/benchmarks.md says how they were built here.
 """
 import json
 import os
@@ -47,6 +50,9 @@ STARTUP_RUNS = int(os.environ.get("STARTUP_RUNS", "10"))
 PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 BASELINE_BIN = os.environ.get("IMDS_BASELINE_BIN", "")
 BASELINE_LABEL = os.environ.get("IMDS_BASELINE_LABEL", "baseline")
+AEMM_BIN = os.environ.get("AEMM_BIN", "")
+IMDS_MOCK_BIN = os.environ.get("IMDS_MOCK_BIN", "")
+GO_PEERS = [n for n, b in [("aemm", AEMM_BIN), ("imds-mock", IMDS_MOCK_BIN)] if b]
 RESULTS_DIR = os.environ.get("RESULTS_DIR", os.path.join(ROOT, "benchmarks", "results"))
 INSTANCE_ID = "i-0123456789abcdef0"
 LEAF = "/latest/meta-data/instance-id"
@@ -155,6 +161,46 @@ http {{
                     break
 
 
+class GoPeer:
+    """A Go IMDS mock from a local build: AEMM (`-n HOST -p PORT`) or imds-mock (`--host HOST --port PORT`).
+    Go's HTTP server keeps connections alive; every wrk run sends `Connection: close`, so it answers
+    one request per connection as IMDS, nginx (`keepalive_timeout 0`) and moto do."""
+
+    def __init__(self, name):
+        self.name = name
+        self.start()
+
+    def start(self):
+        self.port = free_port()
+        if self.name == "aemm":
+            argv = [AEMM_BIN, "-n", "127.0.0.1", "-p", str(self.port)]
+        else:
+            argv = [IMDS_MOCK_BIN, "--host", "127.0.0.1", "--port", str(self.port)]
+        home = os.path.join(TMP, self.name)
+        os.makedirs(home, exist_ok=True)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=home,
+                                     env=dict(os.environ, HOME=home, GIN_MODE="release"))
+        children.append(self.proc)
+        self.data = f"http://127.0.0.1:{self.port}"
+        for _ in range(100):
+            try:
+                if http("GET", self.data + LEAF)[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"{self.name} does not serve {LEAF}")
+
+    def died(self):
+        return self.proc.poll() is not None
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
 class Moto:
     """moto's server (Flask/werkzeug, threaded): a toy IMDS, but a peer that runs here."""
 
@@ -199,7 +245,7 @@ def script_for(workload, stop_after=0):
 def wrk(url, workload, connections, duration=DURATION, env=None, stop_after=0):
     threads = min(2, connections)
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}", "--timeout", "5s",
-           "-s", script_for(workload, stop_after), url + LEAF]
+           "-H", "Connection: close", "-s", script_for(workload, stop_after), url + LEAF]
     e = dict(os.environ, **(env or {}))
     if stop_after:
         e["IMDS_STOP_AFTER"] = str(stop_after)
@@ -262,6 +308,11 @@ def load_phase(imds):
             servers["moto"] = Moto()
         except Exception as err:  # noqa: BLE001 - a missing peer is reported, not fatal
             log(f"moto: skipped ({err})")
+    for name in GO_PEERS:
+        try:
+            servers[name] = GoPeer(name)
+        except Exception as err:  # noqa: BLE001
+            log(f"{name}: skipped ({err})")
     env = {}
     for name, s in servers.items():
         token = token_for(s.data)
@@ -272,10 +323,17 @@ def load_phase(imds):
             for c in CONNECTIONS:
                 row = {"workload": workload, "connections": c}
                 # nginx first, then imds, then moto: the ceiling is measured right next to imds.
-                for name in ["nginx", "imds", "baseline", "moto"]:
+                for name in ["nginx", "imds", "baseline", "moto", *GO_PEERS]:
                     if name not in servers:
                         continue
                     r = wrk(servers[name].data, workload, c, env=env[name])
+                    if isinstance(servers[name], GoPeer) and servers[name].died():
+                        # AEMM has crashed under concurrent token PUTs (a concurrent map write).
+                        r["died"] = True
+                        log(f"{name} died during {workload} c={c}: restarted for the next point")
+                        servers[name].start()
+                        token = token_for(servers[name].data)
+                        env[name] = {"IMDS_TOKEN": token, "IMDS_ROLE": role_for(servers[name].data, token)}
                     row[name] = r
                     log(f"{workload:10s} c={c:<4d} {name:6s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:>6d} us  "
                         f"p99 {r['p99_us']:>6d} us  errors {r['errors']}")
@@ -448,6 +506,28 @@ def markdown(info, results, memory, startup, cli, profile):
             fmt_us(i["p99_us"]), fmt_us(n["p99_us"]) if n else dash,
             f"{i['p99_us'] / max(1, n['p99_us']):.2f}" if n else dash,
             f"{m['rps']:,.0f}" if m else dash, str(i["errors"]), verdict(row["workload"], row)]) + " |" + extra)
+    peers = [p for p in GO_PEERS if any(p in row for row in results)]
+    if peers:
+        L += ["", "## imds against the Go mocks (same run, seconds apart, ratios to nginx)", "",
+              "| workload | conns | nginx req/s | imds | " + " | ".join(peers) + " | imds ahead of every peer |",
+              "|---|---:|---:|---:|" + "---:|" * len(peers) + "---|"]
+        for row in results:
+            n, i = row.get("nginx"), row["imds"]
+            def cell(r):
+                if not r:
+                    return "—"
+                text = f"{r['rps']:,.0f}" + (f" ({r['rps'] / n['rps']:.2f})" if n else "")
+                if r.get("died"):
+                    text += " died"
+                elif r["errors"]:
+                    text += f", {r['errors']} errors"
+                return text
+            ahead = all(i["rps"] > row[p]["rps"] for p in peers if row.get(p))
+            L.append("| " + " | ".join([row["workload"], str(row["connections"]), f"{n['rps']:,.0f}" if n else "—",
+                                          cell(i)] + [cell(row.get(p)) for p in peers] + ["yes" if ahead else "**no**"]) + " |")
+        L += ["", "p99 (imds / " + " / ".join(peers) + "): " + "; ".join(
+            f"{row['workload']}@{row['connections']} {fmt_us(row['imds']['p99_us'])} / "
+            + " / ".join(fmt_us(row[p]["p99_us"]) if row.get(p) else "—" for p in peers) for row in results)]
     L += ["", "Targets (issue 9): v1 and v2 GET ≥ 0.9× nginx, token PUT ≥ 0.8× nginx, p99 ≤ 1.5× nginx's; "
           "sdk-mix (PUT, list role, get credentials, cycled) has no target and is reported for scale. "
           "moto's errors are not counted (it is a toy IMDS: its replies differ)."]
@@ -490,11 +570,12 @@ def chart(results, path):
         return False
     workloads = list(dict.fromkeys(r["workload"] for r in results))
     fig, axes = plt.subplots(1, len(workloads), figsize=(4.2 * len(workloads), 3.8), squeeze=False)
-    colors = {"nginx": "#999999", "imds": "#e07b00", "baseline": "#f2c48d", "moto": "#3b75af"}
+    colors = {"nginx": "#999999", "imds": "#e07b00", "baseline": "#f2c48d", "moto": "#3b75af",
+              "aemm": "#4c9a2a", "imds-mock": "#8e44ad"}
     for ax, w in zip(axes[0], workloads):
         rows = [r for r in results if r["workload"] == w]
         xs = list(range(len(rows)))
-        servers = [s for s in ["nginx", "imds", "baseline", "moto"] if s in rows[0]]
+        servers = [s for s in ["nginx", "imds", "baseline", "moto", *GO_PEERS] if s in rows[0]]
         width = 0.8 / len(servers)
         for k, s in enumerate(servers):
             ax.bar([x + (k - (len(servers) - 1) / 2) * width for x in xs], [r[s]["rps"] / 1000 for r in rows],
@@ -505,7 +586,8 @@ def chart(results, path):
         ax.grid(axis="y", alpha=0.3)
     axes[0][0].set_ylabel("thousand requests/s")
     axes[0][0].legend()
-    fig.suptitle("imds vs nginx return 200 (keepalive_timeout 0) vs moto, one request per connection")
+    fig.suptitle("imds vs nginx return 200 (keepalive_timeout 0) vs " + ", ".join(["moto", *GO_PEERS])
+                 + ", one request per connection")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return True
