@@ -161,6 +161,15 @@ http {{
                     break
 
 
+def terminate(proc):
+    """SIGTERM, then SIGKILL after 10 s."""
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class GoPeer:
     """A Go IMDS mock from a local build: AEMM (`-n HOST -p PORT`) or imds-mock (`--host HOST --port PORT`).
     Go's HTTP server keeps connections alive; every wrk run sends `Connection: close`, so it answers
@@ -194,11 +203,7 @@ class GoPeer:
         return self.proc.poll() is not None
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
 
 
 class Moto:
@@ -223,11 +228,7 @@ class Moto:
         raise RuntimeError("moto_server does not serve " + LEAF)
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        terminate(self.proc)
 
 
 # --------------------------------------------------------------------------------------------
