@@ -352,7 +352,7 @@ private final class LeanLoop {
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         // Polling a little after work, instead of sleeping at once, saves a sleeping thread's wake-up
         // (on a VM, an idle vCPU's) for a caller that comes back within the window.
-        let spin = min(listener.responders.spinMicroseconds, 1000) * 1000
+        let spin = listener.responders.spinMicroseconds * 1000  // at most 1000 µs (the configuration's bound)
         var spinUntil: UInt64 = 0
         while accepting || open > 0 {
             var n: Int32

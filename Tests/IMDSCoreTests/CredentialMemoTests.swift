@@ -50,4 +50,15 @@ struct CredentialMemoTests {
         let again = kept.credentials(instanceID: "i-1", role: "r", delivery: .v2, settings: CredentialSettings(), now: now)
         #expect(again == CredentialIssuer(secret: secret).credentials(instanceID: "i-1", role: "r", delivery: .v2, settings: CredentialSettings(), now: now))
     }
+
+    /// A clock far outside what an Int of seconds holds (or not a number) must not trap the
+    /// rotation arithmetic: the server answers instead of dying.
+    @Test func anAbsurdClockDoesNotTrap() {
+        let issuer = CredentialIssuer(secret: secret)
+        for seconds in [1e300, -1e300, Double.infinity, Double.nan] {
+            let c = issuer.credentials(instanceID: "i-1", role: "r", delivery: .v2, settings: CredentialSettings(),
+                                       now: Date(timeIntervalSince1970: seconds))
+            #expect(c.accessKeyID.hasPrefix("ASIA"))
+        }
+    }
 }

@@ -9,6 +9,23 @@ import Testing
 
 @Suite("Caller attribution (/proc)")
 struct AttributionTests {
+    /// The lean loop reports a connection's end just before its write (so the client's next
+    /// connection finds its fd among the guesses); the request's bookkeeping after the write must
+    /// not report it a second time, and a lookup still running is not reported before the write.
+    @Test("a connection's end is reported once, before the write when its lookup is done")
+    func endReportedOnceBeforeTheWrite() {
+        let obs = Observability(attributor: CallerAttributor())
+        let done = PendingAttribution()
+        done.resolve(.remote, claim: Claim(pid: 1, fd: 7, inode: 42))
+        obs.responseWriting(connection: done)
+        #expect(!done.takeFinish(), "reported by responseWriting")
+        let running = PendingAttribution()
+        obs.responseWriting(connection: running)
+        running.resolve(.remote, claim: Claim(pid: 1, fd: 8, inode: 43))
+        #expect(running.takeFinish(), "not reported while its lookup was running")
+        #expect(!running.takeFinish())
+    }
+
     @Test("addresses are 16 bytes, IPv4 as v4-mapped; loopback is recognised")
     func addresses() throws {
         #expect(IPBytes.parse("127.0.0.1") == IPBytes.parse("::ffff:127.0.0.1"))
