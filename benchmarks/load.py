@@ -331,10 +331,14 @@ def load_phase(imds):
                     if isinstance(servers[name], GoPeer) and servers[name].died():
                         # AEMM has crashed under concurrent token PUTs (a concurrent map write).
                         r["died"] = True
-                        log(f"{name} died during {workload} c={c}: restarted for the next point")
-                        servers[name].start()
-                        token = token_for(servers[name].data)
-                        env[name] = {"IMDS_TOKEN": token, "IMDS_ROLE": role_for(servers[name].data, token)}
+                        try:
+                            servers[name].start()
+                            token = token_for(servers[name].data)
+                            env[name] = {"IMDS_TOKEN": token, "IMDS_ROLE": role_for(servers[name].data, token)}
+                            log(f"{name} died during {workload} c={c}: restarted for the next point")
+                        except Exception as err:  # noqa: BLE001 - the run goes on without it
+                            log(f"{name} died during {workload} c={c} and did not start again ({err}): dropped")
+                            del servers[name]
                     row[name] = r
                     log(f"{workload:10s} c={c:<4d} {name:6s} {r['rps']:10.0f} req/s  p50 {r['p50_us']:>6d} us  "
                         f"p99 {r['p99_us']:>6d} us  errors {r['errors']}")
