@@ -100,7 +100,7 @@ public final class CallerAttributor: Sendable {
     private let pending = Atomic<Int>(0)
     private let index: Mutex<ProcessIndex>
     private let netlink = NetlinkPool()
-    private let localAddresses = Mutex<(at: ContinuousClock.Instant, set: Set<[UInt8]>)?>(nil)
+    private let localAddresses = Mutex<(at: ContinuousClock.Instant, set: Set<IP16>)?>(nil)
 
     /// - Parameters:
     ///   - procRoot: `/proc` (tests may point elsewhere).
@@ -130,24 +130,23 @@ public final class CallerAttributor: Sendable {
     ///   - local: this server's end of the connection.
     ///   - remote: the client's end.
     public func begin(local: PeerAddress, remote: PeerAddress) -> PendingAttribution {
-        let result = PendingAttribution()
         let deadline = ContinuousClock.now + budget
         switch fastPath(local: local, remote: remote) {
         case .done(let a, let claim):
-            result.resolve(a, claim: claim)
+            return PendingAttribution(a, claim: claim)
         case .scan(let socket):
             guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= maxPending else {
                 pending.wrappingSubtract(1, ordering: .relaxed)
-                result.resolve(.skipped("too many pending lookups"))
-                break
+                return PendingAttribution(.skipped("too many pending lookups"))
             }
+            let result = PendingAttribution()
             queues[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue & 1].async {
                 let (a, claim) = self.scan(socket, deadline: deadline)
                 self.pending.wrappingSubtract(1, ordering: .relaxed)
                 result.resolve(a, claim: claim)
             }
+            return result
         }
-        return result
     }
 
     /// Attributes a connection now, on the calling thread.
@@ -180,7 +179,7 @@ public final class CallerAttributor: Sendable {
     }
 
     func fastPath(local: PeerAddress, remote: PeerAddress) -> FastResult {
-        guard let remoteIP = IPBytes.parse(remote.ip), let localIP = IPBytes.parse(local.ip) else {
+        guard let remoteIP = IP16(remote.ip), let localIP = IP16(local.ip) else {
             return .done(.unattributed("unparsable address"), nil)
         }
         guard isOnThisHost(remoteIP, localIP: localIP) else { return .done(.remote, nil) }
@@ -190,27 +189,57 @@ public final class CallerAttributor: Sendable {
         }
         guard let (inode, uid) = found else { return .done(.unattributed("socket not found (the client closed it already)"), nil) }
         guard inode != 0 else { return .done(.unattributed("the client closed the connection before it was looked up"), nil) }
-        if let (process, claim) = index.withLock({ $0.claim(inode: inode) }) { return .done(.process(process), claim) }
         let now = ContinuousClock.now
+        // The usual case costs one lock and one readlinkat: the socket is where the caller's last
+        // connection was (or a scan indexed it already).
+        var tried: (pid: Int32, fd: Int32)?
+        switch index.withLock({ $0.start(inode: inode, uid: uid, now: now) }) {
+        case .claimed(let process, let claim):
+            return .done(.process(process), claim)
+        case .none:
+            return .scan(ClientSocket(inode: inode, uid: uid))
+        case .guess(let dir, let fd):
+            if case .found(let process) = check(dir, fd: fd, inode: inode) {
+                return .done(.process(process), Claim(pid: dir.pid, fd: fd, inode: inode))
+            }
+            tried = (dir.pid, fd)
+        }
         // One readlinkat per guess. A guess that shows another socket is not wasted: that socket
         // is most likely a connection of the same process still in the accept queue, so it goes
         // into the inode index and its lookup will need no syscall at all.
         for candidate in index.withLock({ $0.candidates(uid: uid, now: now) }) {
-            for fd in candidate.fds {
-                guard let seen = candidate.dir.socketInode(fd: fd) else { continue }
-                if seen == inode {
-                    if let process = index.withLock({ $0.used(candidate.dir, fd: fd) }) {
-                        return .done(.process(process), Claim(pid: candidate.dir.pid, fd: fd, inode: inode))
-                    }
-                    break
+            for fd in candidate.fds where !(tried?.pid == candidate.dir.pid && tried?.fd == fd) {
+                let seen = check(candidate.dir, fd: fd, inode: inode)
+                if case .found(let process) = seen {
+                    return .done(.process(process), Claim(pid: candidate.dir.pid, fd: fd, inode: inode))
                 }
-                index.withLock { $0.record(pid: candidate.dir.pid, sockets: [(fd, seen)]) }
+                if case .notIndexed = seen { break }
             }
         }
         return .scan(ClientSocket(inode: inode, uid: uid))
         #else
         return .done(.unattributed("attribution needs Linux"), nil)
         #endif
+    }
+
+    enum Check {
+        /// The fd holds the socket, and its process is the indexed one.
+        case found(CallerProcess)
+        /// The fd holds the socket, but the process is not the indexed one (its pid was reused).
+        case notIndexed
+        /// Not there (a socket seen there instead is indexed for the lookup that will ask for it).
+        case elsewhere
+    }
+
+    /// Reads one guessed fd (one readlinkat).
+    private func check(_ dir: ProcDir, fd: Int32, inode: UInt64) -> Check {
+        guard let seen = dir.socketInode(fd: fd) else { return .elsewhere }
+        guard seen == inode else {
+            index.withLock { $0.record(pid: dir.pid, sockets: CollectionOfOne((fd, seen))) }
+            return .elsewhere
+        }
+        guard let process = index.withLock({ $0.used(dir, fd: fd) }) else { return .notIndexed }
+        return .found(process)
     }
 
     // MARK: - The scan (background queue)
@@ -297,10 +326,10 @@ public final class CallerAttributor: Sendable {
 
     // MARK: - Is the peer local?
 
-    func isOnThisHost(_ ip: [UInt8], localIP: [UInt8]) -> Bool {
-        if IPBytes.isLoopback(ip) || ip == localIP { return true }
+    func isOnThisHost(_ ip: IP16, localIP: IP16) -> Bool {
+        if ip.isLoopback || ip == localIP { return true }
         let now = ContinuousClock.now
-        let set = localAddresses.withLock { cached -> Set<[UInt8]> in
+        let set = localAddresses.withLock { cached -> Set<IP16> in
             if let c = cached, now - c.at < .seconds(30) { return c.set }
             let fresh = Self.interfaceAddresses()
             cached = (now, fresh)
@@ -309,8 +338,8 @@ public final class CallerAttributor: Sendable {
         return set.contains(ip)
     }
 
-    static func interfaceAddresses() -> Set<[UInt8]> {
-        var result: Set<[UInt8]> = []
+    static func interfaceAddresses() -> Set<IP16> {
+        var result: Set<IP16> = []
         var list: UnsafeMutablePointer<ifaddrs>?
         guard getifaddrs(&list) == 0 else { return result }
         defer { freeifaddrs(list) }
@@ -323,7 +352,7 @@ public final class CallerAttributor: Sendable {
                     getnameinfo(sa, socklen_t(len), &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST) == 0
                 {
                     let text = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                    if let b = IPBytes.parse(text.split(separator: "%").first.map(String.init) ?? text) { result.insert(b) }
+                    if let b = IP16(text.split(separator: "%").first.map(String.init) ?? text) { result.insert(b) }
                 }
             }
             p = entry.pointee.ifa_next
@@ -600,7 +629,7 @@ struct ProcessIndex {
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
     /// Records sockets seen in an owner's fd table; their fds are no longer free.
-    mutating func record(pid: Int32, sockets found: [(fd: Int32, inode: UInt64)]) {
+    mutating func record(pid: Int32, sockets found: some Collection<(fd: Int32, inode: UInt64)>) {
         // Owners are changed in place (through their index), never copied out first: a copy
         // alive during a change would copy the `freed` array on every connection.
         guard let at = owners.index(forKey: pid) else { return }
@@ -608,7 +637,7 @@ struct ProcessIndex {
         // yet) neither takes the fd nor needs indexing: no lookup will ask for it again.
         var live: [(fd: Int32, inode: UInt64)] = []
         if owners.values[at].freed.isEmpty {
-            live = found
+            live = Array(found)
         } else if found.count <= 8 {
             for f in found {
                 guard let i = owners.values[at].freed.firstIndex(where: { $0.fd == f.fd && $0.inode == f.inode }) else {
@@ -650,19 +679,44 @@ struct ProcessIndex {
         return (process, claim)
     }
 
+    enum Start {
+        /// A scan saw the socket already.
+        case claimed(CallerProcess, Claim)
+        /// The first place to look: the most recent such owner's oldest freed fd.
+        case guess(ProcDir, Int32)
+        /// No owner with this uid has a freed fd: only a scan can find the socket.
+        case none
+    }
+
+    /// The fast path's first step, in one lock: the socket indexed already, or the first guess
+    /// (``candidates(uid:now:)`` has the others).
+    mutating func start(inode: UInt64, uid: UInt32, now: ContinuousClock.Instant) -> Start {
+        if let (process, claim) = claim(inode: inode) { return .claimed(process, claim) }
+        for pid in order {
+            guard let at = owners.index(forKey: pid), owners.values[at].uid == uid, dropStale(at, now: now) else { continue }
+            return .guess(owners.values[at].dir, owners.values[at].freed[0].fd)
+        }
+        return .none
+    }
+
+    /// Drops an owner's freed fds not reused within ``freedLifetime``; whether any are left.
+    private mutating func dropStale(_ at: Dictionary<Int32, Owner>.Index, now: ContinuousClock.Instant) -> Bool {
+        guard !owners.values[at].freed.isEmpty else { return false }
+        guard let keep = owners.values[at].freed.firstIndex(where: { now - $0.at < Self.freedLifetime }) else {
+            owners.values[at].freed.removeAll()
+            return false
+        }
+        if keep > 0 { owners.values[at].freed.removeFirst(keep) }
+        return true
+    }
+
     /// Where the fast path looks: the most recent owners with this uid and their freed fds (stale
     /// ones are dropped here).
     mutating func candidates(uid: UInt32, now: ContinuousClock.Instant) -> [(dir: ProcDir, fds: [Int32])] {
         var out: [(dir: ProcDir, fds: [Int32])] = []
         var budget = Self.maxGuesses
         for pid in order where budget > 0 {
-            guard let at = owners.index(forKey: pid), owners.values[at].uid == uid, !owners.values[at].freed.isEmpty else { continue }
-            if let keep = owners.values[at].freed.firstIndex(where: { now - $0.at < Self.freedLifetime }) {
-                if keep > 0 { owners.values[at].freed.removeFirst(keep) }
-            } else {
-                owners.values[at].freed.removeAll()
-                continue
-            }
+            guard let at = owners.index(forKey: pid), owners.values[at].uid == uid, dropStale(at, now: now) else { continue }
             let fds = owners.values[at].freed.prefix(budget).map(\.fd)
             budget -= fds.count
             out.append((owners.values[at].dir, fds))
@@ -731,7 +785,7 @@ final class NetlinkPool: Sendable {
     }
 
     /// nil: netlink refused; `.some(nil)`: no such socket; else the client socket's inode and uid.
-    func lookup(client: ([UInt8], Int), server: ([UInt8], Int)) -> (inode: UInt64, uid: UInt32)?? {
+    func lookup(client: (IP16, Int), server: (IP16, Int)) -> (inode: UInt64, uid: UInt32)?? {
         #if canImport(Glibc)
         var fd = idle.withLock { $0.popLast() } ?? -1
         if fd < 0 { fd = SockDiag.open() }
@@ -764,7 +818,7 @@ final class NetlinkPool: Sendable {
 
 /// An attribution that may still be running: callers register what to do with the result.
 public final class PendingAttribution: Sendable {
-    private let state = Mutex<State>(State())
+    private let state: Mutex<State>
 
     struct State {
         var result: Attribution?
@@ -773,7 +827,7 @@ public final class PendingAttribution: Sendable {
         var finishReported = false
     }
 
-    public init() {}
+    public init() { state = Mutex(State()) }
 
     /// True the first time only: the connection's end is reported to the attributor once, by
     /// whichever comes first (the listener just before its write, or the request's bookkeeping).
@@ -786,9 +840,13 @@ public final class PendingAttribution: Sendable {
     }
 
     /// An already resolved attribution.
-    public convenience init(_ result: Attribution) {
-        self.init()
-        resolve(result)
+    public init(_ result: Attribution) {
+        state = Mutex(State(result: result))
+    }
+
+    /// Resolved at once, with the fd it was found at (the fast path: no waiter can exist yet).
+    init(_ result: Attribution, claim: Claim?) {
+        state = Mutex(State(result: result, claim: claim))
     }
 
     func resolve(_ a: Attribution, claim: Claim? = nil) {
@@ -824,49 +882,97 @@ public final class PendingAttribution: Sendable {
     }
 }
 
-/// IP addresses as 16 bytes (IPv4 as v4-mapped `::ffff:a.b.c.d`), so that an IPv4 peer seen by a
-/// dual-stack socket compares equal to the same peer seen by an IPv4 socket.
-enum IPBytes {
-    static func parse(_ text: String) -> [UInt8]? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, text, &v4) == 1 {
-            var out = [UInt8](repeating: 0, count: 16)
-            out[10] = 0xff
-            out[11] = 0xff
-            withUnsafeBytes(of: v4.s_addr) { for i in 0..<4 { out[12 + i] = $0[i] } }
-            return out
+/// An IP address as 16 bytes (IPv4 as v4-mapped `::ffff:a.b.c.d`), so that an IPv4 peer seen by a
+/// dual-stack socket compares equal to the same peer seen by an IPv4 socket. A value of two words:
+/// this is parsed for both ends of every on-host connection, and an array per address was one
+/// allocation each.
+struct IP16: Hashable, Sendable {
+    /// Bytes 0–7 and 8–15, in network order (byte 0 is the most significant of `high`).
+    var high: UInt64
+    var low: UInt64
+
+    init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// From 16 bytes, or 4 (IPv4, mapped).
+    init?(_ b: some Collection<UInt8>) {
+        let bytes = Array(b)
+        if bytes.count == 4 {
+            self.init(high: 0, low: 0xFFFF_0000_0000 | UInt64(bytes[0]) << 24 | UInt64(bytes[1]) << 16 | UInt64(bytes[2]) << 8 | UInt64(bytes[3]))
+            return
+        }
+        guard bytes.count == 16 else { return nil }
+        var h: UInt64 = 0
+        var l: UInt64 = 0
+        for i in 0..<8 { h = h << 8 | UInt64(bytes[i]) }
+        for i in 8..<16 { l = l << 8 | UInt64(bytes[i]) }
+        self.init(high: h, low: l)
+    }
+
+    /// Text form: dotted IPv4 parsed here (no C string, no allocation), IPv6 by `inet_pton`.
+    init?(_ text: String) {
+        if let v4 = Self.dotted(text.utf8) {
+            self.init(high: 0, low: 0xFFFF_0000_0000 | UInt64(v4))
+            return
         }
         var v6 = in6_addr()
-        if inet_pton(AF_INET6, text, &v6) == 1 {
-            return withUnsafeBytes(of: v6) { Array($0) }
+        guard inet_pton(AF_INET6, text, &v6) == 1 else { return nil }
+        self.init(withUnsafeBytes(of: v6) { Array($0) })
+    }
+
+    /// `a.b.c.d` exactly as glibc's `inet_pton(AF_INET)` accepts it: four decimal parts, each at
+    /// most 255 and without a leading zero (`0` itself is fine), nothing else.
+    static func dotted(_ text: String.UTF8View) -> UInt32? {
+        var value: UInt32 = 0
+        var part: UInt32 = 0
+        var digits = 0
+        var parts = 0
+        for c in text {
+            if c == 0x2E {
+                guard digits > 0, parts < 3 else { return nil }
+                value = value << 8 | part
+                parts += 1
+                part = 0
+                digits = 0
+            } else if c >= 0x30 && c <= 0x39 {
+                guard digits == 0 || part != 0 else { return nil }  // "01", "00"
+                part = part * 10 + UInt32(c - 0x30)
+                guard part <= 255 else { return nil }
+                digits += 1
+            } else {
+                return nil
+            }
         }
-        return nil
+        guard digits > 0, parts == 3 else { return nil }
+        return value << 8 | part
     }
 
-    /// `::ffff:a.b.c.d` (one allocation: this runs for both ends of every connection).
-    static func mapped(_ v4: [UInt8]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: 16)
-        out[10] = 0xff
-        out[11] = 0xff
-        for i in 0..<min(4, v4.count) { out[12 + i] = v4[i] }
-        return out
+    var bytes: [UInt8] {
+        (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
     }
 
-    /// Bytes 0–11 are `::ffff:` (a v4-mapped address).
-    static func isMapped(_ b: [UInt8]) -> Bool {
-        guard b.count == 16, b[10] == 0xff, b[11] == 0xff else { return false }
-        for i in 0..<10 where b[i] != 0 { return false }
-        return true
+    /// `::ffff:a.b.c.d`.
+    var isMapped: Bool { high == 0 && low >> 32 == 0xFFFF }
+
+    /// The IPv4 address inside a v4-mapped one, as a host-order number.
+    var v4: UInt32? { isMapped ? UInt32(truncatingIfNeeded: low) : nil }
+
+    var isLoopback: Bool {
+        (high == 0 && low == 1) || (isMapped && (low >> 24) & 0xFF == 127)
     }
+}
+
+/// The byte-array form of ``IP16`` (tests, diagnostics).
+enum IPBytes {
+    static func parse(_ text: String) -> [UInt8]? { IP16(text)?.bytes }
 
     /// The IPv4 address inside a v4-mapped one.
     static func unmapped(_ b: [UInt8]) -> [UInt8]? {
-        isMapped(b) ? Array(b[12...]) : nil
+        guard let ip = IP16(b), let v4 = ip.v4 else { return nil }
+        return [UInt8(v4 >> 24), UInt8(truncatingIfNeeded: v4 >> 16), UInt8(truncatingIfNeeded: v4 >> 8), UInt8(truncatingIfNeeded: v4)]
     }
 
-    static func isLoopback(_ b: [UInt8]) -> Bool {
-        guard b.count == 16 else { return false }
-        if b[15] == 1, b[0..<15].allSatisfy({ $0 == 0 }) { return true }
-        return isMapped(b) && b[12] == 127
-    }
+    static func isLoopback(_ b: [UInt8]) -> Bool { IP16(b)?.isLoopback ?? false }
 }

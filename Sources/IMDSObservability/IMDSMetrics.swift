@@ -204,8 +204,21 @@ public final class IMDSMetrics: Sendable {
 
     /// Counts how a data-plane connection was attributed (`process`, `unattributed`, `remote`, `skipped`).
     public func recordAttribution(_ result: String) {
-        counter("imds_caller_attributions_total", [("result", result)])
+        // One per on-host connection: the handle is kept for the last result seen on this path
+        // instead of a label array and a handle lookup each time.
+        if let c = lastAttribution.withLock({ $0?.result == result ? $0?.counter : nil }) {
+            c.increment()
+            return
+        }
+        let dimensions = [("result", result)]
+        let c = counters.handle("imds_caller_attributions_total", dimensions) {
+            CoreMetrics.Counter(label: "imds_caller_attributions_total", dimensions: dimensions, factory: factory)
+        }
+        lastAttribution.withLock { $0 = (result, c) }
+        c.increment()
     }
+
+    private let lastAttribution = Mutex<(result: String, counter: CoreMetrics.Counter)?>(nil)
 
     /// Counts a connection whose caller needed a `/proc` scan (not found through the process index).
     public func recordAttributionScan() {

@@ -47,8 +47,13 @@ public final class Observability: Sendable {
         } else {
             pending = PendingAttribution(.skipped(attributor == nil ? "attribution disabled" : "addresses unknown"))
         }
-        let metrics = self.metrics
-        pending.whenResolved { metrics.recordAttribution($0.label) }
+        if let known = pending.result {
+            // Resolved on the fast path (most connections): no closure to allocate.
+            metrics.recordAttribution(known.label)
+        } else {
+            let metrics = self.metrics
+            pending.whenResolved { metrics.recordAttribution($0.label) }
+        }
         return pending
     }
 
@@ -111,20 +116,28 @@ public final class Observability: Sendable {
         let known = request.headerValues(IMDSHeader.token)
         let entry = AccessLogEntry(request: request, response: response, seconds: seconds, at: at, tokens: known)
         traffic.record(CallerTable.classify(entry), at: at)
-        let finish: @Sendable (Attribution) -> Void = { [self, callers, accessLog] a in
-            let e = entry.attributed(self.redacted(a, known: known))
-            callers.record(e)
-            accessLog?.write(e)
+        guard let connection else {
+            finish(entry, .skipped("no connection information"), known: known)
+            return
         }
-        if let connection {
-            // Once both the request and the lookup are done, the connection's fd is about to be free.
-            connection.whenResolved { [attributor] a in
-                attributor?.finished(connection)
-                finish(a)
-            }
-        } else {
-            finish(.skipped("no connection information"))
+        if let a = connection.result {
+            // Resolved already (the fast path, or a scan that finished first): no closure to allocate.
+            attributor?.finished(connection)
+            finish(entry, a, known: known)
+            return
         }
+        // Once both the request and the lookup are done, the connection's fd is about to be free.
+        connection.whenResolved { [self] a in
+            attributor?.finished(connection)
+            finish(entry, a, known: known)
+        }
+    }
+
+    /// Logs a request (and adds it to the caller table) with its connection's attribution.
+    private func finish(_ entry: AccessLogEntry, _ a: Attribution, known: [String]) {
+        let e = entry.attributed(redacted(a, known: known))
+        callers.record(e)
+        accessLog?.write(e)
     }
 }
 

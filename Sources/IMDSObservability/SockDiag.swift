@@ -29,21 +29,12 @@ enum SockDiag {
     static let openStates: UInt32 = (1 << 1) | (1 << 2) | (1 << 4) | (1 << 5) | (1 << 8) | (1 << 9) | (1 << 11)
 
     /// - Parameters: the client's socket as seen from the client (its address and port), and the
-    ///   server's address and port. Addresses are 16 bytes (IPv4 v4-mapped) or 4.
+    ///   server's address and port.
     /// - Returns: the inode (0 when the client has closed it: an orphan or TIME_WAIT socket) and uid.
-    static func lookup(fd: Int32, client: ([UInt8], Int), server: ([UInt8], Int)) -> Result {
-        var src = client.0
-        var dst = server.0
-        var family = UInt8(AF_INET6)
-        if let c = IPBytes.unmapped(src), let s = IPBytes.unmapped(dst) {
-            src = c
-            dst = s
-            family = UInt8(AF_INET)
-        } else if src.count == 4, dst.count == 4 {
-            family = UInt8(AF_INET)
-        } else if src.count != 16 || dst.count != 16 {
-            return .notFound
-        }
+    static func lookup(fd: Int32, client: (IP16, Int), server: (IP16, Int)) -> Result {
+        // Both IPv4 (v4-mapped) or both IPv6: an IPv4 connection to a dual-stack socket is AF_INET
+        // in the kernel's table.
+        let family = client.0.isMapped && server.0.isMapped ? UInt8(AF_INET) : UInt8(AF_INET6)
         // nlmsghdr (16) + inet_diag_req_v2 (56).
         return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 72 + 1024) { mem -> Result in
             let req = UnsafeMutableBufferPointer(rebasing: mem[0..<72])
@@ -61,8 +52,17 @@ enum SockDiag {
             // inet_diag_sockid at 24: sport, dport (big-endian), src[16], dst[16], if, cookie[2]
             req[24] = UInt8(truncatingIfNeeded: client.1 >> 8); req[25] = UInt8(truncatingIfNeeded: client.1)
             req[26] = UInt8(truncatingIfNeeded: server.1 >> 8); req[27] = UInt8(truncatingIfNeeded: server.1)
-            for (i, b) in src.enumerated() { req[28 + i] = b }
-            for (i, b) in dst.enumerated() { req[44 + i] = b }
+            func put(_ ip: IP16, at o: Int) {
+                if family == UInt8(AF_INET) {
+                    let v4 = UInt32(truncatingIfNeeded: ip.low)
+                    for i in 0..<4 { req[o + i] = UInt8(truncatingIfNeeded: v4 >> (24 - 8 * i)) }
+                } else {
+                    for i in 0..<8 { req[o + i] = UInt8(truncatingIfNeeded: ip.high >> (56 - 8 * i)) }
+                    for i in 0..<8 { req[o + 8 + i] = UInt8(truncatingIfNeeded: ip.low >> (56 - 8 * i)) }
+                }
+            }
+            put(client.0, at: 28)
+            put(server.0, at: 44)
             put32(0xFFFF_FFFF, at: 64)       // INET_DIAG_NOCOOKIE
             put32(0xFFFF_FFFF, at: 68)
 

@@ -36,6 +36,48 @@ struct AttributionTests {
         #expect(!IPBytes.isLoopback(IPBytes.parse("10.0.0.1")!))
     }
 
+    /// The fast path parses both ends of every on-host connection itself (no C string, no
+    /// allocation); it must accept and reject exactly what glibc's `inet_pton` does.
+    @Test("dotted IPv4 is parsed as inet_pton parses it")
+    func dottedMatchesInetPton() {
+        func pton(_ text: String) -> UInt32? {
+            var a = in_addr()
+            return inet_pton(AF_INET, text, &a) == 1 ? UInt32(bigEndian: a.s_addr) : nil
+        }
+        var cases = ["0.0.0.0", "127.0.0.1", "255.255.255.255", "10.1.2.3", "1.2.3.4", "256.1.1.1", "1.2.3.256",
+                     "01.2.3.4", "1.2.3.04", "00.0.0.0", "1.2.3", "1.2.3.4.5", "1..2.3", ".1.2.3", "1.2.3.", "", ".",
+                     "1.2.3.4 ", " 1.2.3.4", "+1.2.3.4", "0x1.2.3.4", "1.2.3.-4", "999.1.1.1", "1000.1.1.1",
+                     "4294967296.1.1.1", "::1", "::ffff:1.2.3.4", "1.2.3.4%lo", "١.٢.٣.٤"]
+        // Every short string over the characters that matter, and random addresses.
+        let alphabet: [Character] = ["0", "1", "2", "5", "9", "."]
+        var short = [""]
+        for _ in 0..<5 { short = short.flatMap { s in alphabet.map { s + String($0) } } }
+        cases += short.filter { $0.count == 5 }
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<2000 {
+            cases.append((0..<4).map { _ in String(Int.random(in: 0...300, using: &rng)) }.joined(separator: "."))
+        }
+        for text in cases {
+            #expect(IP16.dotted(text.utf8) == pton(text), "\(text)")
+        }
+        // The one intended difference: a C string ends at NUL, this text does not.
+        #expect(IP16.dotted("1.2.3.4\u{0}".utf8) == nil)
+    }
+
+    @Test("IPv6 text and bytes round-trip through the two-word form")
+    func ip16() throws {
+        let v6 = try #require(IP16("2001:db8::1:2"))
+        #expect(v6.bytes == [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2])
+        #expect(IP16(v6.bytes) == v6)
+        #expect(!v6.isMapped && !v6.isLoopback && v6.v4 == nil)
+        let mapped = try #require(IP16("10.1.2.3"))
+        #expect(mapped.isMapped && mapped.v4 == 0x0A01_0203)
+        #expect(IP16([10, 1, 2, 3]) == mapped)
+        #expect(IP16([1, 2, 3]) == nil)
+        #expect(IP16("fe80::1%eth0") == nil)
+        #expect(IP16("not an address") == nil)
+    }
+
     @Test("container ids are found in cgroup paths", arguments: [
         ("0::/system.slice/docker-\(String(repeating: "ab12", count: 16)).scope", String(repeating: "ab12", count: 16)),
         ("12:memory:/docker/\(String(repeating: "0f", count: 32))", String(repeating: "0f", count: 32)),
@@ -117,6 +159,67 @@ struct AttributionTests {
         #expect(caller.addresses == [host])
         #expect(caller.paths.map(\.path) == ["/latest/meta-data/instance-id"])
         #expect(sample(observability.metrics.exposition(), "imds_caller_attributions_total", ["result": "process"]) == 1)
+    }
+
+    /// The path nearly every connection takes: a process that called before reconnects, and its new
+    /// socket is found at the fd its last connection freed, without a `/proc` scan. A client in a
+    /// process of its own (as real callers are) makes sequential v1 requests, each on a new
+    /// connection; only the first may need a scan.
+    @Test("a process's repeated connections are attributed through the index, not by scans", arguments: ["127.0.0.1", "::1"])
+    func repeatedConnectionsUseTheIndex(host: String) async throws {
+        let imds = try TestIMDS(yaml: "instance:\n  metadata-options:\n    http-protocol-ipv6: enabled\n")
+        let observability = Observability(attributor: CallerAttributor(budget: .seconds(10)), holdLimit: .seconds(10))
+        // The hooks `imds serve` installs, the report just before the write included.
+        let hooks = DataPlaneHooks(
+            accepted: { observability.connectionAccepted(local: $0, remote: $1) },
+            completed: { observability.requestCompleted($0, $1, seconds: $2, connection: $3 as? PendingAttribution) },
+            hold: { observability.holdResponse($0 as? PendingAttribution, resume: $1) },
+            writing: { observability.responseWriting(connection: $0 as? PendingAttribution) })
+        let service = IMDSService(
+            dataPlane: imds.dataPlane, controlPlane: nil,
+            configuration: .init(dataListen: [ListenAddress(host: host, port: 0)]), hooks: hooks)
+        try await service.start()
+        guard let port = service.dataAddresses.first?.port else {
+            await service.shutdown()
+            Issue.record("could not listen on \(host)")
+            return
+        }
+        let connections = 30
+        let script = """
+            import socket, sys
+            for _ in range(\(connections)):
+                s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+                s.sendall(b"GET /latest/meta-data/instance-id HTTP/1.1\\r\\nHost: imds\\r\\n\\r\\n")
+                data = b""
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk: break
+                    data += chunk
+                assert data.startswith(b"HTTP/1.1 200"), data
+                s.close()
+            """
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "-c", script, host, String(port)]
+        try python.run()
+        let pid = python.processIdentifier
+        let child = UncheckedSendable(python)
+        await onOwnThread { child.value.waitUntilExit() }
+        #expect(python.terminationStatus == 0)
+        var found: CallerSummary?
+        for _ in 0..<2000 {
+            found = observability.callers.snapshot().first { $0.v1 == connections }
+            if found != nil { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        await service.shutdown()
+        let caller = try #require(found, "\(observability.callers.snapshot())")
+        #expect(caller.attribution == "process")
+        #expect(caller.pids == [pid])
+        let metrics = observability.metrics.exposition()
+        #expect(sample(metrics, "imds_caller_attributions_total", ["result": "process"]) == Double(connections))
+        // One scan finds the new process; its later connections are found through the index.
+        #expect(sample(metrics, "imds_caller_scans_total") <= 2)
     }
 
     @Test("an in-process client's connection is attributed to this process (IPv4 and IPv6)", arguments: ["127.0.0.1", "::1"])
