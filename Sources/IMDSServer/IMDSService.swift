@@ -25,6 +25,12 @@ public final class IMDSService: Sendable {
         /// 1.05× nginx, and cost 6–9 % of throughput at 16–64 connections (docs/benchmarks.md).
         /// Default (nil): `IMDS_DATA_PLANE_SPIN_US`, else 0.
         public var dataPlaneSpinMicroseconds: UInt64
+        /// `TCP_DEFER_ACCEPT` on the lean data plane's listening sockets, in seconds (0 to 30; 0
+        /// turns it off): the kernel hands a connection over when its request has arrived, which
+        /// saves a wake-up and three system calls per connection (docs/data-plane-loop.md). A
+        /// connection that sends nothing is handed over after about this long and then has the
+        /// usual request timeout. Default (nil): `IMDS_DATA_PLANE_DEFER_ACCEPT`, else 1.
+        public var dataPlaneDeferAcceptSeconds: Int
 
         public init(
             dataListen: [ListenAddress] = [ListenAddress(host: "127.0.0.1", port: 1338)],
@@ -32,8 +38,10 @@ public final class IMDSService: Sendable {
             limits: ListenerLimits = ListenerLimits(),
             drainTimeout: Duration = .seconds(5),
             dataPlaneTransport: DataPlaneTransport = .default,
-            dataPlaneSpinMicroseconds: UInt64? = nil
+            dataPlaneSpinMicroseconds: UInt64? = nil,
+            dataPlaneDeferAcceptSeconds: Int? = nil
         ) {
+            self.dataPlaneDeferAcceptSeconds = min(max(dataPlaneDeferAcceptSeconds ?? LeanDataListener.deferAcceptSeconds, 0), 30)
             self.dataPlaneTransport = dataPlaneTransport
             self.dataPlaneSpinMicroseconds = min(dataPlaneSpinMicroseconds ?? LeanDataListener.spinMicroseconds, 1000)
             self.dataListen = dataListen
@@ -149,7 +157,8 @@ public final class IMDSService: Sendable {
                 address, limits: limits,
                 responders: .init(
                     respond: { dataPlane.respond(to: $0) }, malformed: { dataPlane.malformedRequestResponse(status: $0) },
-                    observer: observer, hooks: hooks, spinMicroseconds: configuration.dataPlaneSpinMicroseconds))
+                    observer: observer, hooks: hooks, spinMicroseconds: configuration.dataPlaneSpinMicroseconds,
+                    deferAcceptSeconds: configuration.dataPlaneDeferAcceptSeconds))
         }
         return try await HTTPListener.start(address, group: group, limits: limits) {
             OneShotHTTPHandler(

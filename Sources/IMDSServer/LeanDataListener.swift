@@ -28,6 +28,8 @@ final class LeanDataListener: Sendable {
         var hooks: DataPlaneHooks?
         /// See ``IMDSService/Configuration/dataPlaneSpinMicroseconds``.
         var spinMicroseconds: UInt64 = 0
+        /// See ``IMDSService/Configuration/dataPlaneDeferAcceptSeconds``.
+        var deferAcceptSeconds: Int = LeanDataListener.deferAcceptSeconds
     }
 
     struct BindError: Error, CustomStringConvertible {
@@ -40,6 +42,7 @@ final class LeanDataListener: Sendable {
     /// level-triggered loop that kept calling `accept` would spin a core until descriptors are free.
     static let acceptPauseMilliseconds = 100
 
+    /// The listening socket, shared by every loop (with `EPOLLEXCLUSIVE`).
     let listenFD: Int32
     let isIPv6: Bool
     let boundAddress: ListenAddress
@@ -86,6 +89,22 @@ final class LeanDataListener: Sendable {
         return 0
     }
 
+    /// `IMDS_DATA_PLANE_DEFER_ACCEPT` (0 to 30 seconds; default 1): see
+    /// ``IMDSService/Configuration/dataPlaneDeferAcceptSeconds``.
+    static var deferAcceptSeconds: Int {
+        if let text = ProcessInfo.processInfo.environment["IMDS_DATA_PLANE_DEFER_ACCEPT"], let n = Int(text) { return min(max(n, 0), 30) }
+        return 1
+    }
+
+    /// The listening socket's `TCP_DEFER_ACCEPT`, as the kernel reports it (its value is rounded to
+    /// SYN-ACK retransmissions); 0 when off.
+    var deferAcceptReported: Int {
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(listenFD, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &value, &length) == 0 else { return 0 }
+        return Int(value)
+    }
+
     /// The number of loop threads: `IMDS_DATA_PLANE_LOOPS`, or one per core.
     static var defaultLoops: Int {
         if let text = ProcessInfo.processInfo.environment["IMDS_DATA_PLANE_LOOPS"], let n = Int(text), n > 0 { return min(n, 64) }
@@ -95,7 +114,7 @@ final class LeanDataListener: Sendable {
     static func start(
         _ address: ListenAddress, limits: ListenerLimits, responders: Responders, loops: Int = defaultLoops
     ) throws -> LeanDataListener {
-        let (fd, v6) = try bindSocket(address)
+        let (fd, v6) = try bindSocket(address, deferAccept: responders.deferAcceptSeconds)
         let port = localPort(fd) ?? address.port
         let listener = LeanDataListener(
             listenFD: fd, isIPv6: v6, boundAddress: ListenAddress(host: address.host, port: port), limits: limits,
@@ -139,7 +158,7 @@ final class LeanDataListener: Sendable {
         }
     }
 
-    private static func bindSocket(_ address: ListenAddress) throws -> (Int32, Bool) {
+    private static func bindSocket(_ address: ListenAddress, deferAccept: Int) throws -> (Int32, Bool) {
         var v4 = sockaddr_in()
         var v6 = sockaddr_in6()
         let isV6: Bool
@@ -158,6 +177,13 @@ final class LeanDataListener: Sendable {
         guard fd >= 0 else { throw BindError(description: "socket(): \(Self.text(strerror(errno)))") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        if deferAccept > 0 {
+            // The kernel completes the accept only when the request's first bytes are there: one
+            // wake-up, `accept` and a `read` that finds the request, instead of a wake-up at the
+            // handshake, a `read` that would block, `epoll_ctl` and a second wake-up.
+            var seconds = Int32(deferAccept)
+            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &seconds, socklen_t(MemoryLayout<Int32>.size))
+        }
         let rc: Int32 = isV6
             ? withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
             : withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }

@@ -292,6 +292,11 @@ public final class HTTPListener: Sendable {
 
     /// Connections open right now.
     public var openConnections: Int { table.open }
+    /// The listening socket's `TCP_DEFER_ACCEPT` as the kernel reports it (0: off, or NIO).
+    var deferAccept: Int {
+        if case .lean(let lean) = backend { return lean.deferAcceptReported }
+        return 0
+    }
     /// Idle connections closed so far to admit newer ones (per-source and listener caps).
     public var shedConnections: Int { table.shed.load(ordering: .relaxed) }
     /// Connections closed at accept so far because nothing could be shed.
