@@ -65,7 +65,8 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        /// <sys/epoll.h> and <sys/eventfd.h> for the lean data-plane loop (Glibc's module lacks them).
+        /// <sys/epoll.h> and <sys/eventfd.h> for the lean data-plane loop, recvmmsg for caller
+        /// attribution's batched netlink lookups (Glibc's module lacks them).
         .target(name: "CLinuxEpoll"),
         .target(
             name: "IMDSServer",
@@ -126,6 +127,7 @@ let package = Package(
             dependencies: [
                 "IMDSCore",
                 "IMDSWire",
+                "CLinuxEpoll",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

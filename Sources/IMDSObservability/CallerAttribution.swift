@@ -130,28 +130,38 @@ public final class CallerAttributor: Sendable {
     ///   - local: this server's end of the connection.
     ///   - remote: the client's end.
     public func begin(local: PeerAddress, remote: PeerAddress) -> PendingAttribution {
+        begin([(local, remote)])[0]
+    }
+
+    /// Starts attributing the connections of one accept burst, as ``begin(local:remote:)`` does
+    /// for each, with one netlink exchange for all of their client sockets.
+    /// - Parameter connections: this server's end and the client's end of each connection.
+    /// - Returns: one attribution per connection, in order.
+    public func begin(_ connections: [(local: PeerAddress, remote: PeerAddress)]) -> [PendingAttribution] {
         let deadline = ContinuousClock.now + budget
-        switch fastPath(local: local, remote: remote) {
-        case .done(let a, let claim):
-            return PendingAttribution(a, claim: claim)
-        case .scan(let socket):
-            guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= maxPending else {
-                pending.wrappingSubtract(1, ordering: .relaxed)
-                return PendingAttribution(.skipped("too many pending lookups"))
+        return fastPath(connections).map { result in
+            switch result {
+            case .done(let a, let claim):
+                return PendingAttribution(a, claim: claim)
+            case .scan(let socket):
+                guard pending.wrappingAdd(1, ordering: .relaxed).newValue <= maxPending else {
+                    pending.wrappingSubtract(1, ordering: .relaxed)
+                    return PendingAttribution(.skipped("too many pending lookups"))
+                }
+                let result = PendingAttribution()
+                queues[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue & 1].async {
+                    let (a, claim) = self.scan(socket, deadline: deadline)
+                    self.pending.wrappingSubtract(1, ordering: .relaxed)
+                    result.resolve(a, claim: claim)
+                }
+                return result
             }
-            let result = PendingAttribution()
-            queues[nextQueue.wrappingAdd(1, ordering: .relaxed).oldValue & 1].async {
-                let (a, claim) = self.scan(socket, deadline: deadline)
-                self.pending.wrappingSubtract(1, ordering: .relaxed)
-                result.resolve(a, claim: claim)
-            }
-            return result
         }
     }
 
     /// Attributes a connection now, on the calling thread.
     public func lookup(local: PeerAddress, remote: PeerAddress) -> Attribution {
-        switch fastPath(local: local, remote: remote) {
+        switch fastPath([(local, remote)])[0] {
         case .done(let a, _): return a
         case .scan(let socket): return scan(socket, deadline: ContinuousClock.now + budget).0
         }
@@ -178,13 +188,38 @@ public final class CallerAttributor: Sendable {
         case scan(ClientSocket)
     }
 
-    func fastPath(local: PeerAddress, remote: PeerAddress) -> FastResult {
-        guard let remoteIP = IP16(remote.ip), let localIP = IP16(local.ip) else {
-            return .done(.unattributed("unparsable address"), nil)
+    /// The fast path for each connection: its client socket (one netlink exchange for all of
+    /// them), then the index and the guesses.
+    func fastPath(_ connections: [(local: PeerAddress, remote: PeerAddress)]) -> [FastResult] {
+        var results = [FastResult?](repeating: nil, count: connections.count)
+        var queries: [SockDiag.Query] = []
+        var asked: [Int] = []
+        for (i, c) in connections.enumerated() {
+            guard let remoteIP = IP16(c.remote.ip), let localIP = IP16(c.local.ip) else {
+                results[i] = .done(.unattributed("unparsable address"), nil)
+                continue
+            }
+            guard isOnThisHost(remoteIP, localIP: localIP) else {
+                results[i] = .done(.remote, nil)
+                continue
+            }
+            #if canImport(Glibc)
+            queries.append(SockDiag.Query(client: (remoteIP, c.remote.port), server: (localIP, c.local.port)))
+            asked.append(i)
+            #else
+            results[i] = .done(.unattributed("attribution needs Linux"), nil)
+            #endif
         }
-        guard isOnThisHost(remoteIP, localIP: localIP) else { return .done(.remote, nil) }
+        if !queries.isEmpty {
+            for (i, found) in zip(asked, netlink.lookup(queries)) { results[i] = fastPath(found) }
+        }
+        return results.map { $0! }
+    }
+
+    /// The fast path once netlink has answered for the client socket.
+    private func fastPath(_ found: (inode: UInt64, uid: UInt32)??) -> FastResult {
         #if canImport(Glibc)
-        guard let found = netlink.lookup(client: (remoteIP, remote.port), server: (localIP, local.port)) else {
+        guard let found else {
             return .done(.unattributed("netlink SOCK_DIAG refused: the client socket cannot be found"), nil)
         }
         guard let (inode, uid) = found else { return .done(.unattributed("socket not found (the client closed it already)"), nil) }
@@ -784,25 +819,29 @@ final class NetlinkPool: Sendable {
         for fd in idle.withLock({ $0 }) { close(fd) }
     }
 
-    /// nil: netlink refused; `.some(nil)`: no such socket; else the client socket's inode and uid.
-    func lookup(client: (IP16, Int), server: (IP16, Int)) -> (inode: UInt64, uid: UInt32)?? {
+    /// Per query, in order: nil: netlink refused (or the answer was not understood); `.some(nil)`:
+    /// no such socket; else the client socket's inode and uid. One exchange for all of them
+    /// (``SockDiag/lookup(fd:_:)``).
+    func lookup(_ queries: [SockDiag.Query]) -> [(inode: UInt64, uid: UInt32)??] {
         #if canImport(Glibc)
         var fd = idle.withLock { $0.popLast() } ?? -1
         if fd < 0 { fd = SockDiag.open() }
-        guard fd >= 0 else { return nil }
-        switch SockDiag.lookup(fd: fd, client: client, server: server) {
-        case .failed:
-            close(fd)
-            return nil
-        case .notFound:
-            giveBack(fd)
-            return .some(nil)
-        case .found(let inode, let uid):
-            giveBack(fd)
-            return .some((inode, uid))
+        guard fd >= 0 else { return Array(repeating: nil, count: queries.count) }
+        var failed = false
+        let out = SockDiag.lookup(fd: fd, queries).map { result -> (inode: UInt64, uid: UInt32)?? in
+            switch result {
+            case .failed:
+                failed = true
+                return nil
+            case .notFound: return .some(nil)
+            case .found(let inode, let uid): return .some((inode, uid))
+            }
         }
+        // A socket that failed may hold a late answer: it is not reused.
+        if failed { close(fd) } else { giveBack(fd) }
+        return out
         #else
-        return nil
+        return Array(repeating: nil, count: queries.count)
         #endif
     }
 

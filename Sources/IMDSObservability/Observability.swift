@@ -40,13 +40,31 @@ public final class Observability: Sendable {
     /// Called when a data-plane connection is accepted, before its request arrives: starts
     /// attributing it (off the caller's thread) while the client process certainly still exists.
     public func connectionAccepted(local: PeerAddress?, remote: PeerAddress?) -> PendingAttribution {
-        let pending: PendingAttribution
-        if let attributor, let local, let remote {
-            pending = attributor.begin(local: local, remote: remote)
-            if pending.result == nil { metrics.recordAttributionScan() }
-        } else {
-            pending = PendingAttribution(.skipped(attributor == nil ? "attribution disabled" : "addresses unknown"))
+        connectionsAccepted([(local, remote)])[0]
+    }
+
+    /// ``connectionAccepted(local:remote:)`` for the connections of one accept burst: their client
+    /// sockets are looked up with one netlink exchange.
+    public func connectionsAccepted(_ ends: [(local: PeerAddress?, remote: PeerAddress?)]) -> [PendingAttribution] {
+        guard let attributor else {
+            return ends.map { _ in recorded(PendingAttribution(.skipped("attribution disabled"))) }
         }
+        var known: [(local: PeerAddress, remote: PeerAddress)] = []
+        for e in ends {
+            if let local = e.local, let remote = e.remote { known.append((local, remote)) }
+        }
+        var begun = attributor.begin(known).makeIterator()
+        return ends.map { e in
+            guard e.local != nil, e.remote != nil, let pending = begun.next() else {
+                return recorded(PendingAttribution(.skipped("addresses unknown")))
+            }
+            if pending.result == nil { metrics.recordAttributionScan() }
+            return recorded(pending)
+        }
+    }
+
+    /// Counts an attribution's result in the metrics, now or when it is known.
+    private func recorded(_ pending: PendingAttribution) -> PendingAttribution {
         if let known = pending.result {
             // Resolved on the fast path (most connections): no closure to allocate.
             metrics.recordAttribution(known.label)

@@ -174,7 +174,8 @@ public final class ServerRuntime: Sendable {
                 observability.requestCompleted(request, response, seconds: seconds, connection: connection as? PendingAttribution)
             },
             hold: { connection, resume in observability.holdResponse(connection as? PendingAttribution, resume: resume) },
-            writing: { connection in observability.responseWriting(connection: connection as? PendingAttribution) })
+            writing: { connection in observability.responseWriting(connection: connection as? PendingAttribution) },
+            acceptedBatch: { ends in observability.connectionsAccepted(ends) })
         var dataListen = c.requestedDataListen
         if c.linkLocalInterface != nil {
             dataListen += [ListenAddress(host: LinkLocalAddresses.ipv4, port: 80), ListenAddress(host: LinkLocalAddresses.ipv6, port: 80)]

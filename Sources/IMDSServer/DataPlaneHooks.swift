@@ -7,6 +7,11 @@ public struct DataPlaneHooks: Sendable {
     /// client's end. Must not block; the value it returns is handed to ``completed`` for that
     /// connection's request.
     public var accepted: @Sendable (_ local: PeerAddress?, _ remote: PeerAddress?) -> (any Sendable)?
+    /// ``accepted`` for the connections of one accept burst, in order (the lean loop accepts what
+    /// is queued, then hands the burst over at once: caller attribution looks all of them up with
+    /// one netlink exchange). Must return one value per connection; nil: ``accepted`` is called
+    /// for each.
+    public var acceptedBatch: (@Sendable (_ ends: [(local: PeerAddress?, remote: PeerAddress?)]) -> [(any Sendable)?])?
     /// Called after every data-plane response with the request, the response, the seconds from the
     /// request head to the response, and what ``accepted`` returned.
     public var completed: @Sendable (_ request: IMDSRequest, _ response: IMDSResponse, _ seconds: Double, _ connection: (any Sendable)?) -> Void
@@ -24,9 +29,11 @@ public struct DataPlaneHooks: Sendable {
         accepted: @escaping @Sendable (_ local: PeerAddress?, _ remote: PeerAddress?) -> (any Sendable)?,
         completed: @escaping @Sendable (_ request: IMDSRequest, _ response: IMDSResponse, _ seconds: Double, _ connection: (any Sendable)?) -> Void,
         hold: (@Sendable (_ connection: (any Sendable)?, _ resume: @escaping @Sendable () -> Void) -> Bool)? = nil,
-        writing: (@Sendable (_ connection: (any Sendable)?) -> Void)? = nil
+        writing: (@Sendable (_ connection: (any Sendable)?) -> Void)? = nil,
+        acceptedBatch: (@Sendable (_ ends: [(local: PeerAddress?, remote: PeerAddress?)]) -> [(any Sendable)?])? = nil
     ) {
         self.accepted = accepted
+        self.acceptedBatch = acceptedBatch
         self.completed = completed
         self.hold = hold
         self.writing = writing

@@ -474,10 +474,25 @@ private final class LeanLoop {
         Int(fd) < connections.count && connections[Int(fd)]?.generation == gen
     }
 
+    /// A connection accepted and admitted, waiting for the rest of its burst to be accepted.
+    private struct Accepted {
+        var fd: Int32
+        var generation: UInt32
+        var slot: ConnectionSlot
+        var local: PeerAddress?
+        var remote: PeerAddress?
+    }
+
+    /// The burst being accepted (kept: its storage is reused by every burst).
+    private var burst: [Accepted] = []
+
+    /// Accepts what is queued (at most 64), hands the burst to the `accepted` hook at once (caller
+    /// attribution looks all of it up with one netlink exchange), then reads and answers each.
     private func acceptAll() {
         let key = listener.limits.connectionKey
         let hooks = listener.responders.hooks
-        for _ in 0..<64 {
+        burst.removeAll(keepingCapacity: true)
+        accepting: for _ in 0..<64 {
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let fd = withUnsafeMutablePointer(to: &storage) {
@@ -491,7 +506,7 @@ private final class LeanLoop {
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM: descriptorsShort()
                 default: break  // EAGAIN: another loop took it, or the queue is empty
                 }
-                return
+                break accepting
             }
             listener.live.wrappingAdd(1, ordering: .relaxed)
             let remote = LeanDataListener.peerAddress(&storage)
@@ -504,22 +519,35 @@ private final class LeanLoop {
                 listener.live.wrappingAdd(-1, ordering: .relaxed)
                 continue
             }
-            let context = hooks?.accepted(local, remote)
+            burst.append(Accepted(fd: fd, generation: gen, slot: slot, local: local, remote: remote))
+        }
+        guard !burst.isEmpty else { return }
+        let contexts: [(any Sendable)?]
+        if let many = hooks?.acceptedBatch {
+            contexts = many(burst.map { ($0.local, $0.remote) })
+        } else if let one = hooks?.accepted {
+            contexts = burst.map { one($0.local, $0.remote) }
+        } else {
+            contexts = []
+        }
+        for (i, a) in burst.enumerated() {
+            let fd = a.fd
             if Int(fd) >= connections.count {
                 connections.append(contentsOf: repeatElement(nil, count: max(Int(fd) + 1 - connections.count, connections.count)))
             }
             connections[Int(fd)] = Connection(
-                generation: gen, slot: slot, context: context, remote: remote, deadline: deadlineFromNow,
-                parser: HTTPRequestParser(maxBody: listener.limits.maxBodyBytes))
+                generation: a.generation, slot: a.slot, context: i < contexts.count ? contexts[i] : nil, remote: a.remote,
+                deadline: deadlineFromNow, parser: HTTPRequestParser(maxBody: listener.limits.maxBodyBytes))
             open += 1
             readable(fd)
-            if connections[Int(fd)]?.generation == gen, connections[Int(fd)]?.registered == false {
+            if connections[Int(fd)]?.generation == a.generation, connections[Int(fd)]?.registered == false {
                 connections[Int(fd)]?.registered = true
                 let out: UInt32
                 if case .writing = connections[Int(fd)]?.phase { out = EPOLLOUT.rawValue } else { out = 0 }
                 add(fd, events: EPOLLIN.rawValue | out, tag: UInt64(fd))
             }
         }
+        burst.removeAll(keepingCapacity: true)
     }
 
     /// `accept` failed for want of descriptors. Idle connections (the likely cause: a flood that

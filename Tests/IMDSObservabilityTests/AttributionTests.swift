@@ -397,3 +397,111 @@ struct RequestRedactionTests {
         #expect(obs.redacted(.remote, known: [token]) == .remote)
     }
 }
+
+/// The batched netlink lookup behind an accept burst (`SockDiag.lookup(fd:_:)`): one exchange,
+/// answers matched to their queries, nothing taken from another exchange.
+@Suite("Caller attribution: netlink batches")
+struct NetlinkBatchTests {
+    /// A listening socket on 127.0.0.1 and `count` connections to it from this process, accepted:
+    /// (listener port, [(client fd, client port)], server fds).
+    static func connections(_ count: Int) throws -> (port: Int, clients: [(fd: Int32, port: Int)], accepted: [Int32]) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard listener >= 0, bound == 0, listen(listener, 128) == 0 else { throw CLIError("cannot listen") }
+        defer { close(listener) }
+        func port(_ fd: Int32, peer: Bool = false) -> Int {
+            var a = sockaddr_in()
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &a) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { peer ? getpeername(fd, $0, &len) : getsockname(fd, $0, &len) }
+            }
+            return Int(UInt16(bigEndian: a.sin_port))
+        }
+        let listenPort = port(listener)
+        var clients: [(Int32, Int)] = []
+        var accepted: [Int32] = []
+        for _ in 0..<count {
+            let c = try connectTCP(host: "127.0.0.1", port: listenPort)
+            clients.append((c, port(c)))
+            accepted.append(accept(listener, nil, nil))
+        }
+        return (listenPort, clients, accepted)
+    }
+
+    static func inode(ofFD fd: Int32) -> UInt64? {
+        var buf = [UInt8](repeating: 0, count: 64)
+        let n = readlink("/proc/self/fd/\(fd)", &buf, buf.count)
+        return n > 0 ? buf.withUnsafeBufferPointer { ProcDir.socketInode(UnsafeBufferPointer(rebasing: $0[..<n])) } : nil
+    }
+
+    @Test("one exchange answers a whole burst in order (more than a batch: split), and names the sockets that do not exist")
+    func burst() throws {
+        let (port, clients, accepted) = try Self.connections(40)
+        defer { for fd in clients.map(\.fd) + accepted { close(fd) } }
+        let fd = SockDiag.open()
+        try #require(fd >= 0, "netlink SOCK_DIAG is not allowed here")
+        defer { close(fd) }
+        let loopback = try #require(IP16("127.0.0.1"))
+        var queries = clients.map { SockDiag.Query(client: (loopback, $0.port), server: (loopback, port)) }
+        // A client port with no connection behind it, in the middle of the burst.
+        queries.insert(SockDiag.Query(client: (loopback, 9), server: (loopback, port)), at: 7)
+        let results = SockDiag.lookup(fd: fd, queries)
+        #expect(results.count == 41)
+        #expect(results[7] == .notFound)
+        for (i, c) in clients.enumerated() {
+            let expected = try #require(Self.inode(ofFD: c.fd))
+            #expect(results[i < 7 ? i : i + 1] == .found(inode: expected, uid: getuid()), "client \(i)")
+        }
+        // The socket is reusable after a batch: a single lookup still finds its socket.
+        #expect(SockDiag.lookup(fd: fd, client: (loopback, clients[3].port), server: (loopback, port)) == .found(inode: try #require(Self.inode(ofFD: clients[3].fd)), uid: getuid()))
+    }
+
+    @Test("answers are matched by sequence number: another exchange's, an unknown index or a short one are not taken")
+    func answersOfOtherExchanges() {
+        func answer(type: UInt16, seq: UInt32, error: Int32 = 0, length: Int = 16 + 72) -> [UInt8] {
+            var b = [UInt8](repeating: 0, count: length)
+            func put32(_ v: UInt32, _ o: Int) { for i in 0..<4 where o + i < b.count { b[o + i] = UInt8(truncatingIfNeeded: v >> (8 * i)) } }
+            put32(UInt32(length), 0)
+            b[4] = UInt8(type & 0xFF); b[5] = UInt8(type >> 8)
+            put32(seq, 8)
+            if type == 2 { put32(UInt32(bitPattern: error), 16) }
+            if type == 20 { put32(1000, 16 + 64); put32(424242, 16 + 68) }
+            return b
+        }
+        func parse(_ b: [UInt8], base: UInt32, count: Int) -> (Int, SockDiag.Result)? {
+            b.withUnsafeBufferPointer { SockDiag.parse($0, base: base, count: count) }
+        }
+        let base: UInt32 = 0xABCD_0040
+        let found = parse(answer(type: 20, seq: base | 3), base: base, count: 5)
+        #expect(found?.0 == 3 && found?.1 == .found(inode: 424242, uid: 1000))
+        let missing = parse(answer(type: 2, seq: base | 1, error: -ENOENT), base: base, count: 5)
+        #expect(missing?.0 == 1 && missing?.1 == .notFound)
+        let refused = parse(answer(type: 2, seq: base | 2, error: -EPERM), base: base, count: 5)
+        #expect(refused?.0 == 2 && refused?.1 == .failed)
+        #expect(parse(answer(type: 20, seq: 0x1234_0000 | 3), base: base, count: 5) == nil)  // another exchange
+        #expect(parse(answer(type: 20, seq: base | 5), base: base, count: 5) == nil)  // no such query
+        #expect(parse(answer(type: 20, seq: base | 0, length: 40), base: base, count: 5) == nil)  // cut short
+        #expect(parse(answer(type: 3, seq: base | 0), base: base, count: 5) == nil)  // NLMSG_DONE: not an answer
+        #expect(parse(Array(answer(type: 20, seq: base)[0..<10]), base: base, count: 5) == nil)
+    }
+
+    @Test("a burst of connections is attributed together, each to its process")
+    func attributedTogether() async throws {
+        let (port, clients, accepted) = try Self.connections(6)
+        defer { for fd in clients.map(\.fd) + accepted { close(fd) } }
+        let attributor = CallerAttributor(budget: .seconds(5))
+        try #require(attributor.isAvailable)
+        let local = PeerAddress(ip: "127.0.0.1", port: port)
+        let pending = attributor.begin(clients.map { (local, PeerAddress(ip: "127.0.0.1", port: $0.port)) }
+            + [(local, PeerAddress(ip: "127.0.0.1", port: 9)), (PeerAddress(ip: "192.0.2.1", port: 80), PeerAddress(ip: "198.51.100.7", port: 5000))])
+        #expect(pending.count == 8)
+        for p in pending.prefix(6) {
+            #expect(await p.value().process?.pid == getpid())
+        }
+        #expect(await pending[6].value().process == nil)  // no such socket
+        #expect(await pending[7].value() == .remote)
+    }
+}
