@@ -19,11 +19,12 @@ public final class IMDSService: Sendable {
         public var drainTimeout: Duration
         /// The data plane's listener kind (the control plane always runs on NIO).
         public var dataPlaneTransport: DataPlaneTransport
-        /// Microseconds a lean data-plane loop keeps polling after it handled an event before it
-        /// sleeps (0 to 1000; 0, the default, sleeps at once). Polling trades CPU for the wake-up of a
-        /// sleeping thread: at one connection on this machine's VM 150 took v2 GETs from 0.77× to
-        /// 1.05× nginx, and cost 6–9 % of throughput at 16–64 connections (docs/benchmarks.md).
-        /// Default (nil): `IMDS_DATA_PLANE_SPIN_US`, else 0.
+        /// Microseconds a lean data-plane loop keeps polling, instead of sleeping at once, while it
+        /// serves a sequential caller alone (eight wake-ups in a row with at most one connection
+        /// open; 0 to 1000; 0 never polls). Polling trades CPU for the wake-up of a sleeping thread,
+        /// which is most of a request's time at one connection on a VM; under concurrent load a
+        /// wake-up finds several connections, so no loop polls and none takes CPU from the callers
+        /// (docs/data-plane-loop.md). Default (nil): `IMDS_DATA_PLANE_SPIN_US`, else 150.
         public var dataPlaneSpinMicroseconds: UInt64
         /// `TCP_DEFER_ACCEPT` on the lean data plane's listening sockets, in seconds (0 to 30; 0
         /// turns it off): the kernel hands a connection over when its request has arrived, which

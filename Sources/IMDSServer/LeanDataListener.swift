@@ -81,13 +81,63 @@ final class LeanDataListener: Sendable {
         self.responders = responders
         self.table = ConnectionTable(maxTotal: limits.maxConnections, maxPerSource: limits.maxConnectionsPerSource)
         self.mailboxes = (0..<loops).map { _ in LoopMailbox() }
+        self.sequentialOwner = Mutex(-1)
     }
 
-    /// `IMDS_DATA_PLANE_SPIN_US` (0 to 1000; default 0): see ``IMDSService/Configuration/dataPlaneSpinMicroseconds``.
+    /// `IMDS_DATA_PLANE_SPIN_US` (0 to 1000; default 150): see ``IMDSService/Configuration/dataPlaneSpinMicroseconds``.
     static var spinMicroseconds: UInt64 {
         if let text = ProcessInfo.processInfo.environment["IMDS_DATA_PLANE_SPIN_US"], let n = UInt64(text) { return min(n, 1000) }
-        return 0
+        return 150
     }
+
+    /// Consecutive wake-ups that each saw at most one connection open (a sequential caller) before a
+    /// loop polls (``IMDSService/Configuration/dataPlaneSpinMicroseconds``) and the accept stops
+    /// being deferred.
+    static let sequentialWakes = 8
+
+    /// The loop serving a sequential caller alone (-1: none). While one does, the other loops take
+    /// the listening socket out of their epoll sets (a loop that polls is not waiting in
+    /// `epoll_wait`, so `EPOLLEXCLUSIVE` would wake another loop for every connection, only for its
+    /// `accept` to find nothing), and the accept is not deferred: deferring saves a wake-up per
+    /// connection under concurrent load, but for a sequential caller it only moves the accept, and
+    /// caller attribution's lookups, after the request instead of beside it. The first wake-up
+    /// that sees two connections open at once gives the listening socket back to every loop.
+    private let sequentialOwner: Mutex<Int>
+
+    /// Loop `index` serves a sequential caller: the other loops stop waiting for connections and
+    /// the accept is no longer deferred. False if another loop does already.
+    func claimSequential(_ index: Int) -> Bool {
+        let claimed = sequentialOwner.withLock { owner -> Bool in
+            guard owner < 0 else { return false }
+            owner = index
+            setDeferAccept(false)
+            return true
+        }
+        if claimed { for (i, m) in mailboxes.enumerated() where i != index { m.post(.yieldAccepting) } }
+        return claimed
+    }
+
+    /// Concurrent traffic again: every loop waits for connections, and the accept is deferred.
+    func releaseSequential(_ index: Int) {
+        let released = sequentialOwner.withLock { owner -> Bool in
+            guard owner == index else { return false }
+            owner = -1
+            setDeferAccept(true)
+            return true
+        }
+        if released { for (i, m) in mailboxes.enumerated() where i != index { m.post(.resumeAccepting) } }
+    }
+
+    /// The listening socket's `TCP_DEFER_ACCEPT` (when configured): a socket option, taken by the
+    /// kernel at once.
+    private func setDeferAccept(_ on: Bool) {
+        guard responders.deferAcceptSeconds > 0 else { return }
+        var value = Int32(on ? responders.deferAcceptSeconds : 0)
+        _ = setsockopt(listenFD, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &value, socklen_t(MemoryLayout<Int32>.size))
+    }
+
+    /// The loop serving a sequential caller alone, if one does (tests).
+    var sequentialLoop: Int? { sequentialOwner.withLock { $0 < 0 ? nil : $0 } }
 
     /// `IMDS_DATA_PLANE_DEFER_ACCEPT` (0 to 30 seconds; default 1): see
     /// ``IMDSService/Configuration/dataPlaneDeferAcceptSeconds``.
@@ -120,7 +170,7 @@ final class LeanDataListener: Sendable {
             listenFD: fd, isIPv6: v6, boundAddress: ListenAddress(host: address.host, port: port), limits: limits,
             responders: responders, loops: loops)
         for (index, mailbox) in listener.mailboxes.enumerated() {
-            let thread = Thread { LeanLoop(listener: listener, mailbox: mailbox).run() }
+            let thread = Thread { LeanLoop(listener: listener, index: index, mailbox: mailbox).run() }
             thread.name = "imds-data-\(index)"
             thread.start()
         }
@@ -245,6 +295,10 @@ final class LoopMailbox: Sendable {
         case resume(fd: Int32, generation: UInt32)
         case stopAccepting
         case closeAll
+        /// Another loop serves a sequential caller: stop waiting for connections.
+        case yieldAccepting
+        /// Concurrent traffic: wait for connections again.
+        case resumeAccepting
     }
 
     private struct State {
@@ -314,10 +368,18 @@ private final class LeanLoop {
     private static let mailboxTag = UInt64.max - 1
 
     private let listener: LeanDataListener
+    private let index: Int
     private let mailbox: LoopMailbox
+    /// This loop serves a sequential caller alone (``LeanDataListener/claimSequential(_:)``).
+    private var owning = false
+    /// Another loop does: the listening socket is out of this loop's epoll set.
+    private var yielded = false
     private let epoll: Int32
     private var connections: [Connection?] = []
     private var open = 0
+    /// The most connections open at once while handling the current wake-up's events (for the
+    /// choice of polling and of deferred accepts).
+    private var peakThisWake = 0
     private var accepting = true
     private var generation: UInt32 = 0
     private var delayed: [(fd: Int32, generation: UInt32, at: UInt64)] = []
@@ -331,8 +393,9 @@ private final class LeanLoop {
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 * 1024, alignment: 16)
     private let timeoutNanoseconds: UInt64
 
-    init(listener: LeanDataListener, mailbox: LoopMailbox) {
+    init(listener: LeanDataListener, index: Int, mailbox: LoopMailbox) {
         self.listener = listener
+        self.index = index
         self.mailbox = mailbox
         self.epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         // Saturating: ListenerLimits is public, and Int64.max seconds must mean "never", not a trap.
@@ -377,9 +440,13 @@ private final class LeanLoop {
     func run() {
         var events = [epoll_event](repeating: epoll_event(), count: 128)
         // Polling a little after work, instead of sleeping at once, saves a sleeping thread's wake-up
-        // (on a VM, an idle vCPU's) for a caller that comes back within the window.
+        // (on a VM, an idle vCPU's, with cold caches) for a caller that comes back within the window.
+        // Only for a sequential caller: wake-ups that each see at most one connection open. Under
+        // concurrent load a wake-up finds several connections and the loop seldom sleeps, so polling
+        // would only take CPU from the callers (measured: docs/data-plane-loop.md).
         let spin = listener.responders.spinMicroseconds * 1000  // at most 1000 µs (the configuration's bound)
         var spinUntil: UInt64 = 0
+        var sequential = 0
         while accepting || open > 0 {
             var n: Int32
             if spin > 0 && spinUntil > 0 {
@@ -395,8 +462,8 @@ private final class LeanLoop {
             } else {
                 n = epoll_wait(epoll, &events, Int32(events.count), waitMilliseconds())
             }
-            if n > 0 && spin > 0 { spinUntil = Self.now() + spin }
             if n < 0 && errno != EINTR { break }
+            peakThisWake = open
             for i in 0..<max(0, Int(n)) {
                 let tag = events[i].data.u64
                 let flags = events[i].events
@@ -407,6 +474,23 @@ private final class LeanLoop {
                 }
             }
             timers()
+            if n > 0 {
+                // A wake-up that saw two connections open at once is concurrent traffic; one that saw
+                // one is a sequential caller's (a wake-up for nothing, another loop's, says nothing).
+                if peakThisWake >= 2 {
+                    sequential = 0
+                } else if peakThisWake == 1 {
+                    sequential = min(sequential + 1, LeanDataListener.sequentialWakes)
+                }
+                let isSequential = sequential >= LeanDataListener.sequentialWakes
+                if spin > 0 && isSequential { spinUntil = Self.now() + spin }
+                if isSequential && !owning && accepting && !yielded {
+                    owning = listener.claimSequential(index)
+                } else if !isSequential && owning {
+                    listener.releaseSequential(index)
+                    owning = false
+                }
+            }
         }
         mailbox.shut()
         Glibc.close(epoll)
@@ -428,7 +512,7 @@ private final class LeanLoop {
         if let until = acceptPausedUntil, Self.now() >= until {
             acceptPausedUntil = nil
             if reserveFD < 0 { reserveFD = Glibc.open("/dev/null", O_RDONLY | O_CLOEXEC) }
-            if accepting { add(listener.listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, tag: Self.listenTag) }
+            if accepting && !yielded { add(listener.listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, tag: Self.listenTag) }
         }
         guard open > 0 else { return }
         let now = Self.now()
@@ -457,10 +541,24 @@ private final class LeanLoop {
                 guard connection(fd, gen), let response = connections[Int(fd)]?.pending else { continue }
                 connections[Int(fd)]?.pending = nil
                 send(fd, response)
+            case .yieldAccepting:
+                guard accepting, !yielded else { continue }
+                yielded = true
+                if acceptPausedUntil == nil { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil) }
+            case .resumeAccepting:
+                guard yielded else { continue }
+                yielded = false
+                if accepting && acceptPausedUntil == nil {
+                    add(listener.listenFD, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, tag: Self.listenTag)
+                }
             case .stopAccepting:
+                if owning {
+                    listener.releaseSequential(index)
+                    owning = false
+                }
                 if accepting {
                     accepting = false
-                    if acceptPausedUntil == nil { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil) }
+                    if acceptPausedUntil == nil && !yielded { _ = epoll_ctl(epoll, EPOLL_CTL_DEL, listener.listenFD, nil) }
                     acceptPausedUntil = nil
                     listener.stoppedLoops.wrappingAdd(1, ordering: .releasing)
                 }
@@ -522,6 +620,8 @@ private final class LeanLoop {
             burst.append(Accepted(fd: fd, generation: gen, slot: slot, local: local, remote: remote))
         }
         guard !burst.isEmpty else { return }
+        // The whole burst is open at once (and whatever was open before it).
+        peakThisWake = max(peakThisWake, open + burst.count)
         let contexts: [(any Sendable)?]
         if let many = hooks?.acceptedBatch {
             contexts = many(burst.map { ($0.local, $0.remote) })

@@ -292,6 +292,11 @@ public final class HTTPListener: Sendable {
 
     /// Connections open right now.
     public var openConnections: Int { table.open }
+    /// The lean loop serving a sequential caller alone, if one does (nil on NIO).
+    var sequentialLoop: Int? {
+        if case .lean(let lean) = backend { return lean.sequentialLoop }
+        return nil
+    }
     /// The listening socket's `TCP_DEFER_ACCEPT` as the kernel reports it (0: off, or NIO).
     var deferAccept: Int {
         if case .lean(let lean) = backend { return lean.deferAcceptReported }

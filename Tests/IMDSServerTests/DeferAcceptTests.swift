@@ -86,3 +86,54 @@ struct DeferAcceptTests {
         }
     }
 }
+
+/// A caller that sends its requests one after another is served by one loop alone, which polls
+/// between them, with the accept not deferred; the first sign of concurrent traffic gives the
+/// listening socket back to every loop and defers the accept again (docs/data-plane-loop.md).
+@Suite("Sequential callers", .serialized)
+struct SequentialCallerTests {
+    @Test("one loop serves a sequential caller, with accepts not deferred; concurrent traffic undoes both")
+    func sequentialThenConcurrent() async throws {
+        try await DeferAcceptTests.withListener(deferAccept: 1) { l in
+            let port = l.boundAddress.port
+            #expect(l.sequentialLoop == nil && l.deferAccept > 0)
+            let statuses = await AbuseTests.onThread { () -> [Int] in
+                (0..<40).map { _ in (try? RawHTTP.exchange(port: port, AbuseTests.get))?.status ?? 0 }
+            }
+            #expect(statuses.allSatisfy { $0 == 200 }, "\(statuses)")
+            #expect(l.sequentialLoop != nil)
+            #expect(l.deferAccept == 0)
+            // Six connections open at once (requests sent after all are connected): concurrent.
+            let concurrent = await AbuseTests.onThread { () -> [Int] in
+                let fds = (0..<6).compactMap { _ in try? RawHTTP.connect(host: "127.0.0.1", port: port) }
+                defer { for fd in fds { close(fd) } }
+                usleep(50_000)
+                for fd in fds { RawHTTP.send(fd, Array(AbuseTests.get.utf8)) }
+                return fds.map { RawHTTP.readAll($0).status }
+            }
+            #expect(concurrent == Array(repeating: 200, count: 6))
+            #expect(await AbuseTests.eventually { l.sequentialLoop == nil })
+            #expect(l.deferAccept > 0)
+            // And a sequential caller again is answered as before.
+            let again = await AbuseTests.onThread { (try? RawHTTP.exchange(port: port, AbuseTests.get))?.status }
+            #expect(again == 200)
+        }
+    }
+
+    @Test("with polling off (0 µs) a sequential caller is still served by one loop alone")
+    func withoutPolling() async throws {
+        let imds = TestIMDS()
+        let service = IMDSService(
+            dataPlane: imds.dataPlane, controlPlane: nil,
+            configuration: .init(dataListen: [], controlListen: [], dataPlaneTransport: .lean, dataPlaneSpinMicroseconds: 0))
+        let l = try await service.startDataListener(ListenAddress(host: "127.0.0.1", port: 0))
+        let port = l.boundAddress.port
+        let statuses = await AbuseTests.onThread { () -> [Int] in
+            (0..<20).map { _ in (try? RawHTTP.exchange(port: port, AbuseTests.get))?.status ?? 0 }
+        }
+        #expect(statuses.allSatisfy { $0 == 200 })
+        #expect(l.sequentialLoop != nil)
+        await l.close()
+        await service.shutdown()
+    }
+}
