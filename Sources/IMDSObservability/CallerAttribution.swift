@@ -270,7 +270,7 @@ public final class CallerAttributor: Sendable {
     private func check(_ dir: ProcDir, fd: Int32, inode: UInt64) -> Check {
         guard let seen = dir.socketInode(fd: fd) else { return .elsewhere }
         guard seen == inode else {
-            index.withLock { $0.record(pid: dir.pid, sockets: CollectionOfOne((fd, seen))) }
+            index.withLock { $0.record(pid: dir.pid, fd: fd, inode: seen) }
             return .elsewhere
         }
         guard let process = index.withLock({ $0.used(dir, fd: fd) }) else { return .notIndexed }
@@ -663,6 +663,23 @@ struct ProcessIndex {
 
     init(capacity: Int) { self.capacity = max(1, capacity) }
 
+    /// ``record(pid:sockets:)`` for the one socket a guess showed (every few connections under
+    /// load): the same result without building a set or an array.
+    mutating func record(pid: Int32, fd: Int32, inode: UInt64) {
+        guard let at = owners.index(forKey: pid) else { return }
+        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == fd }) {
+            if owners.values[at].freed[i].inode == inode {
+                // The finished connection's socket, still open: guess the other freed fds first.
+                let entry = owners.values[at].freed.remove(at: i)
+                owners.values[at].freed.append(entry)
+                return
+            }
+            owners.values[at].freed.remove(at: i)  // a new socket took the fd
+        }
+        if olderSockets[inode] == nil { sockets[inode] = Claim(pid: pid, fd: fd, inode: inode) }
+        rotateSockets()
+    }
+
     /// Records sockets seen in an owner's fd table; their fds are no longer free.
     mutating func record(pid: Int32, sockets found: some Collection<(fd: Int32, inode: UInt64)>) {
         // Owners are changed in place (through their index), never copied out first: a copy
@@ -694,6 +711,10 @@ struct ProcessIndex {
             let taken = Set(live.map(\.fd))
             owners.values[at].freed.removeAll { taken.contains($0.fd) }
         }
+        rotateSockets()
+    }
+
+    private mutating func rotateSockets() {
         if sockets.count > Self.socketGeneration {
             // The two maps trade places and keep their storage: building a new map each time
             // allocated and freed megabyte-sized buffers under load, which glibc's malloc (its mmap

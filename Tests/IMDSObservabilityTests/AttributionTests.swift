@@ -505,3 +505,42 @@ struct NetlinkBatchTests {
         #expect(await pending[7].value() == .remote)
     }
 }
+
+/// The process index's one-socket `record` (what a missed guess calls) against the general one it
+/// shortcuts: the same operations leave the same guesses and the same claims.
+@Suite("Caller attribution: process index")
+struct ProcessIndexTests {
+    @Test("recording one socket is the general record of one socket, over random histories")
+    func singleRecordMatchesGeneral() throws {
+        let me = try #require(ProcDir(root: "/proc", pid: getpid()))
+        let process = CallerProcess(pid: getpid(), uid: getuid())
+        var rng = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            var single = ProcessIndex(capacity: 4)
+            var general = ProcessIndex(capacity: 4)
+            single.insert(me, process: process, uid: getuid())
+            general.insert(me, process: process, uid: getuid())
+            let start = ContinuousClock.now
+            for step in 0..<60 {
+                let fd = Int32.random(in: 3...10, using: &rng)
+                let inode = UInt64.random(in: 1...12, using: &rng)
+                let now = start + .milliseconds(step)
+                switch Int.random(in: 0..<3, using: &rng) {
+                case 0:
+                    single.freed(Claim(pid: getpid(), fd: fd, inode: inode), at: now)
+                    general.freed(Claim(pid: getpid(), fd: fd, inode: inode), at: now)
+                case 1:
+                    single.record(pid: getpid(), fd: fd, inode: inode)
+                    general.record(pid: getpid(), sockets: CollectionOfOne((fd: fd, inode: inode)))
+                default:
+                    let a = single.claim(inode: inode).map { $0.1 }
+                    let b = general.claim(inode: inode).map { $0.1 }
+                    #expect(a == b)
+                }
+                let ga = single.candidates(uid: getuid(), now: now).flatMap(\.fds)
+                let gb = general.candidates(uid: getuid(), now: now).flatMap(\.fds)
+                #expect(ga == gb)
+            }
+        }
+    }
+}
