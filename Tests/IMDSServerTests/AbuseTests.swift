@@ -19,9 +19,16 @@ struct AbuseTests {
     static func withListener(
         _ limits: ListenerLimits = ListenerLimits(), _ body: (HTTPListener) async throws -> Void
     ) async throws {
+        try await withListener(configuration: .init(dataListen: [], controlListen: [], limits: limits), body)
+    }
+
+    /// A data-plane listener of a service with `configuration` (its listen addresses unused), for
+    /// the duration of `body`.
+    static func withListener(
+        configuration: IMDSService.Configuration, _ body: (HTTPListener) async throws -> Void
+    ) async throws {
         let imds = TestIMDS()
-        let service = IMDSService(
-            dataPlane: imds.dataPlane, controlPlane: nil, configuration: .init(dataListen: [], controlListen: [], limits: limits))
+        let service = IMDSService(dataPlane: imds.dataPlane, controlPlane: nil, configuration: configuration)
         let listener = try await service.startDataListener(ListenAddress(host: "127.0.0.1", port: 0))
         do {
             try await body(listener)

@@ -16,22 +16,10 @@ struct DeferAcceptTests {
     static func withListener(
         deferAccept: Int?, _ limits: ListenerLimits = ListenerLimits(), _ body: (HTTPListener) async throws -> Void
     ) async throws {
-        let imds = TestIMDS()
-        let service = IMDSService(
-            dataPlane: imds.dataPlane, controlPlane: nil,
+        try await AbuseTests.withListener(
             configuration: .init(
-                dataListen: [], controlListen: [], limits: limits, dataPlaneTransport: .lean,
-                dataPlaneDeferAcceptSeconds: deferAccept))
-        let listener = try await service.startDataListener(ListenAddress(host: "127.0.0.1", port: 0))
-        do {
-            try await body(listener)
-        } catch {
-            await listener.close()
-            await service.shutdown()
-            throw error
-        }
-        await listener.close()
-        await service.shutdown()
+                dataListen: [], controlListen: [], limits: limits, dataPlaneTransport: .lean, dataPlaneDeferAcceptSeconds: deferAccept),
+            body)
     }
 
     @Test("on by default (1 s), off with 0, and clamped to 30 s")
@@ -122,18 +110,15 @@ struct SequentialCallerTests {
 
     @Test("with polling off (0 µs) a sequential caller is still served by one loop alone")
     func withoutPolling() async throws {
-        let imds = TestIMDS()
-        let service = IMDSService(
-            dataPlane: imds.dataPlane, controlPlane: nil,
-            configuration: .init(dataListen: [], controlListen: [], dataPlaneTransport: .lean, dataPlaneSpinMicroseconds: 0))
-        let l = try await service.startDataListener(ListenAddress(host: "127.0.0.1", port: 0))
-        let port = l.boundAddress.port
-        let statuses = await AbuseTests.onThread { () -> [Int] in
-            (0..<20).map { _ in (try? RawHTTP.exchange(port: port, AbuseTests.get))?.status ?? 0 }
+        try await AbuseTests.withListener(
+            configuration: .init(dataListen: [], controlListen: [], dataPlaneTransport: .lean, dataPlaneSpinMicroseconds: 0)
+        ) { l in
+            let port = l.boundAddress.port
+            let statuses = await AbuseTests.onThread { () -> [Int] in
+                (0..<20).map { _ in (try? RawHTTP.exchange(port: port, AbuseTests.get))?.status ?? 0 }
+            }
+            #expect(statuses.allSatisfy { $0 == 200 })
+            #expect(l.sequentialLoop != nil)
         }
-        #expect(statuses.allSatisfy { $0 == 200 })
-        #expect(l.sequentialLoop != nil)
-        await l.close()
-        await service.shutdown()
     }
 }
