@@ -47,7 +47,7 @@ enum SockDiag {
         lookup(fd: fd, [Query(client: client, server: server)])[0]
     }
 
-    /// Looks up `queries` (at most ``maxBatch``) with one `sendto` carrying every request and one
+    /// Looks up `queries` (``maxBatch`` at a time) with one `sendto` carrying every request and one
     /// `recvmmsg` for the answers (the kernel answers each request in turn while `sendto` runs), so
     /// that an accept burst of N connections costs two system calls instead of 2N. Each answer is
     /// matched to its query by sequence number (and checked against its port); a query left
@@ -77,25 +77,18 @@ enum SockDiag {
                 k.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, requests.baseAddress, 72 * count, 0, $0, 12) }
             }
             guard sent == 72 * count else { return }
-            var lengths = [UInt32](repeating: 0, count: count)
-            var answered = 0
-            // Every answer is queued before sendto returns; a second call only if the first was cut
-            // short (bounded: one answer per query at most, and the socket's receive timeout).
-            var calls = 0
-            while answered < count && calls < 4 {
-                calls += 1
-                let n = lengths.withUnsafeMutableBufferPointer {
-                    clinux_recv_datagrams(fd, answers.baseAddress, UInt32(slot), UInt32(count - answered), $0.baseAddress)
-                }
-                guard n > 0 else { return }
-                for m in 0..<Int(n) {
+            // The kernel queues every answer before sendto returns, so one recvmmsg takes all there
+            // will be; an answer the receive buffer could not hold never comes, and waiting for it
+            // would only hold the event loop (its query stays `.failed`).
+            withUnsafeTemporaryAllocation(of: UInt32.self, capacity: count) { lengths in
+                let n = Int(clinux_recv_datagrams(fd, answers.baseAddress, UInt32(slot), UInt32(count), lengths.baseAddress))
+                for m in 0..<max(0, n) {
                     let answer = UnsafeBufferPointer(rebasing: answers[(m * slot)..<(m * slot + min(Int(lengths[m]), slot))])
                     guard let (i, result) = parse(answer, base: base, count: count) else { continue }
                     // An answer about a socket must name the query's client port.
                     if case .found = result, portOf(answer) != queries[i].client.1 { continue }
                     results[i] = result
                 }
-                answered += Int(n)
             }
         }
         return results

@@ -132,8 +132,14 @@ final class LeanDataListener: Sendable {
     /// kernel at once.
     private func setDeferAccept(_ on: Bool) {
         guard responders.deferAcceptSeconds > 0 else { return }
-        var value = Int32(on ? responders.deferAcceptSeconds : 0)
-        _ = setsockopt(listenFD, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &value, socklen_t(MemoryLayout<Int32>.size))
+        Self.setDeferAccept(listenFD, seconds: on ? responders.deferAcceptSeconds : 0)
+    }
+
+    /// `TCP_DEFER_ACCEPT` on a listening socket: the kernel completes the accept only when the
+    /// request's first bytes are there (0: at the handshake).
+    private static func setDeferAccept(_ fd: Int32, seconds: Int) {
+        var value = Int32(clamping: seconds)
+        _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &value, socklen_t(MemoryLayout<Int32>.size))
     }
 
     /// The loop serving a sequential caller alone, if one does (tests).
@@ -227,13 +233,9 @@ final class LeanDataListener: Sendable {
         guard fd >= 0 else { throw BindError(description: "socket(): \(Self.text(strerror(errno)))") }
         var one: Int32 = 1
         _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        if deferAccept > 0 {
-            // The kernel completes the accept only when the request's first bytes are there: one
-            // wake-up, `accept` and a `read` that finds the request, instead of a wake-up at the
-            // handshake, a `read` that would block, `epoll_ctl` and a second wake-up.
-            var seconds = Int32(deferAccept)
-            _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_DEFER_ACCEPT, &seconds, socklen_t(MemoryLayout<Int32>.size))
-        }
+        // One wake-up, `accept` and a `read` that finds the request, instead of a wake-up at the
+        // handshake, a `read` that would block, `epoll_ctl` and a second wake-up.
+        if deferAccept > 0 { setDeferAccept(fd, seconds: deferAccept) }
         let rc: Int32 = isV6
             ? withUnsafePointer(to: &v6) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
             : withUnsafePointer(to: &v4) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
@@ -483,13 +485,15 @@ private final class LeanLoop {
                     sequential = min(sequential + 1, LeanDataListener.sequentialWakes)
                 }
                 let isSequential = sequential >= LeanDataListener.sequentialWakes
-                if spin > 0 && isSequential { spinUntil = Self.now() + spin }
                 if isSequential && !owning && accepting && !yielded {
                     owning = listener.claimSequential(index)
                 } else if !isSequential && owning {
                     listener.releaseSequential(index)
                     owning = false
                 }
+                // Only the loop that serves the caller alone polls (one that yielded the listening
+                // socket has nothing to poll for).
+                if spin > 0 && owning { spinUntil = Self.now() + spin }
             }
         }
         mailbox.shut()
