@@ -631,16 +631,24 @@ final class ProcDir: Sendable {
 /// The processes that called before, most recent first, each with the fd numbers of its finished
 /// connections. Only map operations under its lock; no file is read while it is held.
 struct ProcessIndex {
-    struct Owner {
-        var dir: ProcDir
-        var process: CallerProcess
-        var uid: UInt32
+    /// A class: the fast path reads an owner's uid and dir for every connection, and reading a
+    /// struct out of the dictionary copied it whole (its strings and its `freed` array).
+    final class Owner {
+        let dir: ProcDir
+        let process: CallerProcess
+        let uid: UInt32
         /// Fd numbers of finished connections whose successor has not been seen yet, oldest first:
         /// a client reconnects right after each response and the kernel's accept queue is first in,
         /// first out, so the connection accepted next most likely sits at the oldest freed fd.
         /// Each with the socket that held it: the client may not have closed that one yet (a
         /// connection is finished when its response is handed over, before the client reads it).
         var freed: [(fd: Int32, inode: UInt64, at: ContinuousClock.Instant)] = []
+
+        init(dir: ProcDir, process: CallerProcess, uid: UInt32) {
+            self.dir = dir
+            self.process = process
+            self.uid = uid
+        }
     }
 
     /// A freed fd not reused within this time is forgotten (its process closed it for good).

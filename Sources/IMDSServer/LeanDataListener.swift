@@ -351,6 +351,9 @@ private final class LeanLoop {
             case waiting
             /// Response partly written (larger than the send buffer took at once).
             case writing(bytes: [UInt8], offset: Int)
+
+            var isReading: Bool { if case .reading = self { true } else { false } }
+            var isWriting: Bool { if case .writing = self { true } else { false } }
         }
 
         var generation: UInt32
@@ -532,7 +535,7 @@ private final class LeanLoop {
         guard now >= nextSweep else { return }
         nextSweep = now + UInt64(LeanDataListener.sweepMilliseconds) * 1_000_000
         for fd in connections.indices {
-            if let c = connections[fd], c.deadline <= now { closeConnection(Int32(fd)) }
+            if let deadline = connections[fd]?.deadline, deadline <= now { closeConnection(Int32(fd)) }
         }
     }
 
@@ -691,8 +694,8 @@ private final class LeanLoop {
     }
 
     private func handle(_ fd: Int32, flags: UInt32) {
-        guard Int(fd) < connections.count, let c = connections[Int(fd)] else { return }
-        if case .writing = c.phase {
+        guard Int(fd) < connections.count, let writing = connections[Int(fd)]?.phase.isWriting else { return }
+        if writing {
             if flags & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { closeConnection(fd); return }
             continueWriting(fd)
             return
@@ -702,10 +705,13 @@ private final class LeanLoop {
 
     /// Reads what has arrived (a few reads at most; epoll is level-triggered and calls again).
     private func readable(_ fd: Int32) {
+        // The connection's fields are read in place, never copied out (a copy retains everything
+        // in it, the parser's buffers included: about 1 µs a request, measured).
         let gen = connections[Int(fd)]?.generation
         for _ in 0..<4 {
-            guard let c = connections[Int(fd)], c.generation == gen else { return }
-            if case .writing = c.phase { return }
+            guard connections[Int(fd)]?.generation == gen, let reading = connections[Int(fd)]?.phase.isReading,
+                connections[Int(fd)]?.phase.isWriting == false
+            else { return }
             let n = read(fd, buffer.baseAddress, buffer.count)
             if n == 0 { closeConnection(fd); return }
             if n < 0 {
@@ -713,8 +719,8 @@ private final class LeanLoop {
                 closeConnection(fd)
                 return
             }
-            guard case .reading = c.phase else { continue }  // after the request: ignored
-            if c.started == 0 { connections[Int(fd)]?.started = Self.now() }
+            guard reading else { continue }  // after the request: ignored
+            if connections[Int(fd)]?.started == 0 { connections[Int(fd)]?.started = Self.now() }
             let outcome = connections[Int(fd)]!.parser.feed(UnsafeRawBufferPointer(rebasing: buffer[..<n]))
             switch outcome {
             case .needMore: continue
@@ -729,28 +735,30 @@ private final class LeanLoop {
     }
 
     private func answer(_ fd: Int32) {
-        guard let c = connections[Int(fd)] else { return }
-        c.slot.markAnswering()
-        let head = c.parser.head
+        let i = Int(fd)
+        guard let started = connections[i]?.started else { return }
+        connections[i]!.slot.markAnswering()
         let request = IMDSRequest(
-            method: head.method, target: head.target, headers: head.headers, peer: c.remote, bodyLength: c.parser.bodyLength)
+            method: connections[i]!.parser.head.method, target: connections[i]!.parser.head.target,
+            headers: connections[i]!.parser.head.headers, peer: connections[i]!.remote, bodyLength: connections[i]!.parser.bodyLength)
+        let context = connections[i]!.context
         let r = listener.responders
         let response = r.respond(request)
-        let elapsed = Double(Self.now() - c.started) / 1e9
+        let elapsed = Double(Self.now() - started) / 1e9
         if response.action == .respondAndClose, let hold = r.hooks?.hold {
             let mailbox = self.mailbox
-            let gen = c.generation
-            connections[Int(fd)]?.pending = response
-            if hold(c.context, { mailbox.post(.resume(fd: fd, generation: gen)) }) {
-                report(request, response, elapsed, c.context)
+            let gen = connections[i]!.generation
+            connections[i]!.pending = response
+            if hold(context, { mailbox.post(.resume(fd: fd, generation: gen)) }) {
+                report(request, response, elapsed, context)
                 return
             }
-            connections[Int(fd)]?.pending = nil
+            connections[i]?.pending = nil
         }
         send(fd, response)
         // After the write: the client has its answer while the bookkeeping runs (at one connection
         // this is the difference between the two overlapping and adding up).
-        report(request, response, elapsed, c.context)
+        report(request, response, elapsed, context)
     }
 
     private func report(_ request: IMDSRequest, _ response: IMDSResponse, _ elapsed: Double, _ context: (any Sendable)?) {
@@ -783,7 +791,7 @@ private final class LeanLoop {
 
     /// Writes the response with one `write`, then closes (or waits for room for the rest).
     private func write(_ fd: Int32, _ response: IMDSResponse) {
-        if let writing = listener.responders.hooks?.writing, let c = connections[Int(fd)] { writing(c.context) }
+        if let writing = listener.responders.hooks?.writing, connections[Int(fd)] != nil { writing(connections[Int(fd)]!.context) }
         if let hops = response.hopLimit {
             var value = Int32(hops)
             let size = socklen_t(MemoryLayout<Int32>.size)
@@ -813,9 +821,9 @@ private final class LeanLoop {
     }
 
     private func closeConnection(_ fd: Int32) {
-        guard Int(fd) < connections.count, let c = connections[Int(fd)] else { return }
+        guard Int(fd) < connections.count, let slot = connections[Int(fd)]?.slot else { return }
         connections[Int(fd)] = nil
-        listener.table.remove(c.slot)
+        listener.table.remove(slot)
         Glibc.close(fd)  // also leaves the epoll set (the descriptor is never duplicated)
         open -= 1
         listener.live.wrappingAdd(-1, ordering: .releasing)

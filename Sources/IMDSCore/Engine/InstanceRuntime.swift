@@ -7,48 +7,106 @@ import Foundation
 /// this instance needs it, once per state of its inputs (see ``RenderOnce``): an instance nobody
 /// asks costs only its description, so a store opens with 10,000 instances without rendering any.
 public struct InstanceRuntime: Sendable {
-    public private(set) var instance: Instance
-    public private(set) var options: MetadataOptions
-    public private(set) var tags: [(key: String, value: String)]
-    public let launchTime: Date
+    /// The fields, shared by every copy until one of them changes (copy on write): a request copies
+    /// its instance's runtime out of the snapshot, and that copy is one retain instead of one per
+    /// string of the description (measured: about 2 µs of a 40 µs request).
+    private struct Fields: Sendable {
+        var instance: Instance
+        var options: MetadataOptions
+        var tags: [(key: String, value: String)]
+        let launchTime: Date
+        var tokenGeneration: UInt64
+        var rendered = RenderOnce<MetadataDirectory>()
+        var lastModified: Date
+        let signer: (any IdentityDocumentSigner)?
+        var events: [InstanceEvent] = []
+        var credentialScenario: CredentialScenario = .normal
+        var state: InstanceState = .running
+        var configuredIAM: Instance.IAM?
+    }
+
+    /// Never changed while shared: every change goes through ``fields``'s `_modify`, which copies
+    /// the box first unless this runtime holds the only reference.
+    private final class Storage: @unchecked Sendable {
+        var fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+    }
+
+    private var storage: Storage
+
+    private var fields: Fields {
+        _read { yield storage.fields }
+        _modify {
+            if !isKnownUniquelyReferenced(&storage) { storage = Storage(storage.fields) }
+            yield &storage.fields
+        }
+    }
+
+    public private(set) var instance: Instance {
+        get { fields.instance }
+        set { fields.instance = newValue }
+    }
+    public private(set) var options: MetadataOptions {
+        get { fields.options }
+        set { fields.options = newValue }
+    }
+    public private(set) var tags: [(key: String, value: String)] {
+        get { fields.tags }
+        set { fields.tags = newValue }
+    }
+    public var launchTime: Date { fields.launchTime }
     /// Bumped to invalidate every token issued so far.
-    public var tokenGeneration: UInt64
+    public var tokenGeneration: UInt64 {
+        get { fields.tokenGeneration }
+        set { fields.tokenGeneration = newValue }
+    }
     /// The version root (`/latest/`), rendered on first use and shared by every copy of this
     /// runtime until tags, their visibility or the role change.
     public var tree: MetadataDirectory {
-        rendered.value {
+        let f = storage
+        return f.fields.rendered.value {
             MetadataTreeBuilder.build(
-                instance: instance, tags: tags, tagsVisible: options.instanceMetadataTags == .enabled,
-                launchTime: launchTime, signer: signer)
+                instance: f.fields.instance, tags: f.fields.tags, tagsVisible: f.fields.options.instanceMetadataTags == .enabled,
+                launchTime: f.fields.launchTime, signer: f.fields.signer)
         }
     }
     /// Whether ``tree`` has been rendered (for tests and cost reports).
-    public var isTreeRendered: Bool { rendered.isRendered }
-    private var rendered = RenderOnce<MetadataDirectory>()
+    public var isTreeRendered: Bool { fields.rendered.isRendered }
+    private var rendered: RenderOnce<MetadataDirectory> {
+        get { fields.rendered }
+        set { fields.rendered = newValue }
+    }
     /// When the tree last changed (sent as `Last-Modified`).
-    public private(set) var lastModified: Date
-    let signer: (any IdentityDocumentSigner)?
+    public private(set) var lastModified: Date {
+        get { fields.lastModified }
+        set { fields.lastModified = newValue }
+    }
+    var signer: (any IdentityDocumentSigner)? { fields.signer }
     /// Events scheduled on the instance (spot, rebalance, maintenance, lifecycle, instance-action).
-    public var events: [InstanceEvent] = []
+    public var events: [InstanceEvent] {
+        get { fields.events }
+        set { fields.events = newValue }
+    }
     /// The credential situation served (``CredentialScenario/normal`` unless a test switched it).
-    public private(set) var credentialScenario: CredentialScenario = .normal
+    public private(set) var credentialScenario: CredentialScenario {
+        get { fields.credentialScenario }
+        set { fields.credentialScenario = newValue }
+    }
     /// Running unless stopped or terminated through the EC2 API; only a running instance is served.
-    public internal(set) var state: InstanceState = .running
+    public internal(set) var state: InstanceState {
+        get { fields.state }
+        set { fields.state = newValue }
+    }
     /// The role from the config, kept while a scenario detaches or changes it.
-    private var configuredIAM: Instance.IAM?
+    private var configuredIAM: Instance.IAM? { fields.configuredIAM }
 
     public init(
         instance: Instance, options: MetadataOptions, launchTime: Date, now: Date, tokenGeneration: UInt64 = 0,
         signer: (any IdentityDocumentSigner)? = nil
     ) {
-        self.signer = signer
-        self.configuredIAM = instance.iam
-        self.instance = instance
-        self.options = options
-        self.tags = instance.tags
-        self.launchTime = launchTime
-        self.tokenGeneration = tokenGeneration
-        self.lastModified = now
+        storage = Storage(Fields(
+            instance: instance, options: options, tags: instance.tags, launchTime: launchTime,
+            tokenGeneration: tokenGeneration, lastModified: now, signer: signer, configuredIAM: instance.iam))
     }
 
     /// The tree's inputs changed: the next request renders it again.
