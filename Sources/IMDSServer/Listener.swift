@@ -70,10 +70,14 @@ final class ConnectionSlot: Sendable {
 /// most connections; only when none is idle is the new connection refused. So a flood of idle
 /// connections, from one address or many, never keeps another caller out.
 final class ConnectionTable: Sendable {
+    /// Flat: every open connection by id, and a count per source. Nested per-source dictionaries
+    /// cost three allocations per connection (a source's dictionary was freed with its last
+    /// connection and made again for the next, and Swift's `_modify` accessors on the nested
+    /// dictionaries allocated their frames); the per-source scans below only run at a cap.
     private struct State {
-        var total = 0
         var next: UInt64 = 0
-        var bySource: [String: [UInt64: ConnectionSlot]] = [:]
+        var slots: [UInt64: ConnectionSlot] = [:]
+        var perSource: [String: Int] = [:]
         /// Set by ``ConnectionTable/beginDrain()``: every later connection is refused.
         var draining = false
     }
@@ -90,7 +94,7 @@ final class ConnectionTable: Sendable {
         self.maxPerSource = max(1, min(maxPerSource, maxTotal))
     }
 
-    var open: Int { state.withLock { $0.total } }
+    var open: Int { state.withLock { $0.slots.count } }
 
     /// Admits a connection from `key`, or returns nil (refused: close it). A shed connection is
     /// closed here (it leaves the table at once). Once draining, every connection is refused.
@@ -100,10 +104,10 @@ final class ConnectionTable: Sendable {
         let (slot, victim) = state.withLock { s -> (ConnectionSlot?, ConnectionSlot?) in
             if s.draining { return (nil, nil) }
             var victim: ConnectionSlot?
-            if s.bySource[key, default: [:]].count >= maxPerSource {
-                victim = Self.oldestIdle(s.bySource[key] ?? [:])
+            if s.perSource[key] ?? 0 >= maxPerSource {
+                victim = Self.oldestIdle(of: key, s)
                 guard victim != nil else { return (nil, nil) }
-            } else if s.total >= maxTotal {
+            } else if s.slots.count >= maxTotal {
                 // The source with the most connections gives one up (the newcomer's own, at worst).
                 victim = Self.oldestIdleOfBiggestSource(s)
                 guard victim != nil else { return (nil, nil) }
@@ -111,8 +115,8 @@ final class ConnectionTable: Sendable {
             if let v = victim { Self.take(v, from: &s) }
             s.next += 1
             let slot = ConnectionSlot(id: s.next, key: key, closed: closed, close: close)
-            s.bySource[key, default: [:]][slot.id] = slot
-            s.total += 1
+            s.slots[slot.id] = slot
+            s.perSource.updateValue((s.perSource[key] ?? 0) + 1, forKey: key)
             return (slot, victim)
         }
         if let victim {
@@ -128,11 +132,12 @@ final class ConnectionTable: Sendable {
     /// out of descriptors: each one closed makes room for a caller waiting to be accepted.
     func shedIdle(count: Int) -> Int {
         let victims = state.withLock { s -> [ConnectionSlot] in
-            // One sort per call (this runs under a flood): the biggest source's idle connections,
-            // oldest first, then the next source's.
+            // One grouping and one sort per call (this runs under a flood): the biggest source's
+            // idle connections, oldest first, then the next source's.
             var victims: [ConnectionSlot] = []
-            for (_, slots) in s.bySource.sorted(by: { $0.value.count > $1.value.count }) where victims.count < count {
-                for v in slots.values.sorted(by: { $0.id < $1.id }) where victims.count < count && v.claimForShedding() {
+            let bySource = Dictionary(grouping: s.slots.values, by: \.key)
+            for (_, slots) in bySource.sorted(by: { $0.value.count > $1.value.count }) where victims.count < count {
+                for v in slots.sorted(by: { $0.id < $1.id }) where victims.count < count && v.claimForShedding() {
                     Self.take(v, from: &s)
                     victims.append(v)
                 }
@@ -149,37 +154,34 @@ final class ConnectionTable: Sendable {
     func beginDrain() -> [ConnectionSlot] {
         state.withLock { s in
             s.draining = true
-            return s.bySource.values.flatMap(\.values)
+            return Array(s.slots.values)
         }
     }
 
     /// The connection closed (a shed one has left already).
     func remove(_ slot: ConnectionSlot) {
-        state.withLock { s in
-            guard s.bySource[slot.key]?.removeValue(forKey: slot.id) != nil else { return }
-            if s.bySource[slot.key]?.isEmpty == true { s.bySource.removeValue(forKey: slot.key) }
-            s.total -= 1
-        }
+        state.withLock { s in Self.take(slot, from: &s) }
     }
 
     /// The oldest idle connection of the source with the most connections that has one, claimed.
     private static func oldestIdleOfBiggestSource(_ s: State) -> ConnectionSlot? {
-        for (_, slots) in s.bySource.sorted(by: { $0.value.count > $1.value.count }) {
-            if let v = oldestIdle(slots) { return v }
+        for (source, _) in s.perSource.sorted(by: { $0.value > $1.value }) {
+            if let v = oldestIdle(of: source, s) { return v }
         }
         return nil
     }
 
-    /// Removes a shed connection from the table (it is closed by the caller, outside the lock).
+    /// Removes a connection from the table (a shed one is closed by the caller, outside the lock).
     private static func take(_ v: ConnectionSlot, from s: inout State) {
-        s.bySource[v.key]?.removeValue(forKey: v.id)
-        if s.bySource[v.key]?.isEmpty == true { s.bySource.removeValue(forKey: v.key) }
-        s.total -= 1
+        guard s.slots.removeValue(forKey: v.id) != nil, let n = s.perSource[v.key] else { return }
+        if n <= 1 { s.perSource.removeValue(forKey: v.key) } else { s.perSource.updateValue(n - 1, forKey: v.key) }
     }
 
     /// The oldest idle connection of a source, claimed for shedding.
-    private static func oldestIdle(_ slots: [UInt64: ConnectionSlot]) -> ConnectionSlot? {
-        for slot in slots.values.sorted(by: { $0.id < $1.id }) where slot.claimForShedding() { return slot }
+    private static func oldestIdle(of key: String, _ s: State) -> ConnectionSlot? {
+        for slot in s.slots.values.filter({ $0.key == key }).sorted(by: { $0.id < $1.id }) where slot.claimForShedding() {
+            return slot
+        }
         return nil
     }
 }

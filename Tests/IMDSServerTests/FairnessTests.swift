@@ -44,6 +44,18 @@ struct FairnessTests {
         #expect(t.open == 4)
         if let b2 { t.remove(b2) }
         #expect(t.open == 3)
+        // A source whose connections have all closed starts from zero: two fit again without
+        // shedding anything, the third sheds the oldest of the two.
+        if let a2 { t.remove(a2) }
+        if let a3 { t.remove(a3) }
+        #expect(t.open == 1)
+        let again = [admit("a", "again1"), admit("a", "again2")]
+        #expect(again.allSatisfy { $0 != nil } && t.open == 3)
+        #expect(closed.withLock { $0 } == ["a1", "b1"])
+        #expect(admit("a", "again3") != nil)
+        #expect(closed.withLock { $0 } == ["a1", "b1", "again1"])
+        #expect(t.open == 3 && t.beginDrain().count == 3)
+        #expect(admit("d", "d1") == nil)
     }
 
     @Test("out of descriptors, the idle connections of the biggest source go first, answering ones never")

@@ -253,12 +253,13 @@ public struct IMDSEngine: Sendable {
             for (path, n) in overlay { root.set(path.split(separator: "/").map(String.init)[...], n) }
         }
         var node = MetadataNode.directory(root)
+        // The path walked so far, kept only for a dated version (`latest` shows everything).
         var walked: [String] = []
         for name in parts.dropFirst() {
             guard case .directory(let dir) = node, let child = dir.children[name],
                 version == "latest" || APIVersions.isVisible((walked + [name]).joined(separator: "/"), in: version)
             else { return errorResponse(.notFound, ctx) }
-            walked.append(name)
+            if version != "latest" { walked.append(name) }
             node = child
         }
         switch node {

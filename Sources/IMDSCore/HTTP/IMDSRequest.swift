@@ -54,7 +54,10 @@ public struct IMDSRequest: Sendable {
 
     /// All values of a header, matching the name case-insensitively.
     public func headerValues(_ name: String) -> [String] {
-        headers.filter { $0.name.caseInsensitiveEquals(name) }.map(\.value)
+        // No array at all when the header is absent, one when it is there.
+        var values: [String] = []
+        for h in headers where h.name.caseInsensitiveEquals(name) { values.append(h.value) }
+        return values
     }
 }
 

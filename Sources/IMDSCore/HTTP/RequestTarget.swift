@@ -18,9 +18,31 @@ struct RequestTarget {
         if let q = utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) { utf8 = utf8[..<q] }
         for b in utf8 where b < 0x20 || b == 0x7F { return nil }
         trailingSlash = utf8.last == UInt8(ascii: "/")
-        let raw = utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: BehaviourChoices.collapseDuplicateSlashes)
-        components = raw.map { RequestTarget.percentDecode(String(Substring($0))) }
-        if !BehaviourChoices.collapseDuplicateSlashes { components = Array(components.dropFirst()) }
+        // One pass and one allocation for the array (`split` then `map` made two arrays, the
+        // first grown several times: 3 of a leaf GET's 22 allocations).
+        let slash = UInt8(ascii: "/")
+        let collapse = BehaviourChoices.collapseDuplicateSlashes
+        var parts: [String] = []
+        var slashes = 0
+        for b in utf8 where b == slash { slashes += 1 }
+        parts.reserveCapacity(slashes)
+        var start = utf8.startIndex
+        var i = start
+        var first = true
+        func segment(_ end: Substring.UTF8View.Index) {
+            // Without collapsing, the empty segment before the leading slash is not a component.
+            if collapse ? end > start : !first { parts.append(RequestTarget.percentDecode(String(Substring(utf8[start..<end])))) }
+            first = false
+        }
+        while i < utf8.endIndex {
+            if utf8[i] == slash {
+                segment(i)
+                start = utf8.index(after: i)
+            }
+            i = utf8.index(after: i)
+        }
+        segment(utf8.endIndex)
+        components = parts
     }
 
     /// Decodes `%XX`; an invalid escape is kept as it is (and so matches nothing).
