@@ -98,17 +98,22 @@ public struct AccessLogEntry: Codable, Sendable, Equatable {
     /// (the token the request carried).
     public func attributed(_ a: Attribution, known: [String] = []) -> AccessLogEntry {
         var e = self
-        e.attribution = a.label
+        e.attribute(a, known: known)
+        return e
+    }
+
+    /// Adds the attribution result in place (``attributed(_:known:)`` without copying the entry).
+    public mutating func attribute(_ a: Attribution, known: [String] = []) {
+        attribution = a.label
         switch a {
         case .process(var p):
             if !known.isEmpty { p.commandLine = Redaction.redact(arguments: p.commandLine, known: known) }
-            e.caller = p
+            caller = p
         case .unattributed(let why), .skipped(let why):
-            e.attributionNote = why
+            attributionNote = why
         case .remote:
             break
         }
-        return e
     }
 
     /// The client's IP address without the port.

@@ -152,8 +152,9 @@ public final class Observability: Sendable {
     }
 
     /// Logs a request (and adds it to the caller table) with its connection's attribution.
-    private func finish(_ entry: AccessLogEntry, _ a: Attribution, known: [String]) {
-        let e = entry.attributed(redacted(a, known: known))
+    private func finish(_ entry: consuming AccessLogEntry, _ a: Attribution, known: [String]) {
+        var e = entry
+        e.attribute(redacted(a, known: known))
         callers.record(e)
         accessLog?.write(e)
     }
