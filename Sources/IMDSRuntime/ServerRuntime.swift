@@ -175,7 +175,15 @@ public final class ServerRuntime: Sendable {
             },
             hold: { connection, resume in observability.holdResponse(connection as? PendingAttribution, resume: resume) },
             writing: { connection in observability.responseWriting(connection: connection as? PendingAttribution) },
-            acceptedBatch: { ends in observability.connectionsAccepted(ends) })
+            acceptedBatch: { ends in
+                // Element by element: converting the array as a whole went through the runtime's
+                // dynamic cast for every element (0.6 µs a connection, perf).
+                let pending = observability.connectionsAccepted(ends)
+                var contexts: [(any Sendable)?] = []
+                contexts.reserveCapacity(pending.count)
+                for p in pending { contexts.append(p) }
+                return contexts
+            })
         var dataListen = c.requestedDataListen
         if c.linkLocalInterface != nil {
             dataListen += [ListenAddress(host: LinkLocalAddresses.ipv4, port: 80), ListenAddress(host: LinkLocalAddresses.ipv6, port: 80)]
