@@ -118,9 +118,13 @@ public struct AccessLogEntry: Codable, Sendable, Equatable {
 
     /// The client's IP address without the port.
     public var clientIP: String? {
-        guard var c = client else { return nil }
-        if c.hasPrefix("[") , let close = c.firstIndex(of: "]") { return String(c[c.index(after: c.startIndex)..<close]) }
-        if let colon = c.lastIndex(of: ":") { c = String(c[..<colon]) }
+        // On the UTF-8 bytes (every request asks): searching Characters ran grapheme breaking.
+        guard let c = client else { return nil }
+        let u = c.utf8
+        if u.first == UInt8(ascii: "["), let close = u.firstIndex(of: UInt8(ascii: "]")) {
+            return String(c[u.index(after: u.startIndex)..<close])
+        }
+        if let colon = u.lastIndex(of: UInt8(ascii: ":")) { return String(c[..<colon]) }
         return c
     }
 

@@ -886,38 +886,47 @@ final class NetlinkPool: Sendable {
 
 /// An attribution that may still be running: callers register what to do with the result.
 public final class PendingAttribution: Sendable {
+    /// The result when it was known at creation (the fast path: most connections), read without a
+    /// lock — each connection asks for it four or five times.
+    private let early: Attribution?
+    private let earlyClaim: Claim?
     private let state: Mutex<State>
+    private let finishReported = Atomic<Bool>(false)
 
     struct State {
         var result: Attribution?
         var claim: Claim?
         var waiters: [@Sendable (Attribution) -> Void] = []
-        var finishReported = false
     }
 
-    public init() { state = Mutex(State()) }
+    public init() {
+        early = nil
+        earlyClaim = nil
+        state = Mutex(State())
+    }
 
     /// True the first time only: the connection's end is reported to the attributor once, by
     /// whichever comes first (the listener just before its write, or the request's bookkeeping).
     func takeFinish() -> Bool {
-        state.withLock { s in
-            guard !s.finishReported else { return false }
-            s.finishReported = true
-            return true
-        }
+        !finishReported.exchange(true, ordering: .acquiringAndReleasing)
     }
 
     /// An already resolved attribution.
     public init(_ result: Attribution) {
-        state = Mutex(State(result: result))
+        early = result
+        earlyClaim = nil
+        state = Mutex(State())
     }
 
     /// Resolved at once, with the fd it was found at (the fast path: no waiter can exist yet).
     init(_ result: Attribution, claim: Claim?) {
-        state = Mutex(State(result: result, claim: claim))
+        early = result
+        earlyClaim = claim
+        state = Mutex(State())
     }
 
     func resolve(_ a: Attribution, claim: Claim? = nil) {
+        guard early == nil else { return }
         let waiters = state.withLock { s -> [@Sendable (Attribution) -> Void] in
             guard s.result == nil else { return [] }
             s.result = a
@@ -929,13 +938,23 @@ public final class PendingAttribution: Sendable {
     }
 
     /// The process fd the connection was found at.
-    var claim: Claim? { state.withLock { $0.claim } }
+    var claim: Claim? {
+        if early != nil { return earlyClaim }
+        return state.withLock { $0.claim }
+    }
 
     /// The result, if known.
-    public var result: Attribution? { state.withLock { $0.result } }
+    public var result: Attribution? {
+        if let early { return early }
+        return state.withLock { $0.result }
+    }
 
     /// Runs `body` with the result: now if it is known, otherwise when it arrives (on the lookup queue).
     public func whenResolved(_ body: @escaping @Sendable (Attribution) -> Void) {
+        if let early {
+            body(early)
+            return
+        }
         let now = state.withLock { s -> Attribution? in
             if let r = s.result { return r }
             s.waiters.append(body)

@@ -30,6 +30,14 @@ struct AccessLogTests {
         #expect(back.time == "2023-11-14T22:13:20.500Z")
         #expect(back.client == "[::1]:41000")
         #expect(back.clientIP == "::1")
+        var other = back
+        for (client, ip) in [("127.0.0.1:40312", "127.0.0.1"), ("[fd00::a:1]:80", "fd00::a:1"), ("[::ffff:10.0.0.5]:9", "::ffff:10.0.0.5"),
+                             ("10.0.0.5", "10.0.0.5")] {
+            other.client = client
+            #expect(other.clientIP == ip, "\(client)")
+        }
+        other.client = nil
+        #expect(other.clientIP == nil)
         #expect(back.path == "/latest/meta-data/instance-id")
         #expect(back.version == "v2")
         #expect(back.status == 200)

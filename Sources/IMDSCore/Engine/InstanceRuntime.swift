@@ -42,24 +42,12 @@ public struct InstanceRuntime: Sendable {
         }
     }
 
-    public private(set) var instance: Instance {
-        get { fields.instance }
-        set { fields.instance = newValue }
-    }
-    public private(set) var options: MetadataOptions {
-        get { fields.options }
-        set { fields.options = newValue }
-    }
-    public private(set) var tags: [(key: String, value: String)] {
-        get { fields.tags }
-        set { fields.tags = newValue }
-    }
+    public private(set) var instance: Instance { get { fields.instance } set { fields.instance = newValue } }
+    public private(set) var options: MetadataOptions { get { fields.options } set { fields.options = newValue } }
+    public private(set) var tags: [(key: String, value: String)] { get { fields.tags } set { fields.tags = newValue } }
     public var launchTime: Date { fields.launchTime }
     /// Bumped to invalidate every token issued so far.
-    public var tokenGeneration: UInt64 {
-        get { fields.tokenGeneration }
-        set { fields.tokenGeneration = newValue }
-    }
+    public var tokenGeneration: UInt64 { get { fields.tokenGeneration } set { fields.tokenGeneration = newValue } }
     /// The version root (`/latest/`), rendered on first use and shared by every copy of this
     /// runtime until tags, their visibility or the role change.
     public var tree: MetadataDirectory {
@@ -72,31 +60,18 @@ public struct InstanceRuntime: Sendable {
     }
     /// Whether ``tree`` has been rendered (for tests and cost reports).
     public var isTreeRendered: Bool { fields.rendered.isRendered }
-    private var rendered: RenderOnce<MetadataDirectory> {
-        get { fields.rendered }
-        set { fields.rendered = newValue }
-    }
+    private var rendered: RenderOnce<MetadataDirectory> { get { fields.rendered } set { fields.rendered = newValue } }
     /// When the tree last changed (sent as `Last-Modified`).
-    public private(set) var lastModified: Date {
-        get { fields.lastModified }
-        set { fields.lastModified = newValue }
-    }
+    public private(set) var lastModified: Date { get { fields.lastModified } set { fields.lastModified = newValue } }
     var signer: (any IdentityDocumentSigner)? { fields.signer }
     /// Events scheduled on the instance (spot, rebalance, maintenance, lifecycle, instance-action).
-    public var events: [InstanceEvent] {
-        get { fields.events }
-        set { fields.events = newValue }
-    }
+    public var events: [InstanceEvent] { get { fields.events } set { fields.events = newValue } }
     /// The credential situation served (``CredentialScenario/normal`` unless a test switched it).
     public private(set) var credentialScenario: CredentialScenario {
-        get { fields.credentialScenario }
-        set { fields.credentialScenario = newValue }
+        get { fields.credentialScenario } set { fields.credentialScenario = newValue }
     }
     /// Running unless stopped or terminated through the EC2 API; only a running instance is served.
-    public internal(set) var state: InstanceState {
-        get { fields.state }
-        set { fields.state = newValue }
-    }
+    public internal(set) var state: InstanceState { get { fields.state } set { fields.state = newValue } }
     /// The role from the config, kept while a scenario detaches or changes it.
     private var configuredIAM: Instance.IAM? { fields.configuredIAM }
 
