@@ -30,6 +30,13 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 in_s() { ip netns exec $S "$@"; }
+# Starts tcpdump on the server's link (FILE, COUNT, FILTER) and waits until it says it is listening
+# (at most 10 s): a fixed sleep lost the packets whenever tcpdump started late on a loaded machine.
+capture() {
+    in_s timeout 15 tcpdump -l -n -v -i vs$$ -c "$2" "$3" > "$1" 2> "$1.err" &
+    DUMP=$!
+    for _ in $(seq 1 100); do grep -q 'listening on' "$1.err" 2>/dev/null && break; sleep 0.1; done
+}
 in_r() { ip netns exec $R "$@"; }
 in_c() { ip netns exec $C "$@"; }
 
@@ -94,9 +101,7 @@ fi
 # TTL-1 segments are left out: they are the kernel's retransmissions of the hop-limit-1 phase's token
 # response (dropped at the router, so never acknowledged), which can still be in flight here. That
 # this phase's token response did not leave with TTL 1 is shown by the far client getting a token.
-in_s timeout 15 tcpdump -l -n -v -i vs$$ -c 4 'tcp src port 80 and (tcp[tcpflags] & tcp-push != 0) and ip[8] != 1' > "$TMP/cap2" 2>/dev/null &
-DUMP=$!
-sleep 1
+capture "$TMP/cap2" 4 'tcp src port 80 and (tcp[tcpflags] & tcp-push != 0) and ip[8] != 1'
 T2=$(token_from $C http://169.254.169.254)
 check "client two hops away gets a token" test "${#T2}" -eq 56
 ip netns exec $C curl -s -m 3 -D "$TMP/h2" -H "X-aws-ec2-metadata-token: ${T2:-none}" http://169.254.169.254/latest/meta-data/instance-id > "$TMP/b2"
@@ -110,9 +115,7 @@ check "token response left with IP TTL 2, the GET's with the default (seen: $ttl
 echo "IPv6 on fd00:ec2::254"
 T6=$(token_from $C 'http://[fd00:ec2::254]')
 check "token over IPv6 from two hops away (hop limit 2)" test "${#T6}" -eq 56
-in_s timeout 15 tcpdump -l -n -v -i vs$$ -c 1 'ip6 and tcp src port 80 and (tcp[13] & 8 != 0 or ip6[53] & 8 != 0)' > "$TMP/cap6" 2>/dev/null &
-DUMP=$!
-sleep 1
+capture "$TMP/cap6" 1 'ip6 and tcp src port 80 and (tcp[13] & 8 != 0 or ip6[53] & 8 != 0)'
 token_from $C 'http://[fd00:ec2::254]' >/dev/null
 wait $DUMP 2>/dev/null
 check "IPv6 token response left with hop limit 2 ($(grep -o 'hlim [0-9]*' "$TMP/cap6" | head -1))" grep -q 'hlim 2' "$TMP/cap6"
