@@ -674,15 +674,15 @@ struct ProcessIndex {
     /// ``record(pid:sockets:)`` for the one socket a guess showed (every few connections under
     /// load): the same result without building a set or an array.
     mutating func record(pid: Int32, fd: Int32, inode: UInt64) {
-        guard let at = owners.index(forKey: pid) else { return }
-        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == fd }) {
-            if owners.values[at].freed[i].inode == inode {
+        guard let owner = owners[pid] else { return }
+        if let i = owner.freed.firstIndex(where: { $0.fd == fd }) {
+            if owner.freed[i].inode == inode {
                 // The finished connection's socket, still open: guess the other freed fds first.
-                let entry = owners.values[at].freed.remove(at: i)
-                owners.values[at].freed.append(entry)
+                let entry = owner.freed.remove(at: i)
+                owner.freed.append(entry)
                 return
             }
-            owners.values[at].freed.remove(at: i)  // a new socket took the fd
+            owner.freed.remove(at: i)  // a new socket took the fd
         }
         if olderSockets[inode] == nil { sockets[inode] = Claim(pid: pid, fd: fd, inode: inode) }
         rotateSockets()
@@ -690,34 +690,32 @@ struct ProcessIndex {
 
     /// Records sockets seen in an owner's fd table; their fds are no longer free.
     mutating func record(pid: Int32, sockets found: some Collection<(fd: Int32, inode: UInt64)>) {
-        // Owners are changed in place (through their index), never copied out first: a copy
-        // alive during a change would copy the `freed` array on every connection.
-        guard let at = owners.index(forKey: pid) else { return }
+        guard let owner = owners[pid] else { return }
         // A finished connection's socket still at its fd (the client has not read the response
         // yet) neither takes the fd nor needs indexing: no lookup will ask for it again.
         var live: [(fd: Int32, inode: UInt64)] = []
-        if owners.values[at].freed.isEmpty {
+        if owner.freed.isEmpty {
             live = Array(found)
         } else if found.count <= 8 {
             for f in found {
-                guard let i = owners.values[at].freed.firstIndex(where: { $0.fd == f.fd && $0.inode == f.inode }) else {
+                guard let i = owner.freed.firstIndex(where: { $0.fd == f.fd && $0.inode == f.inode }) else {
                     live.append(f)
                     continue
                 }
                 // Still closing: guess the other freed fds first next time.
-                let entry = owners.values[at].freed.remove(at: i)
-                owners.values[at].freed.append(entry)
+                let entry = owner.freed.remove(at: i)
+                owner.freed.append(entry)
             }
         } else {
-            let closing = Set(owners.values[at].freed.map(\.inode))
+            let closing = Set(owner.freed.map(\.inode))
             live = found.filter { !closing.contains($0.inode) }
         }
         for (fd, inode) in live where olderSockets[inode] == nil {
             sockets[inode] = Claim(pid: pid, fd: fd, inode: inode)
         }
-        if !owners.values[at].freed.isEmpty, !live.isEmpty {
+        if !owner.freed.isEmpty, !live.isEmpty {
             let taken = Set(live.map(\.fd))
-            owners.values[at].freed.removeAll { taken.contains($0.fd) }
+            owner.freed.removeAll { taken.contains($0.fd) }
         }
         rotateSockets()
     }
@@ -735,12 +733,11 @@ struct ProcessIndex {
     /// The owner of a socket seen in a scan, if it is still indexed (the entry is used up).
     mutating func claim(inode: UInt64) -> (CallerProcess, Claim)? {
         guard let claim = sockets.removeValue(forKey: inode) ?? olderSockets.removeValue(forKey: inode),
-            let at = owners.index(forKey: claim.pid)
+            let owner = owners[claim.pid]
         else { return nil }
-        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == claim.fd }) { owners.values[at].freed.remove(at: i) }
-        let process = owners.values[at].process
+        if let i = owner.freed.firstIndex(where: { $0.fd == claim.fd }) { owner.freed.remove(at: i) }
         touch(claim.pid)
-        return (process, claim)
+        return (owner.process, claim)
     }
 
     enum Start {
@@ -757,20 +754,20 @@ struct ProcessIndex {
     mutating func start(inode: UInt64, uid: UInt32, now: ContinuousClock.Instant) -> Start {
         if let (process, claim) = claim(inode: inode) { return .claimed(process, claim) }
         for pid in order {
-            guard let at = owners.index(forKey: pid), owners.values[at].uid == uid, dropStale(at, now: now) else { continue }
-            return .guess(owners.values[at].dir, owners.values[at].freed[0].fd)
+            guard let owner = owners[pid], owner.uid == uid, Self.dropStale(owner, now: now) else { continue }
+            return .guess(owner.dir, owner.freed[0].fd)
         }
         return .none
     }
 
     /// Drops an owner's freed fds not reused within ``freedLifetime``; whether any are left.
-    private mutating func dropStale(_ at: Dictionary<Int32, Owner>.Index, now: ContinuousClock.Instant) -> Bool {
-        guard !owners.values[at].freed.isEmpty else { return false }
-        guard let keep = owners.values[at].freed.firstIndex(where: { now - $0.at < Self.freedLifetime }) else {
-            owners.values[at].freed.removeAll()
+    private static func dropStale(_ owner: Owner, now: ContinuousClock.Instant) -> Bool {
+        guard !owner.freed.isEmpty else { return false }
+        guard let keep = owner.freed.firstIndex(where: { now - $0.at < freedLifetime }) else {
+            owner.freed.removeAll()
             return false
         }
-        if keep > 0 { owners.values[at].freed.removeFirst(keep) }
+        if keep > 0 { owner.freed.removeFirst(keep) }
         return true
     }
 
@@ -780,10 +777,10 @@ struct ProcessIndex {
         var out: [(dir: ProcDir, fds: [Int32])] = []
         var budget = Self.maxGuesses
         for pid in order where budget > 0 {
-            guard let at = owners.index(forKey: pid), owners.values[at].uid == uid, dropStale(at, now: now) else { continue }
-            let fds = owners.values[at].freed.prefix(budget).map(\.fd)
+            guard let owner = owners[pid], owner.uid == uid, Self.dropStale(owner, now: now) else { continue }
+            let fds = owner.freed.prefix(budget).map(\.fd)
             budget -= fds.count
-            out.append((owners.values[at].dir, fds))
+            out.append((owner.dir, fds))
             if out.count == 4 { break }
         }
         return out
@@ -796,13 +793,12 @@ struct ProcessIndex {
 
     /// `dir` holds a new connection at `fd`: its details if it is in the index (same process).
     mutating func used(_ dir: ProcDir, fd: Int32) -> CallerProcess? {
-        guard let at = owners.index(forKey: dir.pid),
-            owners.values[at].dir === dir || (owners.values[at].dir.isAlive && owners.values[at].process.pid == dir.pid)
-        else { return nil }
-        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == fd }) { owners.values[at].freed.remove(at: i) }
-        let process = owners.values[at].process
+        guard let owner = owners[dir.pid], owner.dir === dir || (owner.dir.isAlive && owner.process.pid == dir.pid) else {
+            return nil
+        }
+        if let i = owner.freed.firstIndex(where: { $0.fd == fd }) { owner.freed.remove(at: i) }
         touch(dir.pid)
-        return process
+        return owner.process
     }
 
     mutating func insert(_ dir: ProcDir, process: CallerProcess, uid: UInt32) {
@@ -812,10 +808,10 @@ struct ProcessIndex {
     }
 
     mutating func freed(_ claim: Claim, at now: ContinuousClock.Instant) {
-        guard let at = owners.index(forKey: claim.pid) else { return }
-        if let i = owners.values[at].freed.firstIndex(where: { $0.fd == claim.fd }) { owners.values[at].freed.remove(at: i) }
-        owners.values[at].freed.append((claim.fd, claim.inode, now))
-        if owners.values[at].freed.count > 1024 { owners.values[at].freed.removeFirst() }
+        guard let owner = owners[claim.pid] else { return }
+        if let i = owner.freed.firstIndex(where: { $0.fd == claim.fd }) { owner.freed.remove(at: i) }
+        owner.freed.append((claim.fd, claim.inode, now))
+        if owner.freed.count > 1024 { owner.freed.removeFirst() }
     }
 
     /// Records a `/proc` listing (newest first): returns the pids not seen at the last one, then the
