@@ -129,14 +129,15 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         do {
             let c = try await connect(url, options, role: "write", id: 0)
             conn = c
-            try await withDeadline(options.writeTimeout + .seconds(10), closing: c) {
+            let (shared, durable, revision) = try await bounded(.now + options.writeTimeout + .seconds(10), closing: c) {
                 try await PostgresSchema.migrate(c, host: options.hostName, logger: logger)
+                var shared: SharedIdentity?
+                if case .shared(let create, _) = identity {
+                    shared = try await PostgresSchema.identity(c, create: create, logger: logger)
+                }
+                let (durable, revision) = try await PostgresSchema.load(c, logger: logger)
+                return (shared, durable, revision)
             }
-            var shared: SharedIdentity?
-            if case .shared(let create, _) = identity {
-                shared = try await PostgresSchema.identity(c, create: create, logger: logger)
-            }
-            let (durable, revision) = try await PostgresSchema.load(c, logger: logger)
             let snap = StoreSnapshot.opening(config: config, durable: durable, revision: revision, now: clock.now(),
                                              signer: try signer(identity, shared))
             store = PostgresInstanceStore(url: url, options: options, snapshot: snap, identity: shared, writer: c, clock: clock, unreachable: nil)
@@ -273,79 +274,98 @@ public final class PostgresInstanceStore: BatchCommittingStore {
     {
         if state.withLock({ $0.closed }) { throw StoreError.closed }
         let conn = try await writerConnection(until: deadline)
-        let timedOut = Flag()
-        // Closing the connection fails whatever query waits on it (PostgresConnection.close() is
-        // immediate), so the transaction ends at the deadline even if the server never answers.
-        let watchdog = Task { [timedOut] in
-            try? await Task.sleep(until: deadline, clock: .continuous)
-            if !Task.isCancelled {
-                timedOut.set()
-                try? await conn.close()
-            }
+        let logger = logger
+        // Every exchange returns by the deadline, whatever PostgresNIO does (see ``bounded``).
+        func db<T: Sendable>(_ exchange: @escaping @Sendable () async throws -> T) async throws -> T {
+            try await Self.bounded(deadline, closing: conn, exchange)
         }
-        defer { watchdog.cancel() }
         let made: Made
         do {
-            try await conn.query("BEGIN", logger: logger)
-            var head: Int64 = -1
-            for try await r in try await conn.query("SELECT revision FROM imds_head WHERE id = 1 FOR UPDATE", logger: logger)
-                .decode(Int64.self)
-            { head = r }
-            while publisher.current.snapshot.revision < StoreRevision(clamping: head) {
-                let records = try await PostgresSchema.changes(after: publisher.current.snapshot.revision, conn, logger: logger)
-                if records.isEmpty { break }
-                advance(records)
+            let head = try await db { [self] in
+                try await conn.query("BEGIN", logger: logger)
+                var head: Int64 = -1
+                for try await r in try await conn.query("SELECT revision FROM imds_head WHERE id = 1 FOR UPDATE", logger: logger)
+                    .decode(Int64.self)
+                { head = r }
+                while publisher.current.snapshot.revision < StoreRevision(clamping: head) {
+                    let records = try await PostgresSchema.changes(after: publisher.current.snapshot.revision, conn, logger: logger)
+                    if records.isEmpty { break }
+                    advance(records)
+                }
+                return head
             }
             let local = publisher.current.snapshot
             guard Int64(clamping: local.revision) == head else {
-                _ = try? await conn.query("ROLLBACK", logger: logger)
+                _ = try? await db { try await conn.query("ROLLBACK", logger: logger) }
                 throw StoreError.unavailable("this host is at revision \(local.revision), the database at \(head)")
             }
             do {
                 made = try make(local)
             } catch {
-                try await conn.query("ROLLBACK", logger: logger)
+                _ = try await db { try await conn.query("ROLLBACK", logger: logger) }
                 throw Refused(error: error)
             }
             let revision = made.next.revision
             let json = String(decoding: try JSONEncoder().encode(made.changes), as: UTF8.self)
-            try await conn.query(
-                """
-                INSERT INTO imds_changes (revision, changes, committed_by) VALUES (\(Int64(revision)), \(json)::jsonb, \(options.hostName))
-                """, logger: logger)
-            try await conn.query("UPDATE imds_head SET revision = \(Int64(revision)) WHERE id = 1", logger: logger)
-            try await conn.query("SELECT pg_notify(\(PostgresSchema.channel), \(String(revision)))", logger: logger)
-            if revision % PostgresSchema.snapshotEvery == 0 {
-                let snapshot = String(decoding: try JSONEncoder().encode(made.next.durable), as: UTF8.self)
+            let snapshot = revision % PostgresSchema.snapshotEvery == 0
+                ? String(decoding: try JSONEncoder().encode(made.next.durable), as: UTF8.self) : nil
+            let host = options.hostName
+            try await db { [self] in
                 try await conn.query(
                     """
-                    INSERT INTO imds_snapshot (id, revision, state) VALUES (1, \(Int64(revision)), \(snapshot)::jsonb)
-                    ON CONFLICT (id) DO UPDATE SET revision = EXCLUDED.revision, state = EXCLUDED.state
+                    INSERT INTO imds_changes (revision, changes, committed_by) VALUES (\(Int64(revision)), \(json)::jsonb, \(host))
                     """, logger: logger)
+                try await conn.query("UPDATE imds_head SET revision = \(Int64(revision)) WHERE id = 1", logger: logger)
+                try await conn.query("SELECT pg_notify(\(PostgresSchema.channel), \(String(revision)))", logger: logger)
+                if let snapshot {
+                    try await conn.query(
+                        """
+                        INSERT INTO imds_snapshot (id, revision, state) VALUES (1, \(Int64(revision)), \(snapshot)::jsonb)
+                        ON CONFLICT (id) DO UPDATE SET revision = EXCLUDED.revision, state = EXCLUDED.state
+                        """, logger: logger)
+                }
+                // Only while this write is still the writer's: an exchange abandoned at its deadline
+                // must not leave the listener deferring to it.
+                let current = state.withLock { s -> Bool in
+                    guard s.writer === conn else { return false }
+                    s.committing = revision
+                    return true
+                }
+                guard current else { throw QueryTimedOut() }
+                try await conn.query("COMMIT", logger: logger)
             }
-            state.withLock { $0.committing = revision }
-            try await conn.query("COMMIT", logger: logger)
         } catch let r as Refused {
             throw r.error
         } catch let e as StoreError {
             throw e
         } catch {
-            // The outcome of a COMMIT whose answer was lost is unknown: if it did commit, the
-            // listener applies it like any other host's batch.
-            state.withLock { s in
-                s.committing = nil
-                s.deferred = false
+            // The outcome of a COMMIT whose answer was lost (or came too late) is unknown: if it did
+            // commit, the listener applies it like any other host's batch.
+            let deferred = state.withLock { s in
+                defer { s.committing = nil; s.deferred = false }
                 if s.writer === conn { s.writer = nil }
+                return s.deferred
             }
             try? await conn.close()
-            let why = timedOut.isSet ? "the database did not answer within \(options.writeTimeout)" : Self.describe(error)
+            if deferred { nudgeListener() }
+            let why = error is QueryTimedOut ? "the database did not answer within \(options.writeTimeout)" : Self.describe(error)
             markDown(why)
             throw StoreError.unavailable(why)
         }
         let catchUp = publishOwn(made, submission: submission)
         markUp()
-        if catchUp { try? await follow(conn) }
+        if catchUp {
+            do { try await follow(conn, until: deadline) } catch { nudgeListener() }
+        }
         return made.next.revision
+    }
+
+    /// Has the listener read the log again: the writer it left revisions to (see
+    /// ``State/deferred``) ended without applying them. A listener that is reconnecting reads
+    /// them anyway once connected.
+    private func nudgeListener() {
+        guard let listener = state.withLock({ $0.listener }), !listener.isClosed else { return }
+        Task { [self] in try? await follow(listener) }
     }
 
     /// Publishes the batch this host committed (unless the listener already applied it); returns
@@ -388,10 +408,15 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         if let last { cache?.save(last) }
     }
 
-    /// Reads and applies every revision after this host's, page by page, on `conn`.
-    private func follow(_ conn: PostgresConnection) async throws {
+    /// Reads and applies every revision after this host's, page by page, on `conn`; each page by
+    /// `deadline` (default: ``Options/writeTimeout`` from its start), or `conn` is closed.
+    private func follow(_ conn: PostgresConnection, until deadline: ContinuousClock.Instant? = nil) async throws {
+        let logger = logger
         while true {
-            let records = try await PostgresSchema.changes(after: publisher.current.snapshot.revision, conn, logger: logger)
+            let after = publisher.current.snapshot.revision
+            let records = try await Self.bounded(deadline ?? .now + options.writeTimeout, closing: conn) {
+                try await PostgresSchema.changes(after: after, conn, logger: logger)
+            }
             advance(records)
             if records.count < PostgresSchema.pageSize { return }
         }
@@ -527,12 +552,14 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         }
         defer { Task { try? await c.close() } }
         let logger = Options().logger
-        var exists = false
-        for try await found in try await c.query("SELECT to_regclass('imds_identity') IS NOT NULL", logger: logger).decode(Bool.self) {
-            exists = found
+        return try await bounded(.now + Options().writeTimeout, closing: c) {
+            var exists = false
+            for try await found in try await c.query("SELECT to_regclass('imds_identity') IS NOT NULL", logger: logger).decode(Bool.self) {
+                exists = found
+            }
+            guard exists else { return nil }
+            return try await PostgresSchema.readIdentity(c, logger: logger)?.certificatePEM
         }
-        guard exists else { return nil }
-        return try await PostgresSchema.readIdentity(c, logger: logger)?.certificatePEM
     }
 
     // MARK: - Connections
@@ -545,7 +572,9 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         }
         let c = try await connect(server, Options(), role: "setup", id: 0)
         defer { Task { try? await c.close() } }
-        try await c.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Options().logger)
+        try await bounded(.now + Options().writeTimeout, closing: c) {
+            _ = try await c.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"), logger: Options().logger)
+        }
     }
 
     /// Connects and completes the start-up exchange (authentication, parameters) by
@@ -646,14 +675,25 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         return try await PostgresConnection.connect(configuration: config, id: id, logger: quiet)
     }
 
-    /// Runs `body`, closing `conn` (which fails whatever `body` waits for) once `limit` has passed.
-    static func withDeadline<T: Sendable>(_ limit: Duration, closing conn: PostgresConnection, _ body: () async throws -> T) async throws -> T {
-        let watchdog = Task {
-            try? await Task.sleep(for: limit)
-            if !Task.isCancelled { try? await conn.close() }
+    /// Runs `exchange` (queries on `conn`) and returns what it returns, or closes `conn` and throws
+    /// ``QueryTimedOut`` at `deadline`. Closing the connection alone does not end every wait: a query
+    /// written just as the connection closes is never answered nor failed by PostgresNIO
+    /// (vapor/postgres-nio#487, reverted in #501), and closing a closed connection changes nothing.
+    /// Such an exchange is abandoned (its task stays suspended; its connection is closed).
+    static func bounded<T: Sendable>(
+        _ deadline: ContinuousClock.Instant, closing conn: PostgresConnection, _ exchange: @escaping @Sendable () async throws -> T
+    ) async throws -> T {
+        do {
+            return try await until(deadline, QueryTimedOut(), exchange, late: { _ in })
+        } catch let e as QueryTimedOut {
+            try? await conn.close()
+            throw e
         }
-        defer { watchdog.cancel() }
-        return try await body()
+    }
+
+    /// An exchange with the database that did not end by its deadline.
+    struct QueryTimedOut: Error, CustomStringConvertible {
+        var description: String { "the database did not answer in time" }
     }
 
     /// Whether `error` means the server could not be reached (as opposed to refusing us).

@@ -79,6 +79,24 @@ struct WriteDeadlineTests {
         }
     }
 
+    /// An exchange that never answers, even when cancelled (as a PostgresNIO query written just as
+    /// its connection closed: vapor/postgres-nio#487), ends at its deadline; one that answers in
+    /// time is returned.
+    @Test func anExchangeThatNeverAnswersEndsAtItsDeadline() async throws {
+        let never = NeverAnswered()
+        defer { never.release() }
+        let started = ContinuousClock.now
+        await #expect(throws: PostgresInstanceStore.QueryTimedOut.self) {
+            try await PostgresInstanceStore.until(.now + .milliseconds(200), PostgresInstanceStore.QueryTimedOut()) {
+                await never.wait()
+                return 1
+            } late: { _ in }
+        }
+        #expect(ContinuousClock.now - started < .seconds(10), "ended by its deadline, not the suite's limit")
+        let answered = try await PostgresInstanceStore.until(.now + .seconds(30), PostgresInstanceStore.QueryTimedOut()) { 7 } late: { _ in }
+        #expect(answered == 7)
+    }
+
     /// A listening socket on 127.0.0.1 that never accepts.
     private func silentListener() throws -> (Int32, Int) {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -102,6 +120,29 @@ struct WriteDeadlineTests {
 @Suite(.timeLimit(.minutes(1)), .enabled(if: PostgresTestServer.url != nil,
                 "IMDS_TEST_POSTGRES_URL is not set: the PostgreSQL store tests are skipped (scripts/test-postgres.sh runs them)"))
 struct PostgresWriteDeadlineTests {
+    /// A query on a connection that closed under it (as when PostgreSQL is stopped between two
+    /// queries of a transaction) ends by the exchange's deadline, answered or not.
+    @Test func aQueryOnAConnectionClosedUnderItEndsByTheDeadline() async throws {
+        let url = try await PostgresTestServer.freshDatabase()
+        var options = PostgresInstanceStore.Options(hostName: "closed")
+        options.logger.logLevel = .critical
+        let logger = options.logger
+        for n in 0..<20 {
+            let c = try await PostgresInstanceStore.connect(url, options, role: "closed", id: 100 + n)
+            let closing = Task { try? await c.close() }
+            if n % 2 == 0 { await closing.value }
+            let started = ContinuousClock.now
+            await #expect(throws: (any Error).self) {
+                try await PostgresInstanceStore.bounded(.now + .milliseconds(500), closing: c) {
+                    try await c.query("SELECT pg_sleep(0.2)", logger: logger)
+                    try await c.query("SELECT 1", logger: logger)
+                }
+            }
+            #expect(ContinuousClock.now - started < .seconds(10))
+            await closing.value
+        }
+    }
+
     @Test func aWriteHeldUpByTheDatabaseFailsByItsDeadlineAndLeavesNothing() async throws {
         let url = try await PostgresTestServer.freshDatabase()
         var options = PostgresInstanceStore.Options(hostName: "a", writeTimeout: .seconds(2))
@@ -160,5 +201,23 @@ struct PostgresWriteDeadlineTests {
         let b = try await PostgresTestServer.open(url, config: .embeddedDefault, host: "b")
         defer { Task { await b.shutdown() } }
         #expect(b.snapshot.durable == store.snapshot.durable)
+    }
+}
+
+/// A wait that ignores cancellation and ends only when released (at the end of the test).
+final class NeverAnswered: Sendable {
+    private let state = Mutex<(waiter: CheckedContinuation<Void, Never>?, released: Bool)>((nil, false))
+    func wait() async {
+        await withCheckedContinuation { c in
+            let now = state.withLock { s -> Bool in
+                if s.released { return true }
+                s.waiter = c
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+    func release() {
+        state.withLock { s in defer { s.waiter = nil; s.released = true }; return s.waiter }?.resume()
     }
 }
