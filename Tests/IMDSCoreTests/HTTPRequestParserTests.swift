@@ -41,6 +41,25 @@ struct HTTPRequestParserTests {
         ("GET   HTTP/1.0\r\n\r\n", "error(400)"),
     ]
 
+    /// What followed the request in the read that completed it: nothing for one request however
+    /// it arrives (the loop then sends the answer and the FIN in one segment), the rest of the
+    /// read for a pipelined request or bytes after a body.
+    @Test func excessIsWhatFollowedTheRequest() {
+        let get = Array("GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
+        #expect(Self.parse([get]).1.excess == 0)
+        #expect(Self.parse(get.map { [$0] }).1.excess == 0)
+        #expect(Self.parse([Array(get[..<10]), Array(get[10...])]).1.excess == 0)
+        let pipelined = Self.parse([get + get])
+        #expect(pipelined.0 == .complete)
+        #expect(pipelined.1.excess == get.count)
+        let put = Array("PUT / HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello".utf8)
+        #expect(Self.parse([put]).1.excess == 0)
+        #expect(Self.parse([put + Array("xyz".utf8)]).1.excess == 3)
+        #expect(Self.parse([Array(put[..<20]), Array(put[20...]) + Array("GET".utf8)]).1.excess == 3)
+        let chunked = Array("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET".utf8)
+        #expect(Self.parse([chunked]).1.excess == 3)
+    }
+
     @Test(arguments: cases.indices)
     func sameOutcomeHoweverTheBytesArrive(_ i: Int) {
         let (text, expected) = Self.cases[i]

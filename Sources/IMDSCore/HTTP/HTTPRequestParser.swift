@@ -39,6 +39,9 @@ package struct HTTPRequestParser {
 
     package private(set) var head = Head()
     package private(set) var bodyLength = 0
+    /// Bytes that followed the request in the read that completed it (a pipelined request): 0 when
+    /// the client sent exactly one request so far.
+    package private(set) var excess = 0
     private let maxBody: Int
     private var phase = Phase.head
     /// The part of a line not terminated yet (only when a line is split across reads).
@@ -68,7 +71,11 @@ package struct HTTPRequestParser {
                 let take = min(remaining, n - i)
                 i += take
                 if let e = countBody(take) { return finish(e) }
-                if remaining - take == 0 { phase = .done; return finish(.complete) }
+                if remaining - take == 0 {
+                    excess = n - i
+                    phase = .done
+                    return finish(.complete)
+                }
                 phase = .body(remaining: remaining - take)
             case .chunkData(let remaining):
                 let take = min(remaining, n - i)
@@ -100,7 +107,10 @@ package struct HTTPRequestParser {
                     outcome = joined.withUnsafeBytes { line($0) }
                 }
                 i += lf + 1
-                if let outcome { return finish(outcome) }
+                if let outcome {
+                    if outcome == .complete { excess = n - i }
+                    return finish(outcome)
+                }
             }
         }
         if case .done = phase { return finish(.complete) }
