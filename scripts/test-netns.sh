@@ -111,6 +111,9 @@ wait $DUMP 2>/dev/null
 # The first data segment is the token response (ttl 2); the next is the GET's response (ttl 64).
 ttls=$(grep -o 'ttl [0-9]*' "$TMP/cap2" | awk '{print $2}' | tr '\n' ' ')
 check "token response left with IP TTL 2, the GET's with the default (seen: $ttls)" bash -c "set -- $ttls; [ \"\$1\" = 2 ] && [ \"\${2:-}\" = 64 ]"
+# Each answer carries its FIN (one segment for the answer and the end of the connection).
+flags=$(grep -o 'Flags \[[^]]*\]' "$TMP/cap2" | head -2 | sed 's/^Flags //' | tr '\n' ' ')
+check "each answer left with its FIN in one segment (seen: $flags)" bash -c "set -- $flags; case \"\$1 \${2:-}\" in *F*' '*F*) ;; *) exit 1;; esac"
 
 # --- IPv6 ------------------------------------------------------------------------------------------
 echo "IPv6 on fd00:ec2::254"

@@ -628,13 +628,6 @@ public final class PostgresInstanceStore: BatchCommittingStore {
         }
     }
 
-    /// A flag one task sets and another reads.
-    final class Flag: Sendable {
-        private let value = Atomic<Bool>(false)
-        func set() { value.store(true, ordering: .releasing) }
-        var isSet: Bool { value.load(ordering: .acquiring) }
-    }
-
     /// A continuation resumed once, by whichever side takes it first.
     final class Once<T: Sendable>: Sendable {
         private let state = Mutex<(CheckedContinuation<T, any Error>?, (@Sendable () -> Void)?, Bool)>((nil, nil, false))
