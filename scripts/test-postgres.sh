@@ -236,6 +236,10 @@ fleet stream "$X" "$TMP/acked" "$TMP/stop" "${CP[a]}" &
 WRITER=$!
 acked_some
 pg_stop && ok "PostgreSQL stopped during writes" || not_ok "pg_ctl stop"
+# The writer on A must see the outage itself (a write during it answered 503 within its 5 s
+# deadline) before the database comes back: waited for, bounded at 10 s, so that the check below
+# does not depend on how many of its writes the rest of this phase leaves time for.
+for _ in $(seq 1 100); do grep -q '^E ServiceUnavailable 503' "$TMP/acked" && break; sleep 0.1; done
 sleep 0.5
 check "B's data plane keeps answering (token)" "200" "$(status 2 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' "${DP[b]}/latest/api/token")"
 check "B's data plane keeps answering (A's token)" "$X" "$(as 2 -H "X-aws-ec2-metadata-token: $TA" "${DP[b]}/latest/meta-data/instance-id")"
